@@ -1,0 +1,16 @@
+# Source this to use pose_ros from a shell:  source scripts/env.sh
+# Activates the set-up's virtual environment and the colcon install space, and keeps DDS on this machine.
+_pose_ros_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_pose_ros_venv="${POSE_ROS_VENV:-${POSE_ROS_CACHE:-$HOME/.cache/pose_ros}/venv}"
+if [[ ! -f "$_pose_ros_venv/bin/activate" || ! -f "$_pose_ros_root/install/setup.bash" ]]; then
+  echo "pose_ros is not set up yet: run $_pose_ros_root/scripts/setup.sh" >&2
+  return 1 2>/dev/null || exit 1
+fi
+# shellcheck disable=SC1091
+source "$_pose_ros_venv/bin/activate"
+export AMENT_PREFIX_PATH="$_pose_ros_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+# shellcheck disable=SC1091
+source "$_pose_ros_root/install/setup.bash"
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+export POSE_ROS_CACHE="${POSE_ROS_CACHE:-$HOME/.cache/pose_ros}"
+unset _pose_ros_root _pose_ros_venv
