@@ -1,0 +1,134 @@
+"""One configuration for the whole 2D pipeline and the factory that builds its estimator.
+
+The ROS node, the demo and the evaluation command all describe what they want with a `PipelineConfig`
+and get an `Estimator` (image → people) from `create_estimator`; `EstimatorCache` keeps built
+estimators so that switching mode or model back and forth does not reload weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pose_ros.core.person import Person
+
+Estimator = Callable[[np.ndarray], list[Person]]
+"""An estimator maps an RGB image (H, W, 3) uint8 to the people in it (pixel coordinates)."""
+
+MODES = ("bottom_up", "top_down")
+BOTTOM_UP_MODELS = ("movenet_multipose", "openpose")
+BACKENDS = ("auto", "torch", "onnxruntime")
+MAX_PEOPLE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What to run. Field names equal the ROS parameter names of pose_node.
+
+    Attributes:
+        mode: "bottom_up" (one network for everybody) or "top_down" (person detector + one pose per crop).
+        bottom_up_model: "movenet_multipose" (default, weights from the set-up) or "openpose" (needs weights).
+        openpose_weights: path of an OpenPose checkpoint (CMU body_pose_model.pth or Lightweight OpenPose).
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        backend: "auto" (onnxruntime on CPU, torch on CUDA), "torch" or "onnxruntime".
+        input_width, input_height: network input size in pixels (multiples of 32 for MoveNet).
+        score_threshold: minimum person score in [0, 1].
+        max_people: at most this many people per frame, highest scores first.
+    """
+
+    mode: str = "bottom_up"
+    bottom_up_model: str = "movenet_multipose"
+    openpose_weights: str = ""
+    device: str = "auto"
+    backend: str = "auto"
+    input_width: int = 512
+    input_height: int = 384
+    score_threshold: float = 0.2
+    max_people: int = 6
+
+    def validate(self) -> None:
+        """Raise ValueError with a reason when a field has an unusable value."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.bottom_up_model not in BOTTOM_UP_MODELS:
+            raise ValueError(f"bottom_up_model must be one of {BOTTOM_UP_MODELS}, got {self.bottom_up_model!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        if not 1 <= self.max_people <= MAX_PEOPLE_LIMIT:
+            raise ValueError(f"max_people must be in [1, {MAX_PEOPLE_LIMIT}], got {self.max_people}")
+
+    @property
+    def model_name(self) -> str:
+        """Name of the keypoint model this configuration runs (written into PersonArray.model)."""
+        return self.bottom_up_model if self.mode == "bottom_up" else "top_down"
+
+
+def create_estimator(config: PipelineConfig) -> Estimator:
+    """Build the estimator `config` asks for (loads weights; may take seconds).
+
+    Raises ValueError for an invalid configuration and FileNotFoundError/RuntimeError (naming the file)
+    when weights are missing or unreadable.
+    """
+    config.validate()
+    if config.mode == "top_down":
+        raise ValueError("mode 'top_down' is not available yet in this version: use 'bottom_up'")
+    if config.bottom_up_model == "openpose":
+        from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
+
+        return OpenPoseEstimator(
+            OpenPoseSettings(weights=config.openpose_weights, device=config.device, max_people=config.max_people)
+        )
+    from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetSettings
+
+    return MoveNetMultiPose(
+        MoveNetSettings(
+            input_width=config.input_width,
+            input_height=config.input_height,
+            score_threshold=config.score_threshold,
+            max_people=min(config.max_people, 6),
+            device=config.device,
+            backend=config.backend,
+        )
+    )
+
+
+class PosePipeline:
+    """Runs the configured estimator on images; builds estimators on first use and keeps them.
+
+    Estimators are keyed by the fields that change the network (mode, model, weights, device, backend,
+    input size), so changing thresholds never reloads weights and switching modes back and forth is free.
+    """
+
+    def __init__(self, factory: Callable[[PipelineConfig], Estimator] = create_estimator) -> None:
+        self._factory = factory
+        self._estimators: dict[PipelineConfig, Estimator] = {}
+
+    @staticmethod
+    def _model_key(config: PipelineConfig) -> PipelineConfig:
+        return replace(config, score_threshold=0.0, max_people=MAX_PEOPLE_LIMIT)
+
+    def estimator(self, config: PipelineConfig) -> Estimator:
+        """The estimator for `config`, building it (and raising its errors) the first time."""
+        key = self._model_key(config)
+        if key not in self._estimators:
+            config.validate()
+            self._estimators[key] = self._factory(key)
+        return self._estimators[key]
+
+    def __call__(self, config: PipelineConfig, image_rgb: np.ndarray) -> list[Person]:
+        """People in `image_rgb` (H, W, 3) uint8 with score >= threshold, best first, ids 0..N-1."""
+        people = [p for p in self.estimator(config)(image_rgb) if p.score >= config.score_threshold]
+        people.sort(key=lambda p: p.score, reverse=True)
+        people = people[: config.max_people]
+        for index, person in enumerate(people):
+            person.id = index
+        return people
+
+    @property
+    def num_loaded(self) -> int:
+        """How many estimators are built and cached."""
+        return len(self._estimators)

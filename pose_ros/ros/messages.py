@@ -1,0 +1,153 @@
+"""Core results (`Person`) → ROS messages: PersonArray and RViz MarkerArray.
+
+Every output carries the input image's header unchanged. Markers live in the image's frame (the camera
+optical frame): a keypoint with a 3D position is drawn there; a 2D-only keypoint is placed on its viewing
+ray at `marker_depth` metres, so skeletons line up with the image when viewed from the camera.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from pose_ros.core.camera import deproject
+from pose_ros.core.person import Person
+from pose_ros.core.skeletons import get_layout
+from pose_ros.msg import BodyModel, Keypoint2D, PersonArray
+from pose_ros.msg import Person as PersonMsg
+
+# Distinct colours (RGB 0..1) indexed by person id.
+PALETTE = np.array(
+    [
+        (0.90, 0.10, 0.29), (0.24, 0.71, 0.29), (0.00, 0.51, 0.78), (0.96, 0.51, 0.19), (0.57, 0.12, 0.71),
+        (0.27, 0.94, 0.94), (0.94, 0.20, 0.90), (0.82, 0.96, 0.24), (0.98, 0.75, 0.83), (0.00, 0.50, 0.50),
+    ]
+)
+MARKER_NAMESPACES = ("skeleton", "joints", "mesh")
+
+
+def person_color(person_id: int) -> tuple[float, float, float]:
+    """Colour (r, g, b) in 0..1 for a person id; the same id always gets the same colour."""
+    r, g, b = PALETTE[person_id % len(PALETTE)]
+    return float(r), float(g), float(b)
+
+
+def _float_list(values: np.ndarray | None) -> list[float]:
+    return [] if values is None else np.asarray(values, np.float32).ravel().tolist()
+
+
+def person_to_msg(person: Person, keypoint_threshold: float) -> PersonMsg:
+    """One `Person` → pose_ros/Person; visible = confidence >= keypoint_threshold."""
+    msg = PersonMsg()
+    msg.id = int(person.id)
+    msg.tracked = bool(person.tracked)
+    msg.score = float(person.score)
+    msg.bbox = np.asarray(person.bbox_xywh, np.float32)
+    msg.layout = person.layout
+    xs, ys = person.keypoints_xy[:, 0].tolist(), person.keypoints_xy[:, 1].tolist()
+    confidences = person.confidences.tolist()
+    msg.keypoints = [
+        Keypoint2D(x=x, y=y, confidence=c, visible=c >= keypoint_threshold)
+        for x, y, c in zip(xs, ys, confidences, strict=True)
+    ]
+    if person.keypoints_3d is not None:
+        msg.keypoints_3d = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in person.keypoints_3d]
+    if person.body_model is not None:
+        body = person.body_model
+        msg.body_model = BodyModel(
+            name=body.name,
+            betas=_float_list(body.betas),
+            pose=_float_list(body.pose),
+            pose_joint_names=list(body.pose_joint_names),
+            translation=_float_list(body.translation),
+            camera=_float_list(body.camera),
+        )
+    return msg
+
+
+def people_to_msg(
+    people: list[Person],
+    header: Header,
+    image_size: tuple[int, int],
+    mode: str,
+    model: str,
+    keypoint_threshold: float,
+) -> PersonArray:
+    """All people of a frame → PersonArray with the input `header`; image_size is (width, height) pixels."""
+    msg = PersonArray()
+    msg.header = header
+    msg.image_width, msg.image_height = int(image_size[0]), int(image_size[1])
+    msg.mode = mode
+    msg.model = model
+    msg.people = [person_to_msg(person, keypoint_threshold) for person in people]
+    return msg
+
+
+def _marker(header: Header, namespace: str, marker_id: int, marker_type: int, color: tuple[float, ...]) -> Marker:
+    marker = Marker()
+    marker.header = header
+    marker.ns = namespace
+    marker.id = marker_id
+    marker.type = marker_type
+    marker.action = Marker.ADD
+    marker.pose.orientation.w = 1.0
+    marker.color = ColorRGBA(r=color[0], g=color[1], b=color[2], a=1.0)
+    marker.lifetime = Duration()
+    return marker
+
+
+def _points(xyz: np.ndarray) -> list[Point]:
+    return [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
+
+
+def keypoints_in_camera_frame(person: Person, camera_matrix: np.ndarray, marker_depth: float) -> np.ndarray:
+    """(K, 3) metres: the person's 3D keypoints where known, else pixels deprojected at marker_depth; NaN if unknown."""
+    xyz = deproject(person.keypoints_xy.astype(np.float64), marker_depth, camera_matrix)
+    if person.keypoints_3d is not None:
+        known = np.isfinite(person.keypoints_3d).all(axis=1)
+        xyz[known] = person.keypoints_3d[known]
+    return xyz
+
+
+def people_to_markers(
+    people: list[Person],
+    header: Header,
+    camera_matrix: np.ndarray,
+    keypoint_threshold: float,
+    marker_depth: float = 2.0,
+    line_width: float = 0.02,
+    joint_size: float = 0.04,
+) -> MarkerArray:
+    """MarkerArray for a frame: DELETEALL, then per person a LINE_LIST of limbs (ns "skeleton") and a
+    SPHERE_LIST of joints (ns "joints"), and a TRIANGLE_LIST mesh (ns "mesh") when the person has one.
+
+    Marker ids are person ids; only keypoints with confidence >= keypoint_threshold are drawn.
+    """
+    clear = Marker()
+    clear.header = header
+    clear.action = Marker.DELETEALL
+    markers = [clear]
+    for person in people:
+        color = person_color(person.id)
+        xyz = keypoints_in_camera_frame(person, camera_matrix, marker_depth)
+        visible = (person.confidences >= keypoint_threshold) & np.isfinite(xyz).all(axis=1)
+        limbs = np.array(get_layout(person.layout).limbs)
+        limbs = limbs[visible[limbs[:, 0]] & visible[limbs[:, 1]]]
+        skeleton = _marker(header, "skeleton", person.id, Marker.LINE_LIST, color)
+        skeleton.scale.x = line_width
+        skeleton.points = _points(xyz[limbs.ravel()]) if len(limbs) else []
+        joints = _marker(header, "joints", person.id, Marker.SPHERE_LIST, color)
+        joints.scale.x = joints.scale.y = joints.scale.z = joint_size
+        joints.points = _points(xyz[visible])
+        markers += [skeleton, joints]
+        body = person.body_model
+        if body is not None and body.vertices is not None and body.faces is not None:
+            mesh = _marker(header, "mesh", person.id, Marker.TRIANGLE_LIST, color)
+            mesh.scale.x = mesh.scale.y = mesh.scale.z = 1.0
+            mesh.color.a = 0.8
+            mesh.points = _points(np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()])
+            markers.append(mesh)
+    return MarkerArray(markers=markers)

@@ -1,0 +1,101 @@
+"""pose_node's parameters: one table with defaults, descriptions and ranges, declared in one call.
+
+The same table documents the README and is checked against config/pose.yaml by the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+
+from pose_ros.core.pipeline import BACKENDS, BOTTOM_UP_MODELS, MAX_PEOPLE_LIMIT, MODES, PipelineConfig
+
+RELIABILITIES = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: object
+    description: str
+    choices: tuple[str, ...] = ()
+    int_range: tuple[int, int, int] | None = None  # from, to, step
+    float_range: tuple[float, float] | None = None
+    read_only: bool = False
+
+
+_DEFAULTS = PipelineConfig()
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("mode", _DEFAULTS.mode, "pipeline: bottom_up (one network for all people) or top_down", MODES),
+    ParameterSpec(
+        "bottom_up_model", _DEFAULTS.bottom_up_model, "bottom-up keypoint model (openpose needs openpose_weights)",
+        BOTTOM_UP_MODELS,
+    ),
+    ParameterSpec("openpose_weights", "", "path of an OpenPose checkpoint (.pth), for bottom_up_model=openpose"),
+    ParameterSpec("device", _DEFAULTS.device, "torch device: auto (CUDA when present, else CPU), cpu, cuda, cuda:N"),
+    ParameterSpec(
+        "backend", _DEFAULTS.backend, "inference runtime: auto (onnxruntime on CPU, torch on CUDA), torch, onnxruntime",
+        BACKENDS,
+    ),
+    ParameterSpec("input_width", _DEFAULTS.input_width, "network input width in pixels", int_range=(128, 1280, 32)),
+    ParameterSpec("input_height", _DEFAULTS.input_height, "network input height in pixels", int_range=(128, 1280, 32)),
+    ParameterSpec(
+        "score_threshold", _DEFAULTS.score_threshold, "minimum person score to publish", float_range=(0.0, 1.0)
+    ),
+    ParameterSpec(
+        "keypoint_threshold", 0.3, "keypoints with confidence below this are published as not visible and not drawn",
+        float_range=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "max_people", _DEFAULTS.max_people, "at most this many people per frame (highest scores first)",
+        int_range=(1, MAX_PEOPLE_LIMIT, 1),
+    ),
+    ParameterSpec("publish_overlay", True, "publish the debug image with skeletons drawn on the input"),
+    ParameterSpec(
+        "marker_depth", 2.0, "distance (m) at which 2D-only keypoints are placed along their viewing rays in RViz",
+        float_range=(0.1, 100.0),
+    ),
+    ParameterSpec(
+        "image_reliability", "best_effort", "QoS reliability of the image subscription (keep-last 1)", RELIABILITIES,
+        read_only=True,
+    ),
+    ParameterSpec("auto_activate", True, "configure and activate the lifecycle node at start-up", read_only=True),
+)
+PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+PIPELINE_FIELDS = tuple(f.name for f in fields(PipelineConfig))
+
+
+def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """ROS descriptor of one parameter: description, choices as constraints, numeric range."""
+    text = spec.description + (f" (one of: {', '.join(spec.choices)})" if spec.choices else "")
+    result = ParameterDescriptor(description=text, read_only=spec.read_only)
+    if spec.choices:
+        result.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.int_range:
+        lo, hi, step = spec.int_range
+        result.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=step)]
+    if spec.float_range:
+        lo, hi = spec.float_range
+        result.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+    return result
+
+
+def declare_all(node: Node) -> None:
+    """Declare every pose_node parameter on `node` (values from overrides/YAML where given)."""
+    node.declare_parameters("", [(spec.name, spec.default, descriptor(spec)) for spec in PARAMETERS])
+
+
+def check_choice(name: str, value: object) -> str | None:
+    """Reason why `value` is not allowed for parameter `name`, or None when it is."""
+    spec = next((s for s in PARAMETERS if s.name == name), None)
+    if spec is not None and spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
+    return None
+
+
+def pipeline_config(values: dict[str, object]) -> PipelineConfig:
+    """PipelineConfig from a name → value mapping holding (at least) every pipeline parameter."""
+    return PipelineConfig(**{name: values[name] for name in PIPELINE_FIELDS})

@@ -1,0 +1,198 @@
+"""pose_node: camera images in; people, RViz markers and a debug overlay out.
+
+A lifecycle node: configure creates the publishers and loads the model, activate subscribes to the
+image, deactivate unsubscribes, cleanup drops the model. With `auto_activate` (default) it configures and
+activates itself at start-up, so `ros2 run pose_ros pose_node` just works.
+
+Topics (relative names; remap them):
+  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo, optional)
+  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image)
+Every output carries the input image's header unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import MarkerArray
+
+from pose_ros.core.camera import default_camera_matrix
+from pose_ros.core.draw import draw_people
+from pose_ros.core.pipeline import PipelineConfig, PosePipeline
+from pose_ros.msg import PersonArray
+from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, to_rgb8
+from pose_ros.ros.messages import people_to_markers, people_to_msg
+from pose_ros.ros.parameters import PARAMETER_NAMES, PIPELINE_FIELDS, check_choice, declare_all, pipeline_config
+
+OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
+ERROR_LOG_PERIOD_S = 5.0
+
+
+class PoseNode(LifecycleNode):
+    """Human pose estimation on an image topic (see the module docstring for topics)."""
+
+    def __init__(self, node_name: str = "pose_node", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_all(self)
+        self.counters: Counter[str] = Counter()
+        self._last_error_log: dict[str, float] = {}
+        self._pipeline = PosePipeline()
+        self._config = pipeline_config(self._values())
+        self._camera_matrix: np.ndarray | None = None
+        self._image_sub = self._camera_info_sub = None
+        self._people_pub = self._markers_pub = self._overlay_pub = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ----- parameters -------------------------------------------------------------------------------------------
+    def _values(self) -> dict[str, object]:
+        return {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate a parameter change; a change of model is tried (weights loaded) before it is accepted."""
+        values = self._values() | {p.name: p.value for p in parameters}
+        for p in parameters:
+            reason = check_choice(p.name, p.value)
+            if reason:
+                return self._reject_parameters(reason)
+        config = pipeline_config(values)
+        if config != self._config:
+            try:
+                config.validate()
+                if self._is_configured():
+                    self._pipeline.estimator(config)
+            except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+                return self._reject_parameters(str(error))
+            changed = {f: getattr(config, f) for f in PIPELINE_FIELDS if getattr(config, f) != getattr(self._config, f)}
+            self.get_logger().info(f"parameters changed, effective from the next frame: {changed}")
+            self._config = config
+        return SetParametersResult(successful=True)
+
+    def _reject_parameters(self, reason: str) -> SetParametersResult:
+        self.counters["rejected_parameter"] += 1
+        self.get_logger().warning(f"parameter change rejected: {reason}")
+        return SetParametersResult(successful=False, reason=reason)
+
+    # ----- lifecycle ---------------------------------------------------------------------------------------------
+    def _is_configured(self) -> bool:
+        return self._people_pub is not None
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            started = time.perf_counter()
+            self._pipeline.estimator(self._config)
+            self.get_logger().info(
+                f"model {self._config.model_name} ({self._config.mode}) ready on device {self._config.device} "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
+        except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+            self.get_logger().error(f"cannot load the model: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
+        self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
+        self._overlay_pub = self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        reliability = self.get_parameter("image_reliability").value
+        policy = QoSReliabilityPolicy.RELIABLE if reliability == "reliable" else QoSReliabilityPolicy.BEST_EFFORT
+        image_qos = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
+        self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos)
+        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos)
+        self.get_logger().info(f"subscribed to {self._image_sub.topic_name} ({reliability}, keep last 1)")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for subscription in (self._image_sub, self._camera_info_sub):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        self._image_sub = self._camera_info_sub = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for publisher in (self._people_pub, self._markers_pub, self._overlay_pub):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self._people_pub = self._markers_pub = self._overlay_pub = None
+        self._pipeline = PosePipeline()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return TransitionCallbackReturn.SUCCESS
+
+    # ----- frames ------------------------------------------------------------------------------------------------
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        k = np.asarray(msg.k, np.float64).reshape(3, 3)
+        self._camera_matrix = k if k[0, 0] > 0 and k[1, 1] > 0 else None
+
+    def _log_error(self, kind: str, text: str) -> None:
+        """Count an error of `kind` and log it, at most once per ERROR_LOG_PERIOD_S per kind."""
+        self.counters[kind] += 1
+        now = time.monotonic()
+        if now - self._last_error_log.get(kind, -np.inf) >= ERROR_LOG_PERIOD_S:
+            self._last_error_log[kind] = now
+            self.get_logger().error(f"{text} [{kind}: {self.counters[kind]} so far]")
+
+    def _on_image(self, msg: Image) -> None:
+        self.counters["frames_received"] += 1
+        try:
+            image_rgb = to_rgb8(msg)
+        except ImageConversionError as error:
+            self._log_error("bad_image", f"frame dropped, bad image: {error}")
+            return
+        config = self._config
+        try:
+            people = self._pipeline(config, image_rgb)
+        except (RuntimeError, ValueError, FileNotFoundError, OSError) as error:
+            self._log_error("inference_error", f"frame dropped, inference failed: {error}")
+            return
+        self._publish(msg, image_rgb, people, config)
+        self.counters["frames_processed"] += 1
+
+    def _publish(self, msg: Image, image_rgb: np.ndarray, people: list, config: PipelineConfig) -> None:
+        height, width = image_rgb.shape[:2]
+        keypoint_threshold = float(self.get_parameter("keypoint_threshold").value)
+        self._people_pub.publish(
+            people_to_msg(people, msg.header, (width, height), config.mode, config.model_name, keypoint_threshold)
+        )
+        camera_matrix = self._camera_matrix if self._camera_matrix is not None else default_camera_matrix(width, height)
+        marker_depth = float(self.get_parameter("marker_depth").value)
+        self._markers_pub.publish(
+            people_to_markers(people, msg.header, camera_matrix, keypoint_threshold, marker_depth=marker_depth)
+        )
+        if self.get_parameter("publish_overlay").value:
+            overlay = draw_people(image_rgb, people, keypoint_threshold=keypoint_threshold)
+            self._overlay_pub.publish(array_to_image(overlay, "rgb8", msg.header))
+
+
+def activate(node: PoseNode) -> bool:
+    """Configure and activate `node`; False (after logging why) when configuration failed."""
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        node.get_logger().error("configuration failed; the node stays unconfigured (fix the cause, then configure)")
+        return False
+    node.trigger_activate()
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = PoseNode()
+    try:
+        if node.get_parameter("auto_activate").value:
+            activate(node)
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

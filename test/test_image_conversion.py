@@ -1,0 +1,127 @@
+"""sensor_msgs/Image ⇄ numpy: round trips for every encoding, step padding, byte order, bad frames."""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from pose_ros.ros.image_conversion import (
+    ENCODINGS,
+    ImageConversionError,
+    array_to_image,
+    image_to_array,
+    to_rgb8,
+)
+
+RNG = np.random.default_rng(7)
+
+
+def random_pixels(encoding: str, height: int = 5, width: int = 6) -> np.ndarray:
+    info = ENCODINGS[encoding]
+    shape = (height, width) if info.channels == 1 else (height, width, info.channels)
+    if info.dtype == np.float32:
+        return RNG.normal(size=shape).astype(np.float32)
+    return RNG.integers(0, np.iinfo(info.dtype).max, size=shape, dtype=info.dtype)
+
+
+def padded_message(pixels: np.ndarray, encoding: str, pad: int, big_endian: bool) -> Image:
+    """An Image with `pad` junk bytes after every row, in the requested byte order."""
+    stored = pixels.astype(pixels.dtype.newbyteorder(">" if big_endian else "<"))
+    rows = stored.reshape(pixels.shape[0], -1).view(np.uint8)
+    junk = np.full((rows.shape[0], pad), 0xAB, np.uint8)
+    data = np.concatenate([rows, junk], axis=1)
+    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, is_bigendian=big_endian)
+    msg.step = data.shape[1]
+    msg.data = array.array("B", data.tobytes())
+    return msg
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_round_trip_every_encoding(encoding: str) -> None:
+    pixels = random_pixels(encoding)
+    header = Header(frame_id="camera_optical")
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    msg = array_to_image(pixels, encoding, header)
+    assert msg.header == header
+    assert msg.step == pixels.shape[1] * pixels.itemsize * ENCODINGS[encoding].channels
+    back = image_to_array(msg)
+    np.testing.assert_array_equal(back, pixels)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgra8", "mono16", "16UC1", "32FC1", "rgb16"])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_step_padding_and_byte_order(encoding: str, big_endian: bool) -> None:
+    pixels = random_pixels(encoding, height=4, width=7)
+    msg = padded_message(pixels, encoding, pad=5, big_endian=big_endian)
+    np.testing.assert_array_equal(image_to_array(msg), pixels)
+
+
+def test_zero_copy_view_when_byte_order_matches() -> None:
+    pixels = random_pixels("bgr8", 8, 9)
+    msg = padded_message(pixels, "bgr8", pad=3, big_endian=False)
+    view = image_to_array(msg)
+    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "to_rgb"),
+    [
+        ("rgb8", lambda p: p),
+        ("bgr8", lambda p: p[:, :, ::-1]),
+        ("rgba8", lambda p: p[:, :, :3]),
+        ("bgra8", lambda p: p[:, :, 2::-1]),
+        ("mono8", lambda p: np.repeat(p[:, :, None], 3, axis=2)),
+        ("mono16", lambda p: np.repeat((p >> 8).astype(np.uint8)[:, :, None], 3, axis=2)),
+    ],
+)
+def test_to_rgb8(encoding: str, to_rgb) -> None:
+    pixels = random_pixels(encoding)
+    rgb = to_rgb8(array_to_image(pixels, encoding))
+    assert rgb.shape == (*pixels.shape[:2], 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb, to_rgb(pixels))
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv"])
+def test_yuv422_decodes_to_the_colour(encoding: str) -> None:
+    """A flat colour packed as 4:2:2 in either byte order decodes to its BT.601 (video range) RGB."""
+    y, u, v = 120, 90, 160
+    pair = [u, y, v, y] if encoding in ("yuv422", "uyvy") else [y, u, y, v]
+    packed = np.tile(np.array(pair, np.uint8), (4, 4)).reshape(4, 8, 2)
+    rgb = to_rgb8(array_to_image(packed, encoding))
+    luma = 1.164 * (y - 16)
+    red, blue = luma + 1.596 * (v - 128), luma + 2.017 * (u - 128)
+    expected = np.array([red, luma - 0.392 * (u - 128) - 0.813 * (v - 128), blue])
+    assert np.abs(rgb.astype(float) - expected).max() <= 2
+
+
+def test_float_depth_to_rgb8_ignores_nan() -> None:
+    depth = np.array([[1.0, np.nan], [3.0, 2.0]], np.float32)
+    rgb = to_rgb8(array_to_image(depth, "32FC1"))
+    assert rgb[0, 0, 0] == 0 and rgb[1, 0, 0] == 255 and rgb[0, 1, 0] == 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda m: setattr(m, "encoding", "weird42"), "unsupported encoding"),
+        (lambda m: (setattr(m, "width", 0), setattr(m, "height", 0)), "empty image"),
+        (lambda m: setattr(m, "step", 5), "step"),
+        (lambda m: setattr(m, "data", m.data[: len(m.data) // 2]), "truncated"),
+    ],
+)
+def test_bad_frames_raise_clear_errors(mutate, message: str) -> None:
+    msg = array_to_image(random_pixels("rgb8"), "rgb8")
+    mutate(msg)
+    with pytest.raises(ImageConversionError, match=message):
+        image_to_array(msg)
+
+
+def test_array_to_image_rejects_mismatched_arrays() -> None:
+    with pytest.raises(ImageConversionError):
+        array_to_image(np.zeros((4, 4, 3), np.uint16), "rgb8")
+    with pytest.raises(ImageConversionError):
+        array_to_image(np.zeros((4, 4), np.uint8), "rgb8")
