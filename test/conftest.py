@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+# Before anything imports rclpy: keep DDS on this machine and give this test process its own domain,
+# so parallel test runs (and other developers' nodes) never see each other's topics.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+
 from pose_ros.core import assets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pose_ros.core.device import DEVICE_PATTERN
 from pose_ros.core.person import Person
 
 Estimator = Callable[[np.ndarray], list[Person]]
@@ -54,6 +55,10 @@ class PipelineConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.bottom_up_model not in BOTTOM_UP_MODELS:
             raise ValueError(f"bottom_up_model must be one of {BOTTOM_UP_MODELS}, got {self.bottom_up_model!r}")
+        if not DEVICE_PATTERN.match(self.device):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.input_width % 32 or self.input_height % 32 or min(self.input_width, self.input_height) < 32:
+            raise ValueError(f"input size must be positive multiples of 32, got {self.input_width}x{self.input_height}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if not 0.0 <= self.score_threshold <= 1.0:

@@ -1,0 +1,121 @@
+"""pose_launcher: the embedded equivalent of launch/pose.launch.py, for machines without `ros2 launch`.
+
+Starts pose_node (and image_source when a source is given) in one process, with the same parameters
+file and the same arguments as the launch file:
+
+    ros2 run pose_ros pose_launcher --source ~/.cache/pose_ros/opencv-doc/vtest.avi --device cpu
+    ros2 run pose_ros pose_launcher --image /camera/image_raw --params-file my_pose.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from pose_ros.ros.image_source import ImageSource
+from pose_ros.ros.pose_node import PoseNode, activate
+
+
+def default_params_file() -> Path:
+    """config/pose.yaml from the install space (share/pose_ros), else from the source checkout."""
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        candidate = Path(prefix) / "share" / "pose_ros" / "config" / "pose.yaml"
+        if prefix and candidate.is_file():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "config" / "pose.yaml"
+
+
+@dataclass
+class LaunchArguments:
+    """The launch file's arguments (same names, same defaults)."""
+
+    params_file: Path
+    image: str = "image"
+    camera_info: str = "camera_info"
+    mode: str | None = None
+    device: str | None = None
+    source: str = ""
+
+
+def parse_arguments(argv: list[str]) -> LaunchArguments:
+    parser = argparse.ArgumentParser(prog="pose_launcher", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params-file", type=Path, default=default_params_file(), help="parameters YAML")
+    parser.add_argument("--image", default="image", help="input image topic")
+    parser.add_argument("--camera-info", default="camera_info", help="camera info topic")
+    parser.add_argument("--mode", choices=("bottom_up", "top_down"), help="override pose_node mode")
+    parser.add_argument("--device", help="override pose_node device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--source", default="", help="start image_source on this video, folder or /dev/videoN")
+    args = parser.parse_args(argv)
+    return LaunchArguments(args.params_file, args.image, args.camera_info, args.mode, args.device, args.source)
+
+
+@dataclass
+class LaunchedNodes:
+    """Nodes started by `start_nodes`, spinning in `executor` (call `executor.spin()` or spin_once)."""
+
+    pose_node: PoseNode
+    image_source: ImageSource | None
+    executor: MultiThreadedExecutor
+
+    def shutdown(self) -> None:
+        self.executor.shutdown()
+        for node in (self.pose_node, self.image_source):
+            if node is not None:
+                if isinstance(node, ImageSource):
+                    node.source.close()
+                node.destroy_node()
+
+
+def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = None) -> LaunchedNodes:
+    """Create, configure and activate the nodes of the launch file; rclpy must be initialised with
+    `--ros-args --params-file args.params_file` (see `ros_arguments`)."""
+    remaps = ["--ros-args", "-r", f"image:={args.image}", "-r", f"camera_info:={args.camera_info}"]
+    chosen = (("mode", args.mode), ("device", args.device))
+    overrides = [Parameter(name, value=value) for name, value in chosen if value]
+    pose_node = PoseNode(cli_args=remaps, parameter_overrides=overrides, context=context)
+    if pose_node.get_parameter("auto_activate").value:
+        activate(pose_node)
+    image_source = None
+    if args.source:
+        image_source = ImageSource(
+            cli_args=remaps, parameter_overrides=[Parameter("source", value=args.source)], context=context
+        )
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(pose_node)
+    if image_source is not None:
+        executor.add_node(image_source)
+    return LaunchedNodes(pose_node, image_source, executor)
+
+
+def ros_arguments(args: LaunchArguments) -> list[str]:
+    """rclpy.init arguments that load the parameters file for every node, as the launch file does."""
+    if not args.params_file.is_file():
+        raise FileNotFoundError(f"parameters file not found: {args.params_file}")
+    return ["pose_launcher", "--ros-args", "--params-file", str(args.params_file)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        rclpy.init(args=ros_arguments(args))
+    except FileNotFoundError as error:
+        print(f"pose_launcher: {error}", file=sys.stderr)
+        return 2
+    nodes = None
+    try:
+        nodes = start_nodes(args)
+        nodes.executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if nodes is not None:
+            nodes.shutdown()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,116 @@
+"""A real rclpy graph for tests: nodes under test and a probe node in a private context, over real DDS.
+
+The probe publishes images (and camera info) and records every message pose_node publishes, so a test
+can send a frame and wait for the outputs that carry that frame's header stamp.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import MarkerArray
+
+from pose_ros.msg import PersonArray
+
+RELIABLE = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
+OUTPUT_TYPES = {"people": PersonArray, "markers": MarkerArray, "overlay": Image}
+
+
+def stamp_key(msg) -> tuple[int, int]:
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+
+class RosGraph:
+    """Context manager: a private rclpy context with nodes spinning in a background executor thread."""
+
+    def __init__(self) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=3, context=self.context)
+        self.nodes: list[Node] = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+
+    def _spin(self) -> None:
+        while self._running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def add(self, node: Node) -> Node:
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def __enter__(self) -> RosGraph:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
+        self.executor.shutdown()
+        for node in self.nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+class Probe(Node):
+    """Publishes frames to pose_node and records its outputs by header stamp."""
+
+    def __init__(self, context: Context, image_qos: QoSProfile = RELIABLE, prefix: str = "") -> None:
+        super().__init__("pose_probe", context=context)
+        self.image_pub = self.create_publisher(Image, prefix + "image", image_qos)
+        self.info_pub = self.create_publisher(CameraInfo, prefix + "camera_info", image_qos)
+        self.received: dict[str, dict[tuple[int, int], object]] = defaultdict(dict)
+        self._lock = threading.Lock()
+        for topic, msg_type in OUTPUT_TYPES.items():
+            self.create_subscription(msg_type, prefix + topic, self._recorder(topic), RELIABLE)
+
+    def _recorder(self, topic: str) -> Callable:
+        def record(msg) -> None:
+            with self._lock:
+                self.received[topic][stamp_key(msg)] = msg
+
+        return record
+
+    def wait_for_subscriber(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.image_pub.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("pose_node never subscribed to the image topic")
+            time.sleep(0.05)
+
+    def outputs(self, key: tuple[int, int], topics=tuple(OUTPUT_TYPES), timeout: float = 30.0) -> dict[str, object]:
+        """The messages on `topics` with header stamp `key`, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = {t: self.received[t].get(key) for t in topics}
+            if all(m is not None for m in found.values()):
+                return found
+            if time.monotonic() > deadline:
+                missing = [t for t, m in found.items() if m is None]
+                raise TimeoutError(f"no {missing} for stamp {key} within {timeout} s")
+            time.sleep(0.02)
+
+    def send(self, image: Image, info: CameraInfo | None = None) -> tuple[int, int]:
+        if info is not None:
+            self.info_pub.publish(info)
+        self.image_pub.publish(image)
+        return stamp_key(image)
+
+
+def stamped(msg: Image, sec: int, frame_id: str = "camera_optical_frame") -> Image:
+    """Set a recognisable header on `msg` (stamp sec.123456789, frame_id) and return it."""
+    msg.header.stamp.sec = sec
+    msg.header.stamp.nanosec = 123456789
+    msg.header.frame_id = frame_id
+    return msg
