@@ -82,3 +82,18 @@ def test_pckh_on_the_real_mpii_sample(shared_data: Path) -> None:
     assert metrics.pckh(shifted, gt, visible, alpha=0.5).mean == 1.0
     assert metrics.pckh(shifted, gt, visible, alpha=0.3).mean == 0.0
     assert metrics.pckh(shifted, gt, visible).counted.sum() == visible.sum()
+
+
+def test_greedy_match_pairs_most_similar_first() -> None:
+    similarity = np.array([[0.9, 0.8, 0.0], [0.95, 0.1, 0.0], [0.0, 0.0, 0.0]])
+    # GT 1 takes prediction 0 (0.95), so GT 0 gets prediction 1; GT 2 has nothing similar.
+    np.testing.assert_array_equal(metrics.greedy_match(similarity), [1, 0, -1])
+    np.testing.assert_array_equal(metrics.greedy_match(np.zeros((2, 0))), [-1, -1])
+
+
+def test_head_normalized_similarity_prefers_the_closer_prediction() -> None:
+    gt = np.array([[[0.0, 0.0], [10.0, 0.0]]])
+    preds = np.stack([gt[0] + 2.0, gt[0] + 20.0, np.full((2, 2), np.nan)])
+    sim = metrics.head_normalized_similarity(preds, gt, np.ones((1, 2), bool), np.array([10.0]))
+    np.testing.assert_allclose(sim[0, 0], np.exp(-8.0 / 200.0))
+    assert sim[0, 0] > sim[0, 1] > 0 and sim[0, 2] == 0

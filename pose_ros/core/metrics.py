@@ -158,6 +158,52 @@ def pckh(
     return pck(pred_xy, gt_xy, gt_visible, ref, alpha, name, joint_mask)
 
 
+def head_normalized_similarity(
+    pred_xy: np.ndarray,
+    gt_xy: np.ndarray,
+    gt_visible: np.ndarray,
+    ref_lengths: np.ndarray,
+    joint_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Similarity (G, P) of G ground-truth people to P predictions: mean over scored joints of exp(-d² / 2r²).
+
+    An OKS-like score with each person's reference length r (e.g. the head segment) as the scale, used to
+    pair people before PCK. pred_xy (P, K, 2) (NaN: missing, contributes 0), gt_xy (G, K, 2), gt_visible
+    (G, K), ref_lengths (G,), joint_mask (K,). People without scored joints or reference get 0.
+    """
+    pred_xy = np.asarray(pred_xy, np.float64)
+    gt_xy = np.asarray(gt_xy, np.float64)
+    ref = np.asarray(ref_lengths, np.float64).reshape(-1)
+    k = gt_xy.shape[1]
+    mask = np.ones(k, bool) if joint_mask is None else np.asarray(joint_mask, bool)
+    scored = np.asarray(gt_visible, bool) & mask[None, :] & (np.isfinite(ref) & (ref > 0))[:, None]  # (G, K)
+    d2 = np.sum((gt_xy[:, None] - pred_xy[None]) ** 2, axis=-1)  # (G, P, K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_joint = np.nan_to_num(np.exp(-d2 / (2 * ref[:, None, None] ** 2)), nan=0.0)
+    counts = scored.sum(axis=1)  # (G,)
+    total = np.sum(per_joint * scored[:, None, :], axis=-1)
+    return np.where(counts[:, None] > 0, total / np.maximum(counts[:, None], 1), 0.0)
+
+
+def greedy_match(similarity: np.ndarray) -> np.ndarray:
+    """One-to-one pairing of G ground-truth people with P predictions, most similar pairs first.
+
+    similarity (G, P); pairs with similarity ≤ 0 or NaN are never made. Returns (G,) prediction index, -1 if none.
+    """
+    similarity = np.nan_to_num(np.asarray(similarity, np.float64), nan=0.0)
+    matches = np.full(similarity.shape[0], -1)
+    if similarity.size == 0:
+        return matches
+    used = np.zeros(similarity.shape[1], bool)
+    order = np.argsort(-similarity, axis=None, kind="stable")
+    for g, p in zip(*np.unravel_index(order, similarity.shape), strict=True):
+        if similarity[g, p] <= 0:
+            break
+        if matches[g] < 0 and not used[p]:
+            matches[g], used[p] = p, True
+    return matches
+
+
 # ----------------------------------------------------------------------------------------------------------
 # OKS
 
