@@ -1,0 +1,126 @@
+"""The evaluation command (pose_ros.tools.evaluate) end to end on the shared COCO and MPII samples."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from pose_ros.core.metrics import COCO_KEYPOINT_STATS
+from pose_ros.core.skeletons import COCO17, MPII16
+from pose_ros.tools import evaluate
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = evaluate.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def jittered_coco_detections(gt: dict[str, Any], noise_px: float, seed: int) -> list[dict[str, Any]]:
+    """Detections from the labelled people of a COCO file, keypoints moved by seeded Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    dets = []
+    for ann in gt["annotations"]:
+        if ann["num_keypoints"] == 0:
+            continue
+        kp = np.asarray(ann["keypoints"], float).reshape(17, 3)
+        kp[:, :2] += rng.normal(0, noise_px, (17, 2))
+        kp[:, 2] = 0.9
+        dets.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(),
+                     "score": float(rng.uniform(0.2, 1.0))})  # fmt: skip
+    return dets
+
+
+def pycocotools_stats(gt_path: Path, results_path: Path) -> np.ndarray:
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(gt_path))
+        evaluator = COCOeval(coco, coco.loadRes(str(results_path)), "keypoints")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator.stats
+
+
+def test_coco_detections_file_agrees_with_pycocotools_and_renders(shared_data: Path, tmp_path: Path, capsys) -> None:
+    gt_path = shared_data / "coco-sample" / "test_coco.json"
+    gt = json.loads(gt_path.read_text())
+    detections = tmp_path / "in.json"
+    detections.write_text(json.dumps(jittered_coco_detections(gt, noise_px=4.0, seed=0)))
+    args = ["--annotations", str(gt_path), "--detections", str(detections), "--results", str(tmp_path / "out.json"),
+            "--summary", str(tmp_path / "summary.json"), "--render", str(tmp_path / "render")]  # fmt: skip
+    code, out, _ = run(args, capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    expected = pycocotools_stats(gt_path, tmp_path / "out.json")
+    np.testing.assert_allclose([summary["metrics"][k] for k in COCO_KEYPOINT_STATS], expected, atol=1e-6)
+    assert summary["metrics"]["AP50"] == pytest.approx(1.0) and summary["metrics"]["PCK@0.2"] > 0.8
+    assert "| AP |" in out and "| PCK@0.2 |" in out
+    for img in gt["images"]:
+        render = cv2.imread(str(tmp_path / "render" / (Path(img["file_name"]).stem + ".png")))
+        assert render.shape[1] == 2 * img["width"] and render.shape[0] > img["height"]
+
+
+def mpii_detections(entries: list[dict[str, Any]], wrist_shift: float) -> list[dict[str, Any]]:
+    """COCO-17 detections from MPII ground truth: limb joints as annotated, the face at the head top.
+
+    The wrists are moved right by `wrist_shift` head segments (head top to upper neck).
+    """
+    dets = []
+    for entry in entries:
+        joints = np.asarray(entry["joints"], float)
+        head = np.linalg.norm(joints[MPII16.index("head_top")] - joints[MPII16.index("upper_neck")])
+        kp = np.zeros((17, 3))
+        kp[:, :2] = joints[MPII16.index("head_top")]
+        for i, name in enumerate(COCO17.keypoints):
+            if name in MPII16.keypoints:
+                kp[i, :2] = joints[MPII16.index(name)]
+                if name.endswith("wrist"):
+                    kp[i, 0] += wrist_shift * head
+        kp[:, 2] = 1.0
+        dets.append({"image_id": entry["image"], "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 1.0})
+    return dets
+
+
+@pytest.mark.parametrize(("wrist_shift", "wrist_pckh"), [(0.0, 1.0), (0.6, 0.0)])
+def test_mpii_pckh_from_detections(shared_data: Path, tmp_path: Path, capsys, wrist_shift, wrist_pckh) -> None:
+    gt_path = shared_data / "mpii-sample" / "test_mpii.json"
+    detections = tmp_path / "dets.json"
+    detections.write_text(json.dumps(mpii_detections(json.loads(gt_path.read_text()), wrist_shift)))
+    summary_path = tmp_path / "summary.json"
+    code, out, _ = run(["--annotations", str(gt_path), "--detections", str(detections), "--summary", str(summary_path)],
+                       capsys)  # fmt: skip
+    assert code == 0, out
+    values = json.loads(summary_path.read_text())["metrics"]
+    assert values["PCKh@0.5 wrist"] == wrist_pckh
+    assert values["PCKh@0.5 elbow"] == 1.0 and values["PCK@0.2 knee"] == 1.0
+    assert "head-top–upper-neck distance" in out
+    assert "thorax, upper_neck, head_top" in out
+
+
+def test_unavailable_model_is_reported(shared_data: Path, tmp_path: Path, capsys) -> None:
+    gt_path = shared_data / "coco-sample" / "test_coco.json"
+    code, _, err = run(["--annotations", str(gt_path), "--model", "openpose", "--weights", str(tmp_path / "no.pth")],
+                       capsys)  # fmt: skip
+    assert code == 2 and "not available" in err and "openpose" in err
+
+
+def test_movenet_bottom_up_on_the_coco_sample(shared_data: Path, human_models: Path, tmp_path: Path, capsys) -> None:
+    gt_path = shared_data / "coco-sample" / "test_coco.json"
+    results = tmp_path / "movenet.json"
+    args = ["--annotations", str(gt_path), "--mode", "bottom_up", "--model", "movenet_multipose", "--device", "cpu",
+            "--results", str(results), "--summary", str(tmp_path / "summary.json")]  # fmt: skip
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    values = json.loads((tmp_path / "summary.json").read_text())["metrics"]
+    np.testing.assert_allclose([values[k] for k in COCO_KEYPOINT_STATS], pycocotools_stats(gt_path, results), atol=1e-6)
+    # A real multi-person model finds most of these people: far above chance, below perfect.
+    assert 0.3 < values["AP50"] <= 1.0 and values["PCK@0.2"] > 0.5
