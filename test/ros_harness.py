@@ -26,7 +26,9 @@ OUTPUT_TYPES = {"people": PersonArray, "markers": MarkerArray, "overlay": Image}
 
 
 def stamp_key(msg) -> tuple[int, int]:
-    return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+    """(sec, nanosec) of a message's header; a MarkerArray's is that of its first marker."""
+    header = msg.markers[0].header if isinstance(msg, MarkerArray) else msg.header
+    return (header.stamp.sec, header.stamp.nanosec)
 
 
 class RosGraph:

@@ -87,10 +87,10 @@ def create_estimator(config: PipelineConfig) -> Estimator:
         return OpenPoseEstimator(
             OpenPoseSettings(weights=config.openpose_weights, device=config.device, max_people=config.max_people)
         )
-    from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetSettings
+    from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings
 
     return MoveNetMultiPose(
-        MoveNetSettings(
+        MoveNetMultiPoseSettings(
             input_width=config.input_width,
             input_height=config.input_height,
             score_threshold=config.score_threshold,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
@@ -42,6 +42,7 @@ class LaunchArguments:
     mode: str | None = None
     device: str | None = None
     source: str = ""
+    source_overrides: dict[str, object] = field(default_factory=dict)  # extra image_source parameters
 
 
 def parse_arguments(argv: list[str]) -> LaunchArguments:
@@ -84,8 +85,11 @@ def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = N
         activate(pose_node)
     image_source = None
     if args.source:
+        source_parameters = {"source": args.source, **args.source_overrides}
         image_source = ImageSource(
-            cli_args=remaps, parameter_overrides=[Parameter("source", value=args.source)], context=context
+            cli_args=remaps,
+            parameter_overrides=[Parameter(name, value=value) for name, value in source_parameters.items()],
+            context=context,
         )
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(pose_node)

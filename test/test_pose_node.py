@@ -1,0 +1,143 @@
+"""pose_node over real DDS: real frames in, people/markers/overlay out, headers copied, parameters checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from ros_harness import Probe, RosGraph, stamped
+from visualization_msgs.msg import Marker
+
+from pose_ros.core.pipeline import PipelineConfig, PosePipeline
+from pose_ros.core.skeletons import COCO17
+from pose_ros.ros.image_conversion import array_to_image, image_to_array
+from pose_ros.ros.pose_node import PoseNode, activate
+
+KEYPOINT_THRESHOLD = 0.3
+
+
+@pytest.fixture(scope="module")
+def graph(human_models):
+    """pose_node (reliable image QoS, CPU) and a probe, spinning for the whole module."""
+    with RosGraph() as ros:
+        node = PoseNode(
+            context=ros.context,
+            parameter_overrides=[
+                Parameter("image_reliability", value="reliable"),
+                Parameter("device", value="cpu"),
+                Parameter("keypoint_threshold", value=KEYPOINT_THRESHOLD),
+            ],
+        )
+        assert activate(node)
+        ros.add(node)
+        probe = ros.add(Probe(ros.context))
+        probe.wait_for_subscriber()
+        yield ros, node, probe
+
+
+def bgr_message(frame_rgb: np.ndarray, sec: int):
+    return stamped(array_to_image(np.ascontiguousarray(frame_rgb[:, :, ::-1]), "bgr8"), sec)
+
+
+def test_vtest_frame_people_match_the_estimator_run_directly(graph, vtest_frames) -> None:
+    """The node publishes exactly what the core pipeline finds on the same frame (which the tfjs test pins)."""
+    _, _node, probe = graph
+    frame = vtest_frames[1]  # frame 100: several walkers
+    direct = PosePipeline()(PipelineConfig(device="cpu"), frame)
+    assert len(direct) >= 4, "the vtest.avi walkers are expected at 512x384"
+
+    key = probe.send(bgr_message(frame, sec=100))
+    out = probe.outputs(key)
+    people_msg = out["people"]
+
+    assert people_msg.header.stamp.sec == 100 and people_msg.header.stamp.nanosec == 123456789
+    assert people_msg.header.frame_id == "camera_optical_frame"
+    assert (people_msg.image_width, people_msg.image_height) == (768, 576)
+    assert people_msg.mode == "bottom_up" and people_msg.model == "movenet_multipose"
+    assert len(people_msg.people) == len(direct)
+    for sent, expected in zip(people_msg.people, direct, strict=True):
+        assert sent.layout == "coco17" and len(sent.keypoints) == COCO17.num_keypoints
+        xy = np.array([[k.x, k.y] for k in sent.keypoints])
+        np.testing.assert_allclose(xy, expected.keypoints_xy, atol=1e-3)
+        np.testing.assert_allclose(sent.bbox, expected.bbox_xywh, atol=1e-3)
+        assert sent.score == pytest.approx(expected.score, abs=1e-6)
+        assert [k.visible for k in sent.keypoints] == [c >= KEYPOINT_THRESHOLD for c in expected.confidences]
+        assert not sent.tracked
+    assert [p.id for p in people_msg.people] == list(range(len(direct)))
+
+
+def test_markers_and_overlay_are_consistent_with_people(graph, vtest_frames) -> None:
+    _, _, probe = graph
+    key = probe.send(bgr_message(vtest_frames[2], sec=300))
+    out = probe.outputs(key)
+    people, markers, overlay = out["people"].people, out["markers"].markers, out["overlay"]
+
+    assert markers[0].action == Marker.DELETEALL
+    for marker in markers:
+        assert marker.header.stamp.sec == 300 and marker.header.frame_id == "camera_optical_frame"
+    skeletons = {m.id: m for m in markers if m.ns == "skeleton"}
+    joints = {m.id: m for m in markers if m.ns == "joints"}
+    assert set(skeletons) == set(joints) == {p.id for p in people}
+    for person in people:
+        visible = [k.visible for k in person.keypoints]
+        assert len(joints[person.id].points) == sum(visible)
+        assert joints[person.id].type == Marker.SPHERE_LIST and skeletons[person.id].type == Marker.LINE_LIST
+        drawn_limbs = sum(visible[a] and visible[b] for a, b in COCO17.limbs)
+        assert len(skeletons[person.id].points) == 2 * drawn_limbs
+
+    assert overlay.header == out["people"].header
+    assert (overlay.width, overlay.height, overlay.encoding) == (768, 576, "rgb8")
+    drawn = image_to_array(overlay)
+    changed = np.any(drawn != vtest_frames[2], axis=2)
+    for person in people:  # every person's box region has drawing in it
+        x, y, w, h = (round(v) for v in person.bbox)
+        assert changed[max(y, 0) : y + h + 1, max(x, 0) : x + w + 1].any()
+
+
+def test_best_effort_subscription_and_empty_scene(human_models) -> None:
+    """Default QoS (best effort, keep last 1); an image with nobody gives an empty PersonArray, not silence."""
+    with RosGraph() as ros:
+        node = ros.add(PoseNode(context=ros.context, parameter_overrides=[Parameter("device", value="cpu")]))
+        assert activate(node)
+        probe = ros.add(Probe(ros.context, image_qos=QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)))
+        probe.wait_for_subscriber()
+        blank = stamped(array_to_image(np.full((240, 320), 128, np.uint8), "mono8"), sec=7)
+        for attempt in range(20):  # best effort: resend until matched
+            key = probe.send(blank)
+            try:
+                out = probe.outputs(key, topics=("people",), timeout=2.0)
+                break
+            except TimeoutError:
+                if attempt == 19:
+                    raise
+        assert out["people"].people == [] and out["people"].image_width == 320
+
+
+def test_invalid_parameters_are_rejected_with_a_reason(graph) -> None:
+    _, node, _ = graph
+    cases = {
+        "mode": "sideways",
+        "device": "tpu",
+        "backend": "tensorrt",
+        "input_width": 500,  # not a multiple of 32 from 128
+        "score_threshold": 1.5,
+        "max_people": 0,
+    }
+    for name, value in cases.items():
+        before = node.get_parameter(name).value
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful, name
+        assert result.reason, name
+        assert node.get_parameter(name).value == before
+    result = node.set_parameters([Parameter("mode", value="top_down")])[0]
+    assert not result.successful and "top_down" in result.reason
+
+
+def test_parameters_have_descriptions_and_ranges(graph) -> None:
+    _, node, _ = graph
+    for name in ("mode", "device", "input_width", "score_threshold", "max_people", "keypoint_threshold"):
+        descriptor = node.describe_parameter(name)
+        assert descriptor.description, name
+    assert node.describe_parameter("input_width").integer_range[0].step == 32
+    assert node.describe_parameter("score_threshold").floating_point_range[0].to_value == 1.0
