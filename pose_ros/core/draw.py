@@ -108,14 +108,20 @@ def _draw_box_and_label(canvas: np.ndarray, person: Person, threshold: float, th
 
 
 def side_by_side(images: Sequence[np.ndarray], titles: Sequence[str]) -> np.ndarray:
-    """Images (H_i, W_i, 3) uint8 placed left to right on one canvas (max height), each with a title bar."""
-    bar = 24
+    """Images (H_i, W_i, 3) uint8 placed left to right on one canvas (max height), under a title bar.
+
+    The bar is 24 px high for images up to 640 px wide and grows with wider images, as does its text.
+    """
+    scale = max(1.0, max(img.shape[1] for img in images) / 640.0)
+    bar = round(24 * scale)
     height = max(img.shape[0] for img in images) + bar
     width = sum(img.shape[1] for img in images)
     canvas = np.zeros((height, width, 3), np.uint8)
     x = 0
     for img, title in zip(images, titles, strict=True):
         canvas[bar : bar + img.shape[0], x : x + img.shape[1]] = img
-        cv2.putText(canvas, title, (x + 6, bar - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+        origin = (x + round(6 * scale), bar - round(7 * scale))
+        cv2.putText(canvas, title, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (255, 255, 255),
+                    max(1, round(scale)), cv2.LINE_AA)  # fmt: skip
         x += img.shape[1]
     return canvas

@@ -50,6 +50,7 @@ from pose_ros.core.skeletons import (
 )
 
 PCK_ALPHA = 0.2
+RENDER_MIN_SCORE = 0.2  # renders leave out the low-scoring people that AP still ranks
 PCKH_ALPHA = 0.5
 # Body parts reported per joint pair (left and right pooled), by keypoint name without the side.
 PARTS = ("head", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")
@@ -197,9 +198,12 @@ def run_model(
     return predictions, seconds
 
 
-def render(image: np.ndarray, people: Sequence[Person], sample: Sample, render_dir: Path) -> Path:
-    """Write <render_dir>/<image stem>.png: prediction | ground truth, side by side."""
+def render(
+    image: np.ndarray, people: Sequence[Person], sample: Sample, render_dir: Path, min_score: float = RENDER_MIN_SCORE
+) -> Path:
+    """Write <render_dir>/<image stem>.png: prediction (people scoring ≥ min_score) | ground truth."""
     render_dir.mkdir(parents=True, exist_ok=True)
+    people = [p for p in people if p.score >= min_score]
     truth = [Person(p.keypoints_xy, p.confidences, 1.0, p.bbox_xywh, p.layout, p.id) for p in sample.people]
     canvas = side_by_side(
         [draw_people(image, people), draw_people(image, truth, keypoint_threshold=0.5)],
