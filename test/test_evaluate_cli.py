@@ -124,3 +124,24 @@ def test_movenet_bottom_up_on_the_coco_sample(shared_data: Path, human_models: P
     np.testing.assert_allclose([values[k] for k in COCO_KEYPOINT_STATS], pycocotools_stats(gt_path, results), atol=1e-6)
     # A real multi-person model finds most of these people: far above chance, below perfect.
     assert 0.3 < values["AP50"] <= 1.0 and values["PCK@0.2"] > 0.5
+
+
+def test_mpii_head_boxes_switch_to_the_official_rule(shared_data: Path, tmp_path: Path, capsys) -> None:
+    entries = json.loads((shared_data / "mpii-sample" / "test_mpii.json").read_text())
+    for entry in entries:  # square head boxes whose MPII head size is twice the head segment
+        joints = np.asarray(entry["joints"], float)
+        segment = np.linalg.norm(joints[MPII16.index("head_top")] - joints[MPII16.index("upper_neck")])
+        half = segment / (0.6 * np.sqrt(2))
+        x, y = joints[MPII16.index("head_top")]
+        entry["head_box"] = [x - half, y - half, x + half, y + half]
+    gt_path = tmp_path / "with_boxes.json"
+    gt_path.write_text(json.dumps(entries))
+    detections = tmp_path / "dets.json"
+    detections.write_text(json.dumps(mpii_detections(entries, wrist_shift=0.6)))
+    summary = tmp_path / "summary.json"
+    args = ["--annotations", str(gt_path), "--images", str(shared_data / "mpii-sample"), "--detections",
+            str(detections), "--summary", str(summary)]  # fmt: skip
+    code, out, _ = run(args, capsys)
+    assert code == 0
+    assert json.loads(summary.read_text())["metrics"]["PCKh@0.5 wrist"] == 1.0  # 0.6 segments < 0.5 head sizes
+    assert "MPII head-box rule" in out

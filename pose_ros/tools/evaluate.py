@@ -12,8 +12,9 @@ Annotation formats (detected from the file):
 - COCO keypoints (dict with images/annotations/categories): AP, AP50, AP75, APm, APl, AR (+ AR50, AR75,
   ARm, ARl) exactly as pycocotools computes them, and PCK@0.2 of the torso diameter.
 - MPII-style list (one entry per person: image, joints (16, 2), joints_vis (16,), center, scale):
-  PCKh@0.5 and PCK@0.2 of the torso. Without MPII head boxes, PCKh uses the ground-truth head-top–upper-neck
-  distance ("head_top_upper_neck", not comparable with official MPII numbers). COCO-17 predictions have no
+  PCKh@0.5 and PCK@0.2 of the torso. PCKh follows the MPII head-box rule when every entry has a
+  "head_box" [x1, y1, x2, y2]; otherwise it uses the ground-truth head-top–upper-neck distance
+  ("head_top_upper_neck", not comparable with official MPII numbers). COCO-17 predictions have no
   thorax, upper neck or head top, and their pelvis is derived, so only the 12 limb joints are scored.
 
 For PCK, each ground-truth person is paired with one prediction (one-to-one, most similar pairs first):
@@ -66,13 +67,15 @@ class ModelUnavailableError(RuntimeError):
 class Sample:
     """One annotated image: its id in the annotation file, file name and ground-truth people.
 
-    `areas` (N,) pixels² holds the COCO segment area of each person (the OKS scale), None for MPII.
+    `areas` (N,) pixels² holds the COCO segment area of each person (the OKS scale), None for MPII;
+    `head_boxes` (N, 4) x1 y1 x2 y2 pixels the MPII head boxes when the annotation file has them.
     """
 
     image_id: int | str
     file_name: str
     people: list[Person]
     areas: np.ndarray | None = None
+    head_boxes: np.ndarray | None = None
 
 
 @dataclass
@@ -134,11 +137,18 @@ def _coco_dataset(gt: dict[str, Any]) -> Dataset:
 
 
 def _mpii_dataset(entries: list[dict[str, Any]]) -> Dataset:
+    """Group MPII-style entries by image; head boxes ("head_box": [x1, y1, x2, y2]) are used when all have one."""
+    with_boxes = all("head_box" in entry for entry in entries)
     by_image: dict[str, list[Person]] = {}
+    boxes: dict[str, list[list[float]]] = {}
     for entry in entries:
         people = by_image.setdefault(entry["image"], [])
         people.append(_ground_truth(entry["joints"], entry["joints_vis"], MPII16, len(people)))
-    samples = [Sample(name, name, people) for name, people in by_image.items()]
+        boxes.setdefault(entry["image"], []).append(entry.get("head_box", [0.0] * 4))
+    samples = [
+        Sample(name, name, people, head_boxes=np.array(boxes[name], np.float64) if with_boxes else None)
+        for name, people in by_image.items()
+    ]
     return Dataset("mpii", MPII16, samples)
 
 
@@ -312,23 +322,40 @@ def evaluate_coco(dataset: Dataset, predictions: dict[int | str, list[Person]]) 
     return Report(values, notes=notes)
 
 
+def _head_size(sample: Sample, gt_xy: np.ndarray, gt_vis: np.ndarray) -> np.ndarray:
+    """Head size (G,) pixels of an MPII sample: MPII head-box rule when it has boxes, else head top–upper neck."""
+    if sample.head_boxes is not None:
+        return metrics.mpii_head_size(sample.head_boxes)
+    return metrics.head_top_upper_neck_length(np.nan_to_num(gt_xy), gt_vis)
+
+
 def evaluate_mpii(dataset: Dataset, predictions: dict[int | str, list[Person]]) -> Report:
-    """PCKh@0.5 (head-top–upper-neck reference) and PCK@0.2 (torso) on the joints COCO-17 predictions have."""
+    """PCKh@0.5 and PCK@0.2 (torso) on the joints COCO-17 predictions have.
+
+    PCKh uses the MPII head-box rule when the file has head boxes, else the head-top–upper-neck distance.
+    """
 
     def similarity(sample: Sample, pred_xy: np.ndarray, gt_xy: np.ndarray, gt_vis: np.ndarray) -> np.ndarray:
-        head = metrics.head_top_upper_neck_length(np.nan_to_num(gt_xy), gt_vis)
+        head = _head_size(sample, gt_xy, gt_vis)
         return metrics.head_normalized_similarity(pred_xy, gt_xy, gt_vis, head, MPII_SCORED)
 
     gt_xy, gt_vis, pred_xy = _paired(dataset, predictions, similarity)
     gt0 = np.nan_to_num(gt_xy)
-    pckh = metrics.pckh(pred_xy, gt_xy, gt_vis, PCKH_ALPHA, joint_mask=MPII_SCORED)
+    with_boxes = all(s.head_boxes is not None for s in dataset.samples)
+    boxes = np.concatenate([s.head_boxes for s in dataset.samples]) if with_boxes else None  # type: ignore[misc]
+    pckh = metrics.pckh(pred_xy, gt_xy, gt_vis, PCKH_ALPHA, head_boxes_xyxy=boxes, joint_mask=MPII_SCORED)
     torso = metrics.torso_diameter(gt0, gt_vis, MPII16)
     pck = metrics.pck(pred_xy, gt_xy, gt_vis, torso, PCK_ALPHA, "torso_diameter", MPII_SCORED)
     values = _per_part(pckh, MPII16, "PCKh@0.5") | _per_part(pck, MPII16, "PCK@0.2")
     scored = ", ".join(n for n, s in zip(MPII16.keypoints, MPII_SCORED, strict=True) if s)
+    head_note = (
+        "PCKh@0.5 reference: MPII head-box rule (0.6 × head-box diagonal)."
+        if with_boxes
+        else "PCKh@0.5 reference: ground-truth head-top–upper-neck distance (no MPII head boxes in this file), "
+        "not the official MPII head-box rule, so not comparable with published MPII numbers."
+    )
     notes = [
-        "PCKh@0.5 reference: ground-truth head-top–upper-neck distance (no MPII head boxes in this file), "
-        "not the official MPII head-box rule, so not comparable with published MPII numbers.",
+        head_note,
         f"Scored joints (those COCO-17 predictions have): {scored}. Not scored: thorax, upper_neck, head_top "
         "(no COCO counterpart) and pelvis (only derivable as mid-hips).",
         "People paired with predictions by head-normalised keypoint similarity; unpaired people count as misses.",
