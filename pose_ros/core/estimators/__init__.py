@@ -1,0 +1,1 @@
+"""Image -> list[Person] estimators: preprocessing, model, decoding and exact back-mapping to pixels."""

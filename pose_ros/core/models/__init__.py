@@ -1,0 +1,1 @@
+"""Networks and weight importers (TF.js graph models executed with torch ops)."""
