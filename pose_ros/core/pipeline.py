@@ -59,6 +59,8 @@ class PipelineConfig:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.input_width % 32 or self.input_height % 32 or min(self.input_width, self.input_height) < 32:
             raise ValueError(f"input size must be positive multiples of 32, got {self.input_width}x{self.input_height}")
+        if self.mode == "bottom_up" and self.bottom_up_model == "openpose" and not self.openpose_weights:
+            raise ValueError("bottom_up_model 'openpose' needs openpose_weights (a .pth checkpoint path)")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if not 0.0 <= self.score_threshold <= 1.0:

@@ -36,6 +36,8 @@ from pose_ros.ros.parameters import PARAMETER_NAMES, PIPELINE_FIELDS, check_choi
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 ERROR_LOG_PERIOD_S = 5.0
+# What loading or running a model may raise for bad configuration or files (reported, never fatal).
+MODEL_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError, ImportError)
 
 
 class PoseNode(LifecycleNode):
@@ -44,7 +46,9 @@ class PoseNode(LifecycleNode):
     def __init__(self, node_name: str = "pose_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         declare_all(self)
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()  # frames_received, frames_processed, and one per error kind
+        self.errors_logged: Counter[str] = Counter()  # how often each error kind was actually logged
+        self.last_error: dict[str, str] = {}  # the latest message per error kind
         self._last_error_log: dict[str, float] = {}
         self._pipeline = PosePipeline()
         self._config = pipeline_config(self._values())
@@ -70,7 +74,7 @@ class PoseNode(LifecycleNode):
                 config.validate()
                 if self._is_configured():
                     self._pipeline.estimator(config)
-            except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+            except MODEL_ERRORS as error:
                 return self._reject_parameters(str(error))
             changed = {f: getattr(config, f) for f in PIPELINE_FIELDS if getattr(config, f) != getattr(self._config, f)}
             self.get_logger().info(f"parameters changed, effective from the next frame: {changed}")
@@ -79,6 +83,7 @@ class PoseNode(LifecycleNode):
 
     def _reject_parameters(self, reason: str) -> SetParametersResult:
         self.counters["rejected_parameter"] += 1
+        self.last_error["rejected_parameter"] = reason
         self.get_logger().warning(f"parameter change rejected: {reason}")
         return SetParametersResult(successful=False, reason=reason)
 
@@ -94,8 +99,8 @@ class PoseNode(LifecycleNode):
                 f"model {self._config.model_name} ({self._config.mode}) ready on device {self._config.device} "
                 f"in {time.perf_counter() - started:.1f} s"
             )
-        except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
-            self.get_logger().error(f"cannot load the model: {error}")
+        except MODEL_ERRORS as error:
+            self._log_error("model_load", f"cannot load the model: {error}")
             return TransitionCallbackReturn.FAILURE
         self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
         self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
@@ -137,9 +142,11 @@ class PoseNode(LifecycleNode):
     def _log_error(self, kind: str, text: str) -> None:
         """Count an error of `kind` and log it, at most once per ERROR_LOG_PERIOD_S per kind."""
         self.counters[kind] += 1
+        self.last_error[kind] = text
         now = time.monotonic()
         if now - self._last_error_log.get(kind, -np.inf) >= ERROR_LOG_PERIOD_S:
             self._last_error_log[kind] = now
+            self.errors_logged[kind] += 1
             self.get_logger().error(f"{text} [{kind}: {self.counters[kind]} so far]")
 
     def _on_image(self, msg: Image) -> None:
@@ -152,7 +159,7 @@ class PoseNode(LifecycleNode):
         config = self._config
         try:
             people = self._pipeline(config, image_rgb)
-        except (RuntimeError, ValueError, FileNotFoundError, OSError) as error:
+        except MODEL_ERRORS as error:
             self._log_error("inference_error", f"frame dropped, inference failed: {error}")
             return
         self._publish(msg, image_rgb, people, config)
