@@ -341,8 +341,9 @@ def evaluate_mpii(dataset: Dataset, predictions: dict[int | str, list[Person]]) 
 
     gt_xy, gt_vis, pred_xy = _paired(dataset, predictions, similarity)
     gt0 = np.nan_to_num(gt_xy)
-    with_boxes = all(s.head_boxes is not None for s in dataset.samples)
-    boxes = np.concatenate([s.head_boxes for s in dataset.samples]) if with_boxes else None  # type: ignore[misc]
+    head_boxes = [s.head_boxes for s in dataset.samples if s.head_boxes is not None]
+    with_boxes = len(head_boxes) == len(dataset.samples)
+    boxes = np.concatenate(head_boxes) if with_boxes else None
     pckh = metrics.pckh(pred_xy, gt_xy, gt_vis, PCKH_ALPHA, head_boxes_xyxy=boxes, joint_mask=MPII_SCORED)
     torso = metrics.torso_diameter(gt0, gt_vis, MPII16)
     pck = metrics.pck(pred_xy, gt_xy, gt_vis, torso, PCK_ALPHA, "torso_diameter", MPII_SCORED)
