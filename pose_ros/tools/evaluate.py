@@ -214,7 +214,7 @@ def render(
     """Write <render_dir>/<image stem>.png: prediction (people scoring ≥ min_score) | ground truth."""
     render_dir.mkdir(parents=True, exist_ok=True)
     people = [p for p in people if p.score >= min_score]
-    truth = [Person(p.keypoints_xy, p.confidences, 1.0, p.bbox_xywh, p.layout, p.id) for p in sample.people]
+    truth = sample.people
     canvas = side_by_side(
         [draw_people(image, people), draw_people(image, truth, keypoint_threshold=0.5)],
         [f"prediction ({len(people)})", f"ground truth ({len(truth)})"],
@@ -282,8 +282,7 @@ def _paired(
         gt_xy, gt_vis = _stack(sample.people, k)
         preds = predictions.get(sample.image_id, [])
         pred_xy = np.stack([p.keypoints_xy for p in preds]).astype(np.float64) if preds else np.zeros((0, 17, 2))
-        if dataset.kind == "mpii":
-            pred_xy = convert_keypoints(pred_xy, np.ones(pred_xy.shape[:2]), COCO17.name, MPII16.name)[0]
+        pred_xy = convert_keypoints(pred_xy, np.ones(pred_xy.shape[:2]), COCO17.name, dataset.layout.name)[0]
         match = metrics.greedy_match(similarity(sample, pred_xy, gt_xy, gt_vis) if preds else np.zeros((len(gt_xy), 0)))
         paired = np.full_like(gt_xy, np.nan)
         paired[match >= 0] = pred_xy[match[match >= 0]]
