@@ -1,0 +1,317 @@
+"""Stable person ids across frames: Hungarian assignment against motion-predicted tracks.
+
+Each frame, every live track is moved to the frame's time with a damped constant-velocity model (a
+translation of its keypoints and box by the velocity of its box centre). A similarity between every
+detection and every predicted track — OKS over the keypoints both know, or box IoU — is turned into a cost
+(1 − similarity) and solved with the Hungarian method (`scipy.optimize.linear_sum_assignment`); pairs below
+`match_threshold` are not matched. Matched tracks take the detection's keypoints; unmatched detections
+start new tracks; unmatched tracks coast on their prediction (velocity damped each missed frame) and are
+dropped after `max_age` consecutive misses. Track ids count up from 0 and are never reused in the life of a
+`PersonTracker` (not even after `reset()`), so downstream consumers (marker ns/id, colours) never confuse
+two people.
+
+Any keypoint layout works: OKS constants σ come from the COCO ones by keypoint name
+(`layout_oks_sigmas`); a detection is only matched to a track of the same layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from pose_ros.core.metrics import COCO_KEYPOINT_SIGMAS, oks
+from pose_ros.core.person import Person
+from pose_ros.core.skeletons import COCO17, Layout, get_layout
+
+METRICS = ("oks", "iou")
+_GATED_COST = 1e6  # cost of a pair that may not be matched
+
+# COCO-17 keypoint whose σ a keypoint of another layout borrows, by a word in its name (first hit wins).
+_SIGMA_BY_NAME_PART = (
+    ("neck", "left_shoulder"), ("thorax", "left_shoulder"), ("collar", "left_shoulder"),
+    ("pelvis", "left_hip"), ("spine", "left_hip"), ("head", "left_ear"), ("mouth", "nose"),
+    ("eye", "left_eye"), ("ear", "left_ear"), ("pinky", "left_wrist"), ("index", "left_wrist"),
+    ("thumb", "left_wrist"), ("hand", "left_wrist"), ("heel", "left_ankle"), ("foot", "left_ankle"),
+)
+
+
+def layout_oks_sigmas(layout: Layout) -> np.ndarray:
+    """Per-keypoint OKS constants σ (K,) for `layout`, from the COCO keypoint challenge's constants.
+
+    A keypoint named like a COCO-17 one takes its σ; others borrow the σ of the closest COCO body part by
+    name (neck/thorax → shoulder, pelvis/spine → hip, hand/finger → wrist, heel/foot → ankle, head → ear);
+    any remaining keypoint gets the mean COCO σ.
+    """
+    coco = dict(zip(COCO17.keypoints, COCO_KEYPOINT_SIGMAS, strict=True))
+    sigmas = []
+    for name in layout.keypoints:
+        if name in coco:
+            sigmas.append(coco[name])
+            continue
+        borrowed = next((coco[part] for word, part in _SIGMA_BY_NAME_PART if word in name), None)
+        sigmas.append(float(np.mean(COCO_KEYPOINT_SIGMAS)) if borrowed is None else borrowed)
+    return np.asarray(sigmas, np.float64)
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """Tracker parameters.
+
+    Attributes:
+        metric: "oks" (keypoint similarity, robust when boxes overlap) or "iou" (box overlap).
+        match_threshold: minimum similarity in (0, 1] (OKS or IoU) for a detection to continue a track.
+        max_age: a track survives this many consecutive frames without a match, then it is dropped.
+        min_hits: matches a new track needs before it is confirmed and reported (1: report at once).
+            An unconfirmed track that misses a frame is dropped.
+        keypoint_threshold: keypoints with a confidence above this take part in OKS (both sides).
+        velocity_smoothing: weight in (0, 1] of the newest velocity measurement (exponential smoothing).
+        velocity_damping: factor in [0, 1] applied to a track's velocity for each frame it is missed.
+    """
+
+    metric: str = "oks"
+    match_threshold: float = 0.3
+    max_age: int = 15
+    min_hits: int = 1
+    keypoint_threshold: float = 0.2
+    velocity_smoothing: float = 0.5
+    velocity_damping: float = 0.9
+
+    def validate(self) -> None:
+        """Raise ValueError with a reason when a field has an unusable value."""
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if not 0.0 < self.match_threshold <= 1.0:
+            raise ValueError(f"match_threshold must be in (0, 1], got {self.match_threshold}")
+        if self.max_age < 0:
+            raise ValueError(f"max_age must be >= 0 frames, got {self.max_age}")
+        if self.min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {self.min_hits}")
+        if not 0.0 <= self.keypoint_threshold < 1.0:
+            raise ValueError(f"keypoint_threshold must be in [0, 1), got {self.keypoint_threshold}")
+        if not 0.0 < self.velocity_smoothing <= 1.0:
+            raise ValueError(f"velocity_smoothing must be in (0, 1], got {self.velocity_smoothing}")
+        if not 0.0 <= self.velocity_damping <= 1.0:
+            raise ValueError(f"velocity_damping must be in [0, 1], got {self.velocity_damping}")
+
+
+@dataclass
+class Track:
+    """One tracked person: its latest state (possibly coasted forward) and bookkeeping.
+
+    Attributes:
+        id: public track id, or -1 while the track is not confirmed.
+        layout: keypoint layout name of the person.
+        keypoints_xy: (K, 2) float64 pixels at `timestamp_s`; NaN when unknown.
+        confidences: (K,) float64 of the last matched detection.
+        bbox_xywh: (4,) float64 pixels at `timestamp_s`.
+        velocity: (2,) float64 pixels per second of the box centre.
+        timestamp_s: time of the state, seconds.
+        measured_centre: (2,) box centre of the last matched detection, pixels.
+        measured_s: time of the last matched detection, seconds.
+        hits: number of matched detections.
+        misses: consecutive frames without a match.
+    """
+
+    id: int
+    layout: str
+    keypoints_xy: np.ndarray
+    confidences: np.ndarray
+    bbox_xywh: np.ndarray
+    timestamp_s: float
+    measured_centre: np.ndarray
+    measured_s: float
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    hits: int = 1
+    misses: int = 0
+
+    def shift(self, timestamp_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (K, 2) and box (4,) moved by the velocity to `timestamp_s` (no state change)."""
+        offset = self.velocity * max(timestamp_s - self.timestamp_s, 0.0)
+        return self.keypoints_xy + offset, self.bbox_xywh + np.array([offset[0], offset[1], 0.0, 0.0])
+
+
+def _box_centre(bbox_xywh: np.ndarray) -> np.ndarray:
+    return np.array([bbox_xywh[0] + bbox_xywh[2] / 2.0, bbox_xywh[1] + bbox_xywh[3] / 2.0], np.float64)
+
+
+def box_iou(boxes_a_xywh: np.ndarray, boxes_b_xywh: np.ndarray) -> np.ndarray:
+    """Intersection over union (A, B) of boxes (A, 4) and (B, 4), pixels x, y, width, height."""
+    a = np.asarray(boxes_a_xywh, np.float64).reshape(-1, 1, 4)
+    b = np.asarray(boxes_b_xywh, np.float64).reshape(1, -1, 4)
+    width = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    height = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+class PersonTracker:
+    """Gives people stable track ids across frames (see the module docstring for the method).
+
+    Use one tracker per image stream: `update(people, timestamp_s)` once per frame, in time order.
+    """
+
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        self.settings.validate()
+        self._tracks: list[Track] = []
+        self._next_id = 0
+        self._sigmas: dict[str, np.ndarray] = {}
+
+    @property
+    def tracks(self) -> list[Track]:
+        """Live tracks (confirmed and tentative), oldest first."""
+        return list(self._tracks)
+
+    @property
+    def num_ids_issued(self) -> int:
+        """How many track ids this tracker has handed out (ids are 0 .. num_ids_issued − 1)."""
+        return self._next_id
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. after a time jump). Ids keep counting up: no id is ever reused."""
+        self._tracks = []
+
+    def update(self, people: list[Person], timestamp_s: float) -> list[Person]:
+        """Assign track ids to this frame's `people` (modified in place) and return the reported ones.
+
+        Args:
+            people: detections of one frame, any layout; `bbox_xywh` and keypoints in pixels.
+            timestamp_s: the frame's time in seconds (e.g. the image header stamp). Time going backwards is
+                treated as no time passing; call `reset()` on a jump.
+
+        Returns:
+            The people of confirmed tracks, in input order, with `id` = track id and `tracked` = True.
+            With `min_hits` > 1, people of tentative tracks are left out.
+        """
+        similarity = self._similarities(people, timestamp_s)
+        matches = self._assign(similarity)
+        matched_tracks = {t for _, t in matches}
+        for track_index, track in enumerate(self._tracks):
+            if track_index not in matched_tracks:
+                self._coast(track, timestamp_s)
+        owners: dict[int, Track] = {}
+        for det_index, track_index in matches:
+            owners[det_index] = self._tracks[track_index]
+            self._correct(self._tracks[track_index], people[det_index], timestamp_s)
+        for det_index, person in enumerate(people):
+            if det_index not in owners:
+                owners[det_index] = self._start(person, timestamp_s)
+        self._tracks = [t for t in self._tracks if self._alive(t)]
+        return self._report(people, owners)
+
+    # -- matching --------------------------------------------------------------------------------------
+
+    def _similarities(self, people: list[Person], timestamp_s: float) -> np.ndarray:
+        """(D, T) similarity of each detection to each predicted track; 0 across layouts."""
+        out = np.zeros((len(people), len(self._tracks)))
+        for t, track in enumerate(self._tracks):
+            keypoints, box = track.shift(timestamp_s)
+            for d, person in enumerate(people):
+                if person.layout != track.layout:
+                    continue
+                if self.settings.metric == "iou":
+                    out[d, t] = box_iou(person.bbox_xywh, box)[0, 0]
+                else:
+                    out[d, t] = self._oks(person, keypoints, track.confidences, box)
+        return out
+
+    def _oks(self, person: Person, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray) -> float:
+        """OKS between a detection and a predicted track over the keypoints both are confident about.
+
+        The scale s² is the predicted track's box area; 0 when no keypoint is shared.
+        """
+        threshold = self.settings.keypoint_threshold
+        det_xy = np.asarray(person.keypoints_xy, np.float64)
+        shared = (
+            (np.asarray(person.confidences) > threshold)
+            & (confidences > threshold)
+            & np.isfinite(det_xy).all(axis=1)
+            & np.isfinite(keypoints).all(axis=1)
+        )
+        area = float(box[2] * box[3])
+        if not shared.any() or area <= 0:
+            return 0.0
+        sigmas = self._layout_sigmas(person.layout)
+        return float(oks(det_xy[None], keypoints[None], shared[None], np.array([area]), sigmas=sigmas)[0, 0])
+
+    def _layout_sigmas(self, layout_name: str) -> np.ndarray:
+        if layout_name not in self._sigmas:
+            self._sigmas[layout_name] = layout_oks_sigmas(get_layout(layout_name))
+        return self._sigmas[layout_name]
+
+    def _assign(self, similarity: np.ndarray) -> list[tuple[int, int]]:
+        """Hungarian assignment maximising similarity; pairs below the threshold are dropped."""
+        if similarity.size == 0:
+            return []
+        allowed = similarity >= self.settings.match_threshold
+        cost = np.where(allowed, 1.0 - similarity, _GATED_COST)
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(d), int(t)) for d, t in zip(rows, cols, strict=True) if allowed[d, t]]
+
+    # -- track life ------------------------------------------------------------------------------------
+
+    def _coast(self, track: Track, timestamp_s: float) -> None:
+        """Move an unmatched track to `timestamp_s` on its prediction and damp its velocity."""
+        track.keypoints_xy, track.bbox_xywh = track.shift(timestamp_s)
+        track.timestamp_s = max(timestamp_s, track.timestamp_s)
+        track.velocity = track.velocity * self.settings.velocity_damping
+        track.misses += 1
+
+    def _correct(self, track: Track, person: Person, timestamp_s: float) -> None:
+        """Take the matched detection's state and update the velocity from the measured box centres."""
+        box = np.asarray(person.bbox_xywh, np.float64)
+        centre = _box_centre(box)
+        elapsed = timestamp_s - track.measured_s
+        if elapsed > 0:
+            measured = (centre - track.measured_centre) / elapsed
+            alpha = self.settings.velocity_smoothing if track.hits > 1 else 1.0
+            track.velocity = alpha * measured + (1.0 - alpha) * track.velocity
+        track.keypoints_xy = np.asarray(person.keypoints_xy, np.float64).copy()
+        track.confidences = np.asarray(person.confidences, np.float64).copy()
+        track.bbox_xywh = box.copy()
+        track.timestamp_s = track.measured_s = max(timestamp_s, track.measured_s)
+        track.measured_centre = centre
+        track.hits += 1
+        track.misses = 0
+        if track.id < 0 and track.hits >= self.settings.min_hits:
+            track.id = self._issue_id()
+
+    def _start(self, person: Person, timestamp_s: float) -> Track:
+        box = np.asarray(person.bbox_xywh, np.float64).copy()
+        track = Track(
+            id=-1,
+            layout=person.layout,
+            keypoints_xy=np.asarray(person.keypoints_xy, np.float64).copy(),
+            confidences=np.asarray(person.confidences, np.float64).copy(),
+            bbox_xywh=box,
+            timestamp_s=timestamp_s,
+            measured_centre=_box_centre(box),
+            measured_s=timestamp_s,
+        )
+        if self.settings.min_hits <= 1:
+            track.id = self._issue_id()
+        self._tracks.append(track)
+        return track
+
+    def _alive(self, track: Track) -> bool:
+        if track.id < 0:
+            return track.misses == 0
+        return track.misses <= self.settings.max_age
+
+    def _issue_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    @staticmethod
+    def _report(people: list[Person], owners: dict[int, Track]) -> list[Person]:
+        reported = []
+        for det_index, person in enumerate(people):
+            track = owners[det_index]
+            if track.id >= 0:
+                person.id = track.id
+                person.tracked = True
+                reported.append(person)
+        return reported
