@@ -169,3 +169,39 @@ def test_oks_by_hand() -> None:
     result = oks(dt, gt, visible, area)
     expected_nose = np.exp(-25.0 / (2 * 400.0 * (2 * COCO_KEYPOINT_SIGMAS[0]) ** 2))
     np.testing.assert_allclose(result[:, 0], [1.0, (expected_nose + 1.0) / 2], rtol=1e-6)
+
+
+def test_many_images_random_mixture(coco_gt) -> None:
+    """40 copies of the sample images with perturbed people, crowds, misses and false positives, all at once."""
+    rng = np.random.default_rng(10)
+    gt = {"images": [], "annotations": [], "categories": coco_gt["categories"]}
+    dets: Dets = []
+    for copy_index in range(10):
+        for img in coco_gt["images"]:
+            new_id = copy_index * 1_000_000 + img["id"]
+            gt["images"].append(dict(img, id=new_id))
+            anns = [a for a in coco_gt["annotations"] if a["image_id"] == img["id"]]
+            for ann in anns:
+                new = dict(ann, image_id=new_id, id=len(gt["annotations"]) + 1, iscrowd=int(rng.uniform() < 0.1))
+                gt["annotations"].append(new)
+            part = {"images": [], "annotations": [dict(a, image_id=new_id) for a in anns]}
+            found = [d for d in detections_from_gt(part, rng, float(rng.uniform(1, 20))) if rng.uniform() < 0.8]
+            dets += found + [false_positive(coco_gt, rng, img["id"], float(rng.uniform())) for _ in range(2)]
+            dets[-2:] = [dict(d, image_id=new_id) for d in dets[-2:]]
+    rng.shuffle(dets)
+    assert_agrees(gt, dets)
+
+
+@pytest.mark.parametrize("crowd", [False, True])
+def test_overlapping_people_prefer_the_not_ignored_one(coco_gt, crowd: bool) -> None:
+    """A detection close to a medium person and closer still to an overlapping large (or crowd) one."""
+    gt = copy.deepcopy(coco_gt)
+    medium = next(a for a in gt["annotations"] if 32**2 < a["area"] < 96**2 and a["num_keypoints"] > 10)
+    twin = copy.deepcopy(medium)
+    kp = np.asarray(twin["keypoints"], float).reshape(17, 3)
+    kp[:, :2] += 2.0
+    twin.update(id=999_999, keypoints=kp.ravel().tolist(), area=medium["area"] * 1.5, iscrowd=int(crowd))
+    gt["annotations"].append(twin)
+    dets = [{"image_id": medium["image_id"], "category_id": 1, "keypoints": twin["keypoints"], "score": 0.9}]
+    ours = assert_agrees(gt, dets)
+    assert ours["ARm"] > 0  # the medium person is found in the medium range, not lost to its ignored twin
