@@ -1,0 +1,1 @@
+"""OpenPose bottom-up multi-person pose: channel layout and Part Affinity Field grouping (pure library)."""
