@@ -6,6 +6,8 @@ if [[ ! -f "$_pose_ros_venv/bin/activate" || ! -f "$_pose_ros_root/install/setup
   echo "pose_ros is not set up yet: run $_pose_ros_root/scripts/setup.sh" >&2
   return 1 2>/dev/null || exit 1
 fi
+# The activate and colcon setup scripts read unset variables: relax `set -u` while sourcing them.
+case $- in *u*) _pose_ros_nounset=1; set +u ;; *) _pose_ros_nounset= ;; esac
 # shellcheck disable=SC1091
 source "$_pose_ros_venv/bin/activate"
 export AMENT_PREFIX_PATH="$_pose_ros_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
@@ -13,4 +15,5 @@ export AMENT_PREFIX_PATH="$_pose_ros_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PAT
 source "$_pose_ros_root/install/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export POSE_ROS_CACHE="${POSE_ROS_CACHE:-$HOME/.cache/pose_ros}"
-unset _pose_ros_root _pose_ros_venv
+[[ -n "$_pose_ros_nounset" ]] && set -u
+unset _pose_ros_root _pose_ros_venv _pose_ros_nounset
