@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import numpy as np
 import pytest
+from conftest import read_video_frames
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from ros_harness import Probe, RosGraph, stamped
@@ -63,8 +68,38 @@ def test_vtest_frame_people_match_the_estimator_run_directly(graph, vtest_frames
         np.testing.assert_allclose(sent.bbox, expected.bbox_xywh, atol=1e-3)
         assert sent.score == pytest.approx(expected.score, abs=1e-6)
         assert [k.visible for k in sent.keypoints] == [c >= KEYPOINT_THRESHOLD for c in expected.confidences]
-        assert not sent.tracked
-    assert [p.id for p in people_msg.people] == list(range(len(direct)))
+        assert sent.tracked  # tracking is on by default: ids are track ids
+    assert len({p.id for p in people_msg.people}) == len(direct)
+
+
+def test_track_ids_are_stable_over_consecutive_frames(graph, demo_data) -> None:
+    """Walkers in consecutive vtest.avi frames keep their ids (the tracker in the node)."""
+    _, _, probe = graph
+    frames = read_video_frames(demo_data / "vtest.avi", list(range(200, 206)))
+    ids_per_frame = []
+    for index, frame in enumerate(frames):
+        key = probe.send(bgr_message(frame, sec=500 + index))
+        ids_per_frame.append({p.id for p in probe.outputs(key, topics=("people",))["people"].people})
+    kept = [len(a & b) / max(len(a), 1) for a, b in itertools.pairwise(ids_per_frame)]
+    assert min(len(ids) for ids in ids_per_frame) >= 3
+    assert np.mean(kept) >= 0.8, ids_per_frame
+
+
+def test_diagnostics_report_real_numbers(graph, vtest_frames) -> None:
+    _, _node, probe = graph
+    received = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", received.append, 10)
+    probe.outputs(probe.send(bgr_message(vtest_frames[0], sec=900)), topics=("people",))
+    deadline = time.monotonic() + 5
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert received, "/diagnostics is published at 1 Hz"
+    status = received[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.name.startswith("pose_node")
+    assert int(values["frames_processed"]) >= 1 and int(values["frames_received"]) >= 1
+    assert float(values["latency_p50_ms"]) > 0
+    assert values["model"] == "bottom_up/movenet_multipose" and values["device"] == "cpu"
 
 
 def test_markers_and_overlay_are_consistent_with_people(graph, vtest_frames) -> None:

@@ -53,6 +53,20 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "max_people", _DEFAULTS.max_people, "at most this many people per frame (highest scores first)",
         int_range=(1, MAX_PEOPLE_LIMIT, 1),
     ),
+    ParameterSpec("tracking", True, "give people stable ids across frames (else ids are per-frame indices)"),
+    ParameterSpec("tracking_metric", "oks", "similarity used to match people to tracks", ("oks", "iou")),
+    ParameterSpec(
+        "tracking_match_threshold", 0.3, "minimum similarity (OKS or box IoU) to continue a track",
+        float_range=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "tracking_max_age", 15, "frames a track survives without a match before its id is retired",
+        int_range=(0, 1000, 1),
+    ),
+    ParameterSpec(
+        "latency_warning_ms", 500.0, "/diagnostics warns when p90 latency (image stamp to publish) exceeds this",
+        float_range=(1.0, 60000.0),
+    ),
     ParameterSpec("publish_overlay", True, "publish the debug image with skeletons drawn on the input"),
     ParameterSpec(
         "marker_depth", 2.0, "distance (m) at which 2D-only keypoints are placed along their viewing rays in RViz",

@@ -6,7 +6,8 @@ activates itself at start-up, so `ros2 run pose_ros pose_node` just works.
 
 Topics (relative names; remap them):
   in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo, optional)
-  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image)
+  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image),
+       /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz)
 Every output carries the input image's header unchanged.
 """
 
@@ -18,18 +19,23 @@ from collections import Counter
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
 from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.draw import draw_people
+from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
+from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
+from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
 from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, to_rgb8
 from pose_ros.ros.messages import people_to_markers, people_to_msg
 from pose_ros.ros.parameters import PARAMETER_NAMES, PIPELINE_FIELDS, check_choice, declare_all, pipeline_config
@@ -55,6 +61,10 @@ class PoseNode(LifecycleNode):
         self._camera_matrix: np.ndarray | None = None
         self._image_sub = self._camera_info_sub = None
         self._people_pub = self._markers_pub = self._overlay_pub = None
+        self._tracker = PersonTracker(self._tracker_settings(self._values()))
+        self.statistics = FrameStatistics()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ----- parameters -------------------------------------------------------------------------------------------
@@ -68,6 +78,13 @@ class PoseNode(LifecycleNode):
             reason = check_choice(p.name, p.value)
             if reason:
                 return self._reject_parameters(reason)
+        tracker_settings = self._tracker_settings(values)
+        if tracker_settings != self._tracker.settings:
+            try:
+                tracker_settings.validate()
+            except ValueError as error:
+                return self._reject_parameters(str(error))
+            self._tracker = PersonTracker(tracker_settings)
         config = pipeline_config(values)
         if config != self._config:
             try:
@@ -79,7 +96,16 @@ class PoseNode(LifecycleNode):
             changed = {f: getattr(config, f) for f in PIPELINE_FIELDS if getattr(config, f) != getattr(self._config, f)}
             self.get_logger().info(f"parameters changed, effective from the next frame: {changed}")
             self._config = config
+            self._tracker.reset()  # another model may use another layout and other scores
         return SetParametersResult(successful=True)
+
+    @staticmethod
+    def _tracker_settings(values: dict[str, object]) -> TrackerSettings:
+        return TrackerSettings(
+            metric=str(values["tracking_metric"]),
+            match_threshold=float(values["tracking_match_threshold"]),
+            max_age=int(values["tracking_max_age"]),
+        )
 
     def _reject_parameters(self, reason: str) -> SetParametersResult:
         self.counters["rejected_parameter"] += 1
@@ -149,8 +175,9 @@ class PoseNode(LifecycleNode):
             self.errors_logged[kind] += 1
             self.get_logger().error(f"{text} [{kind}: {self.counters[kind]} so far]")
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image, info: dict | None = None) -> None:
         self.counters["frames_received"] += 1
+        self.statistics.on_received(time.monotonic(), (info or {}).get("publication_sequence_number"))
         try:
             image_rgb = to_rgb8(msg)
         except ImageConversionError as error:
@@ -162,10 +189,30 @@ class PoseNode(LifecycleNode):
         except MODEL_ERRORS as error:
             self._log_error("inference_error", f"frame dropped, inference failed: {error}")
             return
+        if self.get_parameter("tracking").value:
+            stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            people = self._tracker.update(people, stamp_s)
         self._publish(msg, image_rgb, people, config)
         self.counters["frames_processed"] += 1
+        latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-6
+        self.statistics.on_processed(time.monotonic(), latency_ms)
 
-    def _publish(self, msg: Image, image_rgb: np.ndarray, people: list, config: PipelineConfig) -> None:
+    def _publish_diagnostics(self) -> None:
+        errors = {k: v for k, v in self.counters.items() if k not in ("frames_received", "frames_processed")}
+        self._diagnostics_pub.publish(
+            diagnostics_message(
+                self.statistics,
+                time.monotonic(),
+                self.get_clock().now().to_msg(),
+                self.get_name(),
+                f"{self._config.mode}/{self._config.model_name}",
+                self._config.device,
+                errors,
+                float(self.get_parameter("latency_warning_ms").value),
+            )
+        )
+
+    def _publish(self, msg: Image, image_rgb: np.ndarray, people: list[Person], config: PipelineConfig) -> None:
         height, width = image_rgb.shape[:2]
         keypoint_threshold = float(self.get_parameter("keypoint_threshold").value)
         self._people_pub.publish(

@@ -1,0 +1,98 @@
+"""Health figures of pose_node for /diagnostics: rates, drops, latency percentiles over a sliding window."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+
+class FrameStatistics:
+    """Input/processed rates and latencies over the last `window_s` seconds, and drop counts since start.
+
+    Dropped frames are counted from gaps in the image publisher's DDS sequence numbers (frames the
+    keep-last-1 queue replaced before pose_node took them), plus frames rejected as bad input.
+    """
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self._received: deque[float] = deque()
+        self._processed: deque[tuple[float, float]] = deque()  # (time s, latency ms)
+        self._last_sequence: int | None = None
+        self.received_total = 0
+        self.processed_total = 0
+        self.dropped_in_queue = 0
+
+    def on_received(self, now_s: float, publication_sequence: int | None) -> None:
+        """A frame arrived at `now_s`; `publication_sequence` is its DDS publication sequence number."""
+        self.received_total += 1
+        self._received.append(now_s)
+        if publication_sequence is not None:
+            if self._last_sequence is not None and publication_sequence > self._last_sequence + 1:
+                self.dropped_in_queue += publication_sequence - self._last_sequence - 1
+            self._last_sequence = publication_sequence  # a restarted publisher starts again from 1
+        self._trim(now_s)
+
+    def on_processed(self, now_s: float, latency_ms: float) -> None:
+        """A frame's outputs were published at `now_s`, `latency_ms` after its image stamp."""
+        self.processed_total += 1
+        self._processed.append((now_s, latency_ms))
+        self._trim(now_s)
+
+    def _trim(self, now_s: float) -> None:
+        while self._received and self._received[0] < now_s - self.window_s:
+            self._received.popleft()
+        while self._processed and self._processed[0][0] < now_s - self.window_s:
+            self._processed.popleft()
+
+    def rates(self, now_s: float) -> tuple[float, float]:
+        """(input Hz, processed Hz) over the window."""
+        self._trim(now_s)
+        return len(self._received) / self.window_s, len(self._processed) / self.window_s
+
+    def latency_percentiles(self) -> tuple[float, float, float] | None:
+        """(p50, p90, p99) latency in ms over the window, or None without processed frames."""
+        if not self._processed:
+            return None
+        p50, p90, p99 = np.percentile([latency for _, latency in self._processed], [50, 90, 99])
+        return float(p50), float(p90), float(p99)
+
+
+def diagnostics_message(
+    stats: FrameStatistics,
+    now_s: float,
+    stamp,
+    node_name: str,
+    model: str,
+    device: str,
+    errors: dict[str, int],
+    latency_warning_ms: float,
+) -> DiagnosticArray:
+    """One DiagnosticStatus for pose_node: OK, WARN when p90 latency exceeds the limit or no input arrives."""
+    input_hz, processed_hz = stats.rates(now_s)
+    latency = stats.latency_percentiles()
+    status = DiagnosticStatus(name=f"{node_name}: pose estimation", hardware_id=device)
+    status.level, status.message = DiagnosticStatus.OK, "ok"
+    if stats.received_total == 0 or input_hz == 0.0:
+        status.level, status.message = DiagnosticStatus.WARN, "no input images"
+    elif latency is not None and latency[1] > latency_warning_ms:
+        status.level = DiagnosticStatus.WARN
+        status.message = f"p90 latency {latency[1]:.0f} ms exceeds {latency_warning_ms:.0f} ms"
+    values = {
+        "model": model,
+        "device": device,
+        "input_rate_hz": f"{input_hz:.2f}",
+        "processed_rate_hz": f"{processed_hz:.2f}",
+        "frames_received": str(stats.received_total),
+        "frames_processed": str(stats.processed_total),
+        "frames_dropped_in_queue": str(stats.dropped_in_queue),
+        "frames_rejected": str(sum(errors.values())),
+    }
+    if latency is not None:
+        values |= {f"latency_p{p}_ms": f"{v:.1f}" for p, v in zip((50, 90, 99), latency, strict=True)}
+    values |= {f"errors_{kind}": str(count) for kind, count in sorted(errors.items())}
+    status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array
