@@ -85,6 +85,10 @@ class Smpl(torch.nn.Module):
         self._parent_index = torch.as_tensor(np.maximum(data.parents, 0))
         self.register_buffer("_has_parent", torch.as_tensor(data.parents >= 0, dtype=dtype).unsqueeze(-1), False)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.blend_dirs.dtype
+
     @classmethod
     def from_file(cls, path: str | Path, num_betas: int = 10, dtype: torch.dtype = torch.float32) -> Smpl:
         """Load an official SMPL .pkl (no chumpy needed) or an .npz with the same keys; see `load_smpl_model`."""

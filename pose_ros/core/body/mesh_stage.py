@@ -1,0 +1,150 @@
+"""Mesh stage: people in an image → SMPL parameters and meshes in the camera optical frame (HMR + SMPL).
+
+Per frame: one crop per person (box centre, side 1.2 × the box's longer side, 224 × 224) → one batched HMR forward
+→ one batched SMPL forward → per person `Person.body_model` (`BodyModelParams`, name "smpl") with β (10,),
+axis-angle pose (72,), translation (3,) m and vertices (6890, 3) m in the camera optical frame (x right, y down,
+z forward), faces (13776, 3), and the crop camera [s, tx, ty].
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pose_ros.core.body.decimation import MeshDecimator
+from pose_ros.core.body.hmr import (
+    Hmr,
+    crop_camera_to_translation,
+    crop_person,
+    crop_square,
+    preprocess_crops,
+)
+from pose_ros.core.body.rotations import matrix_to_axis_angle
+from pose_ros.core.body.smpl import Smpl
+from pose_ros.core.camera import default_camera_matrix
+from pose_ros.core.device import resolve_device
+from pose_ros.core.person import BodyModelParams, Person, bbox_from_keypoints
+from pose_ros.core.skeletons import SMPL24
+
+MIN_BOX_SIDE_PX = 8.0  # smaller person boxes get no mesh
+
+
+@dataclass
+class MeshStageTiming:
+    """Wall time of the last call, milliseconds: crops, HMR forward, SMPL forward + conversions, and people meshed."""
+
+    crop_ms: float = 0.0
+    hmr_ms: float = 0.0
+    smpl_ms: float = 0.0
+    people: int = 0
+
+    @property
+    def total_ms(self) -> float:
+        return self.crop_ms + self.hmr_ms + self.smpl_ms
+
+
+def person_box(person: Person) -> np.ndarray | None:
+    """The person's box (4,) px, from its keypoints when the box is empty; None when too small to mesh."""
+    box = np.asarray(person.bbox_xywh, np.float64)
+    if min(box[2], box[3]) < MIN_BOX_SIDE_PX:
+        box = bbox_from_keypoints(person.keypoints_xy, person.confidences).astype(np.float64)
+    return box if max(box[2], box[3]) >= MIN_BOX_SIDE_PX else None
+
+
+class SmplHmrMeshStage:
+    """Fills `Person.body_model` with SMPL parameters and a mesh for every person big enough to crop.
+
+    Args:
+        smpl_model_path: official SMPL .pkl (no chumpy needed) or .npz (see `load_smpl_model`).
+        hmr_checkpoint_path: SPIN's `model_checkpoint.pt` layout (see `load_spin_checkpoint`).
+        mean_params_path: SPIN's `smpl_mean_params.npz`, or None (the checkpoint carries the mean parameters).
+        device: "auto", "cpu", "cuda" or "cuda:N", or a torch.device.
+    Raises FileNotFoundError naming the missing file and where users get it.
+    """
+
+    def __init__(
+        self,
+        smpl_model_path: str | Path,
+        hmr_checkpoint_path: str | Path,
+        mean_params_path: str | Path | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.smpl = Smpl.from_file(smpl_model_path).to(self.device).eval()
+        self.hmr = Hmr.from_files(hmr_checkpoint_path, mean_params_path).to(self.device).eval()
+        self.faces = self.smpl.faces.cpu().numpy()
+        self.timing = MeshStageTiming()
+        self._decimators: dict[int, MeshDecimator] = {}
+
+    @torch.inference_mode()
+    def __call__(self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray | None = None) -> None:
+        """Mesh every person of one frame in place (people too small to crop keep `body_model = None`).
+
+        Args:
+            image_rgb: (H, W, 3) uint8 RGB image.
+            people: the frame's people; their `bbox_xywh` (or keypoints) place the crops.
+            camera_matrix: (3, 3) intrinsics of the image, or None for `default_camera_matrix(W, H)`.
+        """
+        start = time.perf_counter()
+        boxes = [(person, person_box(person)) for person in people]
+        meshed = [(person, box) for person, box in boxes if box is not None]
+        self.timing = MeshStageTiming(people=len(meshed))
+        if not meshed:
+            return
+        squares = [crop_square(box) for _, box in meshed]
+        crops = np.stack([crop_person(image_rgb, center, side) for center, side in squares])
+        images = preprocess_crops(crops, self.device)
+        crop_done = time.perf_counter()
+        prediction = self.hmr(images)
+        rotations = prediction.rotations.to(self.smpl.dtype)
+        camera = prediction.camera.double().cpu().numpy()
+        hmr_done = time.perf_counter()
+        output = self.smpl(prediction.betas.to(rotations.dtype), rotations)
+        if camera_matrix is None:
+            camera_matrix = default_camera_matrix(image_rgb.shape[1], image_rgb.shape[0])
+        centers = np.stack([center for center, _ in squares])
+        sides = np.array([side for _, side in squares], np.float64)
+        translations = crop_camera_to_translation(camera, centers, sides, camera_matrix)
+        vertices = output.vertices.float().cpu().numpy() + translations[:, None].astype(np.float32)
+        poses = matrix_to_axis_angle(rotations).reshape(len(meshed), -1).float().cpu().numpy()
+        betas = prediction.betas.float().cpu().numpy()
+        for index, (person, _) in enumerate(meshed):
+            person.body_model = BodyModelParams(
+                name="smpl",
+                betas=betas[index],
+                pose=poses[index],
+                translation=translations[index].astype(np.float32),
+                camera=camera[index].astype(np.float32),
+                pose_joint_names=SMPL24.keypoints,
+                vertices=vertices[index],
+                faces=self.faces,
+            )
+        self.timing.crop_ms = (crop_done - start) * 1e3
+        self.timing.hmr_ms = (hmr_done - crop_done) * 1e3
+        self.timing.smpl_ms = (time.perf_counter() - hmr_done) * 1e3
+
+    def decimator(self, target_faces: int) -> MeshDecimator:
+        """Vertex-clustering plan to at most `target_faces` faces, built once on the SMPL rest template (cached);
+        apply it to `body_model.vertices` to get a lighter mesh with the same faces every frame."""
+        if target_faces not in self._decimators:
+            betas = torch.zeros(1, self.smpl.num_betas, dtype=self.smpl.dtype, device=self.device)
+            pose = torch.zeros(1, 3 * self.smpl.num_joints, dtype=betas.dtype, device=self.device)
+            with torch.inference_mode():
+                template = self.smpl(betas, pose).vertices[0].cpu().numpy()
+            self._decimators[target_faces] = MeshDecimator(template, self.faces, target_faces)
+        return self._decimators[target_faces]
+
+
+def triangle_list_points(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """A mesh as a TRIANGLE_LIST: (3F, 3) points, three consecutive points per triangle, in face order."""
+    return vertices[faces].reshape(-1, 3)
+
+
+def triangle_list_bytes(num_faces: int, per_vertex_colors: bool = False) -> int:
+    """Payload of a visualization_msgs/Marker TRIANGLE_LIST's point (and colour) arrays, bytes: 3 points per face
+    of 3 float64 (24 B), plus 4 float32 (16 B) per point with per-vertex colours. Full SMPL: 991,872 B."""
+    return 3 * num_faces * (24 + (16 if per_vertex_colors else 0))
