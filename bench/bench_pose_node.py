@@ -1,0 +1,96 @@
+"""pose_node throughput and latency over real DDS on this machine.
+
+    source scripts/env.sh && python bench/bench_pose_node.py --frames 60 --backends torch onnxruntime
+
+Closed loop: a probe publishes a vtest.avi frame, waits for the PersonArray carrying its stamp, then sends
+the next, so every frame is processed (no queue drops). Latency = publish → PersonArray received (decode,
+inference, tracking, people + markers + overlay publishing, DDS both ways). FPS = frames / wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rclpy.parameter import Parameter
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "test")]  # the checkout (pose_ros.msg comes from the install space)
+from ros_harness import Probe, RosGraph, stamped
+
+from pose_ros.core import assets
+from pose_ros.ros.image_conversion import array_to_image
+from pose_ros.ros.pose_node import PoseNode, activate
+
+
+def read_frames(count: int, start: int = 100) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(assets.demo_data_dir() / "vtest.avi"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    frames = [capture.read()[1] for _ in range(count)]
+    capture.release()
+    return frames
+
+
+def measure(backend: str, frames: list[np.ndarray], width: int, height: int, warmup: int = 3) -> dict[str, float]:
+    overrides = [
+        Parameter("image_reliability", value="reliable"),
+        Parameter("device", value="cpu"),
+        Parameter("backend", value=backend),
+        Parameter("input_width", value=width),
+        Parameter("input_height", value=height),
+    ]
+    with RosGraph() as ros:
+        node = PoseNode(context=ros.context, parameter_overrides=overrides)
+        assert activate(node), "pose_node did not configure"
+        ros.add(node)
+        probe = ros.add(Probe(ros.context))
+        probe.wait_for_subscriber()
+        latencies, people = [], []
+        start = None
+        for index, frame in enumerate(frames):
+            if index == warmup:
+                start = time.perf_counter()
+            sent = time.perf_counter()
+            key = probe.send(stamped(array_to_image(frame, "bgr8"), sec=10_000 + index))
+            result = probe.outputs(key, topics=("people",), timeout=60)["people"]
+            if index >= warmup:
+                latencies.append((time.perf_counter() - sent) * 1000)
+                people.append(len(result.people))
+        elapsed = time.perf_counter() - start
+    p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
+    return {"fps": len(latencies) / elapsed, "p50": p50, "p90": p90, "p99": p99, "people": float(np.mean(people))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
+    parser.add_argument("--sizes", nargs="+", default=["512x384", "256x192"])
+    args = parser.parse_args()
+    frames = read_frames(args.frames)
+    print(f"pose_node over DDS, vtest.avi 768x576, {args.frames} frames (3 warm-up), CPU threads: {os.cpu_count()}")
+    print("| backend | input | FPS | latency p50 ms | p90 ms | p99 ms | people/frame |")
+    print("|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        width, height = (int(v) for v in size.split("x"))
+        for backend in args.backends:
+            r = measure(backend, frames, width, height)
+            print(
+                f"| {backend} | {size} | {r['fps']:.1f} | {r['p50']:.0f} | {r['p90']:.0f} | {r['p99']:.0f} "
+                f"| {r['people']:.1f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
