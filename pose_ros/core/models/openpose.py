@@ -62,6 +62,8 @@ class OpenPoseCMU(nn.Module):
         num_heatmaps, num_pafs: 19 and 38 for COCO-18.
     """
 
+    map_offset = 3.5  # output pixel j covers input pixels 8j … 8j + 7 (three 2×2 max-pools)
+
     def __init__(self, num_stages: int = 6, num_heatmaps: int = layout.NUM_HEATMAP_CHANNELS,
                  num_pafs: int = layout.NUM_PAF_CHANNELS) -> None:
         super().__init__()
@@ -217,6 +219,8 @@ class LightweightOpenPose(nn.Module):
 
     Refinement stages take concat(features, heatmaps, PAFs) of the previous stage.
     """
+
+    map_offset = 0.0  # output pixel j is centred on input pixel 8j (3×3 stride-2 convolutions, padding 1)
 
     def __init__(self, num_refinement_stages: int = 1, channels: int = 128,
                  num_heatmaps: int = layout.NUM_HEATMAP_CHANNELS, num_pafs: int = layout.NUM_PAF_CHANNELS) -> None:
