@@ -64,6 +64,14 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         int_range=(0, 1000, 1),
     ),
     ParameterSpec(
+        "depth_sync_tolerance_s", 0.05, "max stamp difference (s) between a colour image and the depth image used",
+        float_range=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "depth_window", 5, "side (depth pixels, odd) of the window whose median valid depth is a keypoint's depth",
+        int_range=(1, 31, 2),
+    ),
+    ParameterSpec(
         "latency_warning_ms", 500.0, "/diagnostics warns when p90 latency (image stamp to publish) exceeds this",
         float_range=(1.0, 60000.0),
     ),

@@ -5,7 +5,9 @@ image, deactivate unsubscribes, cleanup drops the model. With `auto_activate` (d
 activates itself at start-up, so `ros2 run pose_ros pose_node` just works.
 
 Topics (relative names; remap them):
-  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo, optional)
+  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo, optional),
+       depth_image (sensor_msgs/Image 16UC1 mm or 32FC1 m, registered to image; optional),
+       depth_camera_info (sensor_msgs/CameraInfo of the depth image; optional)
   out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image),
        /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz)
 Every output carries the input image's header unchanged.
@@ -30,13 +32,14 @@ from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
 from pose_ros.core.camera import default_camera_matrix
+from pose_ros.core.depth import DepthSettings, StampMatcher, add_keypoints_3d, depth_to_metres
 from pose_ros.core.draw import draw_people
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
-from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, to_rgb8
+from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, to_rgb8
 from pose_ros.ros.messages import people_to_markers, people_to_msg
 from pose_ros.ros.parameters import PARAMETER_NAMES, PIPELINE_FIELDS, check_choice, declare_all, pipeline_config
 
@@ -59,7 +62,10 @@ class PoseNode(LifecycleNode):
         self._pipeline = PosePipeline()
         self._config = pipeline_config(self._values())
         self._camera_matrix: np.ndarray | None = None
-        self._image_sub = self._camera_info_sub = None
+        self._depth_camera_matrix: np.ndarray | None = None
+        self._depth_frames: StampMatcher[Image] = StampMatcher(self.get_parameter("depth_sync_tolerance_s").value)
+        self._subscriptions_active: list = []
+        self._image_sub = None
         self._people_pub = self._markers_pub = self._overlay_pub = None
         self._tracker = PersonTracker(self._tracker_settings(self._values()))
         self.statistics = FrameStatistics()
@@ -78,6 +84,7 @@ class PoseNode(LifecycleNode):
             reason = check_choice(p.name, p.value)
             if reason:
                 return self._reject_parameters(reason)
+        self._depth_frames.tolerance_s = float(values["depth_sync_tolerance_s"])
         tracker_settings = self._tracker_settings(values)
         if tracker_settings != self._tracker.settings:
             try:
@@ -138,15 +145,21 @@ class PoseNode(LifecycleNode):
         policy = QoSReliabilityPolicy.RELIABLE if reliability == "reliable" else QoSReliabilityPolicy.BEST_EFFORT
         image_qos = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
         self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos)
-        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos)
+        depth_qos = QoSProfile(depth=5, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
+        self._subscriptions_active = [
+            self._image_sub,
+            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos),
+            self.create_subscription(Image, "depth_image", self._on_depth_image, depth_qos),
+            self.create_subscription(CameraInfo, "depth_camera_info", self._on_depth_camera_info, image_qos),
+        ]
         self.get_logger().info(f"subscribed to {self._image_sub.topic_name} ({reliability}, keep last 1)")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for subscription in (self._image_sub, self._camera_info_sub):
-            if subscription is not None:
-                self.destroy_subscription(subscription)
-        self._image_sub = self._camera_info_sub = None
+        for subscription in self._subscriptions_active:
+            self.destroy_subscription(subscription)
+        self._subscriptions_active = []
+        self._image_sub = None
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -164,6 +177,35 @@ class PoseNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         k = np.asarray(msg.k, np.float64).reshape(3, 3)
         self._camera_matrix = k if k[0, 0] > 0 and k[1, 1] > 0 else None
+
+    def _on_depth_camera_info(self, msg: CameraInfo) -> None:
+        k = np.asarray(msg.k, np.float64).reshape(3, 3)
+        self._depth_camera_matrix = k if k[0, 0] > 0 and k[1, 1] > 0 else None
+
+    def _on_depth_image(self, msg: Image) -> None:
+        """Keep recent depth frames; they are decoded only when a colour frame matches one."""
+        self._depth_frames.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, msg)
+
+    def _add_depth(self, msg: Image, people: list[Person], camera_matrix: np.ndarray) -> None:
+        """3D keypoints from the depth frame matching `msg`'s stamp, if there is one."""
+        match = self._depth_frames.match(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        if match is None or not people:
+            return
+        depth_msg = match[1]
+        if depth_msg.encoding not in ("16UC1", "32FC1", "mono16"):
+            self._log_error("bad_depth", f"depth image ignored: encoding {depth_msg.encoding} is not 16UC1 or 32FC1")
+            return
+        try:
+            depth_m = depth_to_metres(image_to_array(depth_msg))
+        except ImageConversionError as error:
+            self._log_error("bad_depth", f"depth image ignored: {error}")
+            return
+        depth_k = self._depth_camera_matrix
+        if depth_k is None and depth_m.shape[:2] != (msg.height, msg.width):
+            self._log_error("bad_depth", "depth image of another size needs depth_camera_info; ignored")
+            return
+        settings = DepthSettings(window=int(self.get_parameter("depth_window").value))
+        add_keypoints_3d(people, depth_m, camera_matrix, depth_k, settings)
 
     def _log_error(self, kind: str, text: str) -> None:
         """Count an error of `kind` and log it, at most once per ERROR_LOG_PERIOD_S per kind."""
@@ -192,7 +234,11 @@ class PoseNode(LifecycleNode):
         if self.get_parameter("tracking").value:
             stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             people = self._tracker.update(people, stamp_s)
-        self._publish(msg, image_rgb, people, config)
+        camera_matrix = self._camera_matrix if self._camera_matrix is not None else default_camera_matrix(
+            msg.width, msg.height
+        )
+        self._add_depth(msg, people, camera_matrix)
+        self._publish(msg, image_rgb, people, config, camera_matrix)
         self.counters["frames_processed"] += 1
         latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-6
         self.statistics.on_processed(time.monotonic(), latency_ms)
@@ -212,13 +258,14 @@ class PoseNode(LifecycleNode):
             )
         )
 
-    def _publish(self, msg: Image, image_rgb: np.ndarray, people: list[Person], config: PipelineConfig) -> None:
+    def _publish(
+        self, msg: Image, image_rgb: np.ndarray, people: list[Person], config: PipelineConfig, camera_matrix: np.ndarray
+    ) -> None:
         height, width = image_rgb.shape[:2]
         keypoint_threshold = float(self.get_parameter("keypoint_threshold").value)
         self._people_pub.publish(
             people_to_msg(people, msg.header, (width, height), config.mode, config.model_name, keypoint_threshold)
         )
-        camera_matrix = self._camera_matrix if self._camera_matrix is not None else default_camera_matrix(width, height)
         marker_depth = float(self.get_parameter("marker_depth").value)
         self._markers_pub.publish(
             people_to_markers(people, msg.header, camera_matrix, keypoint_threshold, marker_depth=marker_depth)
