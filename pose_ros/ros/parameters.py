@@ -10,7 +10,16 @@ from dataclasses import dataclass, fields
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from pose_ros.core.pipeline import BACKENDS, BOTTOM_UP_MODELS, MAX_PEOPLE_LIMIT, MODES, PipelineConfig
+from pose_ros.core.meshing import MESH_MODELS, MeshConfig
+from pose_ros.core.pipeline import (
+    BACKENDS,
+    BOTTOM_UP_MODELS,
+    MAX_PEOPLE_LIMIT,
+    MODES,
+    TOP_DOWN_DECODERS,
+    TOP_DOWN_MODELS,
+    PipelineConfig,
+)
 
 RELIABILITIES = ("best_effort", "reliable")
 
@@ -35,6 +44,20 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         BOTTOM_UP_MODELS,
     ),
     ParameterSpec("openpose_weights", "", "path of an OpenPose checkpoint (.pth), for bottom_up_model=openpose"),
+    ParameterSpec(
+        "top_down_model", _DEFAULTS.top_down_model,
+        "single-person model of top_down: movenet_thunder (256x256, accurate) or movenet_lightning (192x192, fast)",
+        TOP_DOWN_MODELS,
+    ),
+    ParameterSpec(
+        "top_down_decoder", _DEFAULTS.top_down_decoder,
+        "top_down keypoint decoding: regression (MoveNet's own) or heatmap (argmax + parabola sub-pixel)",
+        TOP_DOWN_DECODERS,
+    ),
+    ParameterSpec(
+        "detector_threshold", _DEFAULTS.detector_threshold, "minimum person-detector score (top_down)",
+        float_range=(0.0, 1.0),
+    ),
     ParameterSpec("device", _DEFAULTS.device, "torch device: auto (CUDA when present, else CPU), cpu, cuda, cuda:N"),
     ParameterSpec(
         "backend", _DEFAULTS.backend, "inference runtime: auto (onnxruntime on CPU, torch on CUDA), torch, onnxruntime",
@@ -74,6 +97,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "latency_warning_ms", 500.0, "/diagnostics warns when p90 latency (image stamp to publish) exceeds this",
         float_range=(1.0, 60000.0),
+    ),
+    ParameterSpec(
+        "mesh_model", "auto", "body mesh per person: auto (smpl_hmr when its files are set, else anny_fit), none, "
+        "smpl_hmr, anny_fit", MESH_MODELS,
+    ),
+    ParameterSpec("smpl_model_path", "", "SMPL model file (.pkl or .npz; licensed, you bring it) for smpl_hmr"),
+    ParameterSpec("hmr_checkpoint_path", "", "HMR checkpoint in SPIN's layout (.pt; you bring it) for smpl_hmr"),
+    ParameterSpec("smpl_mean_params_path", "", "SPIN smpl_mean_params.npz (optional)"),
+    ParameterSpec(
+        "mesh_rate_hz", 2.0, "how often meshes are recomputed (0: every frame); between, a track keeps its mesh",
+        float_range=(0.0, 100.0),
+    ),
+    ParameterSpec(
+        "mesh_max_faces", 2000, "meshes are decimated to at most this many triangles for RViz (0: full mesh)",
+        int_range=(0, 100000, 1),
     ),
     ParameterSpec("publish_overlay", True, "publish the debug image with skeletons drawn on the input"),
     ParameterSpec(
@@ -116,6 +154,14 @@ def check_choice(name: str, value: object) -> str | None:
     if spec is not None and spec.choices and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
     return None
+
+
+MESH_FIELDS = tuple(f.name for f in fields(MeshConfig))
+
+
+def mesh_config(values: dict[str, object]) -> MeshConfig:
+    """MeshConfig from a name → value mapping holding the mesh parameters and the device."""
+    return MeshConfig(**{name: values[name] for name in MESH_FIELDS})
 
 
 def pipeline_config(values: dict[str, object]) -> PipelineConfig:

@@ -34,14 +34,22 @@ from visualization_msgs.msg import MarkerArray
 from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.depth import DepthSettings, StampMatcher, add_keypoints_3d, depth_to_metres
 from pose_ros.core.draw import draw_people
-from pose_ros.core.person import Person
+from pose_ros.core.meshing import MeshStage, create_mesh_stage, decimate_people_meshes
+from pose_ros.core.person import BodyModelParams, Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
 from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, to_rgb8
 from pose_ros.ros.messages import people_to_markers, people_to_msg
-from pose_ros.ros.parameters import PARAMETER_NAMES, PIPELINE_FIELDS, check_choice, declare_all, pipeline_config
+from pose_ros.ros.parameters import (
+    PARAMETER_NAMES,
+    PIPELINE_FIELDS,
+    check_choice,
+    declare_all,
+    mesh_config,
+    pipeline_config,
+)
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 ERROR_LOG_PERIOD_S = 5.0
@@ -68,6 +76,10 @@ class PoseNode(LifecycleNode):
         self._image_sub = None
         self._people_pub = self._markers_pub = self._overlay_pub = None
         self._tracker = PersonTracker(self._tracker_settings(self._values()))
+        self._mesh_config = mesh_config(self._values())
+        self._mesh_stage: MeshStage | None = None
+        self._last_mesh_time = -np.inf
+        self._meshes_by_track: dict[int, BodyModelParams] = {}
         self.statistics = FrameStatistics()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -92,6 +104,15 @@ class PoseNode(LifecycleNode):
             except ValueError as error:
                 return self._reject_parameters(str(error))
             self._tracker = PersonTracker(tracker_settings)
+        new_mesh_config = mesh_config(values)
+        if new_mesh_config != self._mesh_config:
+            try:
+                new_mesh_config.validate()
+            except ValueError as error:
+                return self._reject_parameters(str(error))
+            self._mesh_config = new_mesh_config
+            if self._is_configured():
+                self._load_mesh_stage()
         config = pipeline_config(values)
         if config != self._config:
             try:
@@ -135,6 +156,7 @@ class PoseNode(LifecycleNode):
         except MODEL_ERRORS as error:
             self._log_error("model_load", f"cannot load the model: {error}")
             return TransitionCallbackReturn.FAILURE
+        self._load_mesh_stage()
         self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
         self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
         self._overlay_pub = self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
@@ -168,10 +190,44 @@ class PoseNode(LifecycleNode):
                 self.destroy_publisher(publisher)
         self._people_pub = self._markers_pub = self._overlay_pub = None
         self._pipeline = PosePipeline()
+        self._mesh_stage = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         return TransitionCallbackReturn.SUCCESS
+
+    def _load_mesh_stage(self) -> None:
+        """Build the configured mesh stage; on failure say why once and keep publishing 2D results."""
+        self._mesh_stage, self._meshes_by_track = None, {}
+        model = self._mesh_config.resolved_model()
+        try:
+            started = time.perf_counter()
+            self._mesh_stage = create_mesh_stage(self._mesh_config)
+        except MODEL_ERRORS as error:
+            self._log_error("mesh_model_unavailable", f"mesh model {model} unavailable, publishing 2D only: {error}")
+            return
+        if self._mesh_stage is not None:
+            self.get_logger().info(f"mesh model {model} ready in {time.perf_counter() - started:.1f} s")
+
+    def _add_meshes(self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray) -> None:
+        """Meshes at most mesh_rate_hz; in between, tracked people keep their last mesh."""
+        if self._mesh_stage is None or not people:
+            return
+        rate = float(self.get_parameter("mesh_rate_hz").value)
+        now = time.monotonic()
+        if rate <= 0 or now - self._last_mesh_time >= 1.0 / rate:
+            self._last_mesh_time = now
+            try:
+                self._mesh_stage(image_rgb, people, camera_matrix)
+            except MODEL_ERRORS as error:
+                self._log_error("mesh_error", f"mesh stage failed on this frame: {error}")
+                return
+            decimate_people_meshes(people, self._mesh_stage, int(self.get_parameter("mesh_max_faces").value))
+            self._meshes_by_track = {p.id: p.body_model for p in people if p.tracked and p.body_model is not None}
+        else:
+            for person in people:
+                if person.tracked and person.body_model is None:
+                    person.body_model = self._meshes_by_track.get(person.id)
 
     # ----- frames ------------------------------------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -238,6 +294,7 @@ class PoseNode(LifecycleNode):
             msg.width, msg.height
         )
         self._add_depth(msg, people, camera_matrix)
+        self._add_meshes(image_rgb, people, camera_matrix)
         self._publish(msg, image_rgb, people, config, camera_matrix)
         self.counters["frames_processed"] += 1
         latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-6

@@ -1,0 +1,103 @@
+"""Mesh stage in pose_node over real DDS: SMPL + HMR files built by the tests → a TRIANGLE_LIST per person."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from rclpy.parameter import Parameter
+from ros_harness import Probe, RosGraph, stamped
+from test_hmr_model import random_spin_state_dict
+from visualization_msgs.msg import Marker
+
+from pose_ros.core.body.smpl_files import save_smpl_npz
+from pose_ros.core.body.smpl_synthetic import make_synthetic_smpl
+from pose_ros.ros.image_conversion import array_to_image
+from pose_ros.ros.pose_node import PoseNode, activate
+
+SMPL_FACES = 13776
+
+
+@pytest.fixture(scope="module")
+def smpl_hmr_files(tmp_path_factory) -> tuple[str, str]:
+    folder = tmp_path_factory.mktemp("smpl_hmr")
+    save_smpl_npz(make_synthetic_smpl(seed=3), folder / "SMPL_NEUTRAL.npz")
+    torch.save({"model": random_spin_state_dict()}, folder / "model_checkpoint.pt")
+    return str(folder / "SMPL_NEUTRAL.npz"), str(folder / "model_checkpoint.pt")
+
+
+def run_frame(frame_rgb: np.ndarray, overrides: list[Parameter], sec: int):
+    with RosGraph() as ros:
+        node = PoseNode(
+            context=ros.context,
+            parameter_overrides=[
+                Parameter("image_reliability", value="reliable"),
+                Parameter("device", value="cpu"),
+                Parameter("mesh_rate_hz", value=0.0),
+                *overrides,
+            ],
+        )
+        assert activate(node)
+        ros.add(node)
+        probe = ros.add(Probe(ros.context))
+        probe.wait_for_subscriber()
+        image = stamped(array_to_image(np.ascontiguousarray(frame_rgb[:, :, ::-1]), "bgr8"), sec)
+        return node, probe.outputs(probe.send(image), topics=("people", "markers"), timeout=60)
+
+
+def test_triangle_list_per_person_with_smpl_parameters(vtest_frames, human_models, smpl_hmr_files) -> None:
+    smpl_path, hmr_path = smpl_hmr_files
+    _, out = run_frame(
+        vtest_frames[1],
+        [
+            Parameter("mesh_model", value="smpl_hmr"),
+            Parameter("smpl_model_path", value=smpl_path),
+            Parameter("hmr_checkpoint_path", value=hmr_path),
+            Parameter("mesh_max_faces", value=0),
+        ],
+        sec=61,
+    )
+    people = out["people"].people
+    meshes = {m.id: m for m in out["markers"].markers if m.ns == "mesh"}
+    assert len(people) >= 4 and set(meshes) == {p.id for p in people}
+    for person in people:
+        mesh = meshes[person.id]
+        assert mesh.type == Marker.TRIANGLE_LIST and mesh.header == out["people"].header
+        assert len(mesh.points) == 3 * SMPL_FACES
+        points = np.array([[p.x, p.y, p.z] for p in mesh.points])
+        assert np.isfinite(points).all()
+        body = person.body_model
+        assert body.name == "smpl" and len(body.betas) == 10 and len(body.pose) == 72 and len(body.camera) == 3
+        assert len(body.translation) == 3 and body.translation[2] > 0
+
+
+def test_decimated_meshes_are_smaller(vtest_frames, human_models, smpl_hmr_files) -> None:
+    smpl_path, hmr_path = smpl_hmr_files
+    _, out = run_frame(
+        vtest_frames[1],
+        [
+            Parameter("mesh_model", value="smpl_hmr"),
+            Parameter("smpl_model_path", value=smpl_path),
+            Parameter("hmr_checkpoint_path", value=hmr_path),
+            Parameter("mesh_max_faces", value=1500),
+        ],
+        sec=62,
+    )
+    meshes = [m for m in out["markers"].markers if m.ns == "mesh"]
+    assert meshes and all(0 < len(m.points) <= 3 * 1500 and len(m.points) % 3 == 0 for m in meshes)
+
+
+def test_missing_smpl_files_say_so_once_and_2d_continues(vtest_frames, human_models, tmp_path) -> None:
+    node, out = run_frame(
+        vtest_frames[1],
+        [
+            Parameter("mesh_model", value="smpl_hmr"),
+            Parameter("smpl_model_path", value=str(tmp_path / "SMPL_NEUTRAL.pkl")),
+            Parameter("hmr_checkpoint_path", value=str(tmp_path / "model_checkpoint.pt")),
+        ],
+        sec=63,
+    )
+    assert len(out["people"].people) >= 4
+    assert not [m for m in out["markers"].markers if m.ns == "mesh"]
+    assert node.errors_logged["mesh_model_unavailable"] == 1
+    assert "SMPL_NEUTRAL.pkl" in node.last_error["mesh_model_unavailable"]
