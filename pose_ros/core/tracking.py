@@ -1,14 +1,18 @@
 """Stable person ids across frames: Hungarian assignment against motion-predicted tracks.
 
-Each frame, every live track is moved to the frame's time with a damped constant-velocity model (a
-translation of its keypoints and box by the velocity of its box centre). A similarity between every
-detection and every predicted track — OKS over the keypoints both know, or box IoU — is turned into a cost
-(1 − similarity) and solved with the Hungarian method (`scipy.optimize.linear_sum_assignment`); pairs below
-`match_threshold` are not matched. Matched tracks take the detection's keypoints; unmatched detections
-start new tracks; unmatched tracks coast on their prediction (velocity damped each missed frame) and are
-dropped after `max_age` consecutive misses. Track ids count up from 0 and are never reused in the life of a
-`PersonTracker` (not even after `reset()`), so downstream consumers (marker ns/id, colours) never confuse
-two people.
+Each frame, every live track is moved to the frame's time with a damped constant-velocity model: its
+keypoints and box translate together; the velocity is measured from the median shift of the confident
+keypoints between matched detections, smoothed, and clipped to `max_speed`. A similarity between every
+detection and every predicted track — OKS over the keypoints both are confident about, or box IoU — becomes
+a cost (1 − similarity). The OKS scale s² is the predicted box area times (1 + frames the track has been
+missed): a coasting prediction grows less certain, so its tolerance grows. The costs are solved with the
+Hungarian method (`scipy.optimize.linear_sum_assignment`) in a matching cascade — tracks seen in the last
+frame first, then those missed once, and so on — and pairs below `match_threshold` are never matched.
+
+Matched tracks take the detection's keypoints; unmatched detections start new tracks; unmatched tracks
+coast on their prediction (velocity damped each missed frame) and are dropped after `max_age` consecutive
+misses. Track ids count up from 0 and are never reused in the life of a `PersonTracker` (not even after
+`reset()`), so downstream consumers (marker ns/id, colours) never confuse two people.
 
 Any keypoint layout works: OKS constants σ come from the COCO ones by keypoint name
 (`layout_oks_sigmas`); a detection is only matched to a track of the same layout.
@@ -68,6 +72,8 @@ class TrackerSettings:
         keypoint_threshold: keypoints with a confidence above this take part in OKS (both sides).
         velocity_smoothing: weight in (0, 1] of the newest velocity measurement (exponential smoothing).
         velocity_damping: factor in [0, 1] applied to a track's velocity for each frame it is missed.
+        max_speed: speed limit of the motion model in box heights per second (a sprinting person covers about
+            3); a jump measured when the detector merges or splits people is clipped to it.
     """
 
     metric: str = "oks"
@@ -77,6 +83,7 @@ class TrackerSettings:
     keypoint_threshold: float = 0.2
     velocity_smoothing: float = 0.5
     velocity_damping: float = 0.9
+    max_speed: float = 3.0
 
     def validate(self) -> None:
         """Raise ValueError with a reason when a field has an unusable value."""
@@ -94,6 +101,8 @@ class TrackerSettings:
             raise ValueError(f"velocity_smoothing must be in (0, 1], got {self.velocity_smoothing}")
         if not 0.0 <= self.velocity_damping <= 1.0:
             raise ValueError(f"velocity_damping must be in [0, 1], got {self.velocity_damping}")
+        if self.max_speed < 0:
+            raise ValueError(f"max_speed must be >= 0 box heights per second, got {self.max_speed}")
 
 
 @dataclass
@@ -106,9 +115,10 @@ class Track:
         keypoints_xy: (K, 2) float64 pixels at `timestamp_s`; NaN when unknown.
         confidences: (K,) float64 of the last matched detection.
         bbox_xywh: (4,) float64 pixels at `timestamp_s`.
-        velocity: (2,) float64 pixels per second of the box centre.
+        velocity: (2,) float64 pixels per second of the person (keypoints and box move together).
         timestamp_s: time of the state, seconds.
-        measured_centre: (2,) box centre of the last matched detection, pixels.
+        measured_xy: (K, 2) keypoints of the last matched detection, pixels.
+        measured_box: (4,) box of the last matched detection, pixels.
         measured_s: time of the last matched detection, seconds.
         hits: number of matched detections.
         misses: consecutive frames without a match.
@@ -120,7 +130,8 @@ class Track:
     confidences: np.ndarray
     bbox_xywh: np.ndarray
     timestamp_s: float
-    measured_centre: np.ndarray
+    measured_xy: np.ndarray
+    measured_box: np.ndarray
     measured_s: float
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     hits: int = 1
@@ -215,13 +226,14 @@ class PersonTracker:
                 if self.settings.metric == "iou":
                     out[d, t] = box_iou(person.bbox_xywh, box)[0, 0]
                 else:
-                    out[d, t] = self._oks(person, keypoints, track.confidences, box)
+                    area = box[2] * box[3] * (1 + track.misses)
+                    out[d, t] = self._oks(person, keypoints, track.confidences, area)
         return out
 
-    def _oks(self, person: Person, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray) -> float:
+    def _oks(self, person: Person, keypoints: np.ndarray, confidences: np.ndarray, area: float) -> float:
         """OKS between a detection and a predicted track over the keypoints both are confident about.
 
-        The scale s² is the predicted track's box area; 0 when no keypoint is shared.
+        `area` is the scale s² (pixels²); 0 when no keypoint is shared.
         """
         threshold = self.settings.keypoint_threshold
         det_xy = np.asarray(person.keypoints_xy, np.float64)
@@ -231,7 +243,6 @@ class PersonTracker:
             & np.isfinite(det_xy).all(axis=1)
             & np.isfinite(keypoints).all(axis=1)
         )
-        area = float(box[2] * box[3])
         if not shared.any() or area <= 0:
             return 0.0
         sigmas = self._layout_sigmas(person.layout)
@@ -243,13 +254,26 @@ class PersonTracker:
         return self._sigmas[layout_name]
 
     def _assign(self, similarity: np.ndarray) -> list[tuple[int, int]]:
-        """Hungarian assignment maximising similarity; pairs below the threshold are dropped."""
-        if similarity.size == 0:
-            return []
-        allowed = similarity >= self.settings.match_threshold
-        cost = np.where(allowed, 1.0 - similarity, _GATED_COST)
-        rows, cols = linear_sum_assignment(cost)
-        return [(int(d), int(t)) for d, t in zip(rows, cols, strict=True) if allowed[d, t]]
+        """Matching cascade: tracks missed for fewer frames choose first, each level by Hungarian assignment.
+
+        Without it, a coasting track (whose OKS tolerance has grown) could take the detection of a track
+        seen in the last frame when the two overlap. Pairs below the threshold are never matched.
+        """
+        matches: list[tuple[int, int]] = []
+        free = np.ones(similarity.shape[0], bool)
+        for misses in sorted({track.misses for track in self._tracks}):
+            columns = np.array([t for t, track in enumerate(self._tracks) if track.misses == misses])
+            rows = np.flatnonzero(free)
+            if rows.size == 0:
+                break
+            block = similarity[np.ix_(rows, columns)]
+            allowed = block >= self.settings.match_threshold
+            picked_rows, picked_cols = linear_sum_assignment(np.where(allowed, 1.0 - block, _GATED_COST))
+            for r, c in zip(picked_rows, picked_cols, strict=True):
+                if allowed[r, c]:
+                    matches.append((int(rows[r]), int(columns[c])))
+                    free[rows[r]] = False
+        return matches
 
     # -- track life ------------------------------------------------------------------------------------
 
@@ -261,23 +285,41 @@ class PersonTracker:
         track.misses += 1
 
     def _correct(self, track: Track, person: Person, timestamp_s: float) -> None:
-        """Take the matched detection's state and update the velocity from the measured box centres."""
-        box = np.asarray(person.bbox_xywh, np.float64)
-        centre = _box_centre(box)
+        """Take the matched detection's state and update the velocity from the measured displacement."""
+        box = np.asarray(person.bbox_xywh, np.float64).copy()
+        keypoints = np.asarray(person.keypoints_xy, np.float64).copy()
+        confidences = np.asarray(person.confidences, np.float64).copy()
         elapsed = timestamp_s - track.measured_s
         if elapsed > 0:
-            measured = (centre - track.measured_centre) / elapsed
+            shift = self._displacement(track, keypoints, confidences, box)
+            measured = self._clip_speed(shift / elapsed, box[3])
             alpha = self.settings.velocity_smoothing if track.hits > 1 else 1.0
             track.velocity = alpha * measured + (1.0 - alpha) * track.velocity
-        track.keypoints_xy = np.asarray(person.keypoints_xy, np.float64).copy()
-        track.confidences = np.asarray(person.confidences, np.float64).copy()
-        track.bbox_xywh = box.copy()
+        track.keypoints_xy, track.confidences, track.bbox_xywh = keypoints, confidences, box
         track.timestamp_s = track.measured_s = max(timestamp_s, track.measured_s)
-        track.measured_centre = centre
+        track.measured_xy, track.measured_box = keypoints, box
         track.hits += 1
         track.misses = 0
         if track.id < 0 and track.hits >= self.settings.min_hits:
             track.id = self._issue_id()
+
+    def _displacement(self, track: Track, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray):
+        """(2,) pixels moved since the track's last detection: the median shift of the keypoints both
+        detections are confident about (robust to limbs moving and boxes changing shape), or the box-centre
+        shift when fewer than 3 are shared."""
+        threshold = self.settings.keypoint_threshold
+        shared = (confidences > threshold) & (track.confidences > threshold)
+        shift = keypoints - track.measured_xy
+        shared &= np.isfinite(shift).all(axis=1)
+        if shared.sum() >= 3:
+            return np.median(shift[shared], axis=0)
+        return _box_centre(box) - _box_centre(track.measured_box)
+
+    def _clip_speed(self, velocity: np.ndarray, box_height: float) -> np.ndarray:
+        """`velocity` (2,) px/s scaled down to at most `max_speed` box heights per second."""
+        limit = self.settings.max_speed * max(box_height, 1.0)
+        speed = float(np.linalg.norm(velocity))
+        return velocity * (limit / speed) if speed > limit else velocity
 
     def _start(self, person: Person, timestamp_s: float) -> Track:
         box = np.asarray(person.bbox_xywh, np.float64).copy()
@@ -288,7 +330,8 @@ class PersonTracker:
             confidences=np.asarray(person.confidences, np.float64).copy(),
             bbox_xywh=box,
             timestamp_s=timestamp_s,
-            measured_centre=_box_centre(box),
+            measured_xy=np.asarray(person.keypoints_xy, np.float64).copy(),
+            measured_box=box,
             measured_s=timestamp_s,
         )
         if self.settings.min_hits <= 1:
