@@ -1,0 +1,615 @@
+"""Fit the free Anny body model (PyPI `anny`, Apache-2.0 code, CC0 MakeHuman data) to each person's keypoints.
+
+Per frame, all people are fitted together in one batched optimisation (Adam) of, per person:
+- the root rotation (axis-angle) from Anny's model frame (Z up, front = −Y, metres) to the camera optical frame
+  (x right, y down, z forward), and the root translation (position of Anny's origin, at the pelvis) in that frame;
+- axis-angle rotations of a reduced set of bones (spine, neck, head, clavicles, shoulders, elbows, hips, knees) in
+  Anny's "local-ref" parameterisation (each delta in world-aligned rest axes);
+- the 6 phenotype values (gender, age, muscle, weight, height, proportions) in [0, 1].
+The loss is the confidence-weighted squared reprojection error of Anny's COCO-17 keypoints (in units of the person's
+size in pixels), plus 3D keypoint error when the person has measured 3D keypoints, a pose prior (squared angles,
+hinge limits on knees and elbows) and a shape prior (phenotypes near 0.5). A person's previous solution (by track id,
+else by box overlap with the previous frame) warm-starts the next frame, so tracked people need few iterations.
+
+Speed: the keypoints are a linear regression of the skinned vertices, and linear blend skinning is linear in the bone
+transforms, so the regression is folded into per-(keypoint, bone) weights once (exact, no approximation); an
+iteration then runs Anny's rest-bone model and forward kinematics only, never the 13,718-vertex mesh. The mesh is
+skinned once per frame after the fit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pose_ros.core import assets
+from pose_ros.core.body.decimation import MeshDecimator
+from pose_ros.core.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from pose_ros.core.device import resolve_device
+from pose_ros.core.person import BodyModelParams, Person, bbox_from_keypoints
+from pose_ros.core.skeletons import COCO17, convert_keypoints
+
+ANNY_VERSION = "0.6.2"
+ROOT_JOINT = "root"
+DEFAULT_BONES = (
+    "spine04", "spine02", "neck01", "head",
+    "clavicle.L", "clavicle.R", "upperarm01.L", "upperarm01.R", "lowerarm01.L", "lowerarm01.R",
+    "upperleg01.L", "upperleg01.R", "lowerleg01.L", "lowerleg01.R",
+)  # fmt: skip
+# Hinges: bone → which way its child segment swings when it flexes, in Anny's rest frame (front = −Y).
+HINGES = {"lowerarm01.L": -1.0, "lowerarm01.R": -1.0, "lowerleg01.L": 1.0, "lowerleg01.R": 1.0}
+# Rotation from Anny's model frame (x = the body's left, y = back, z = up) to the camera optical frame for a person
+# standing upright and facing the camera: x → x, y → z (away from the camera), z → −y (up in the image).
+OPTICAL_FROM_ANNY = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+NUM_PHENOTYPES = 6
+
+
+def anny_cache_dir() -> Path:
+    """Where Anny keeps its built model data (~790 MB): $ANNY_CACHE_DIR, else <pose_ros cache>/anny."""
+    env = os.environ.get("ANNY_CACHE_DIR")
+    return Path(env).expanduser() if env else assets.cache_dir() / "anny"
+
+
+def anny_cache_ready() -> bool:
+    """True when the set-up has built Anny's model data (so creating the model takes ~1 s, not minutes)."""
+    return any(anny_cache_dir().glob("v*/build_compact_model_data_*.safetensors"))
+
+
+def create_anny_model(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
+    """Anny's default full-body model (13,718 vertices, 104 bones, 6 phenotypes) on `device`, cached in
+    `anny_cache_dir()`. The first call on a machine builds the cache (minutes); see pose_ros.tools.prepare_anny.
+
+    Raises ImportError naming the package when `anny` is not installed.
+    """
+    try:
+        import anny
+        from anny.paths import set_anny_cache_path
+    except ImportError as error:
+        raise ImportError(f"the anny_fit mesh model needs PyPI anny=={ANNY_VERSION} ({assets.SETUP_HINT})") from error
+    anny_cache_dir().mkdir(parents=True, exist_ok=True)
+    set_anny_cache_path(anny_cache_dir())
+    model = anny.Anny()
+    return model.to(device=device, dtype=dtype).eval()
+
+
+class AnnyBody(torch.nn.Module):
+    """Anny with its COCO-17 keypoint regressor folded into the skinning weights.
+
+    For keypoint k = Σ_v r_kv · Σ_j w_vj T_j [v_v; 1] (regression r over skinned vertices, skinning weights w, bone
+    transforms T_j (4, 4)), the per-(keypoint, bone) sums A_kj = Σ_v r_kv w_vj v_v (3,) (linear in the shape
+    coefficients, like v) and g_kj = Σ_v r_kv w_vj are precomputed: keypoint k = Σ_j R_j A_kj + t_j g_kj.
+
+    Args:
+        model: an `anny.Anny` (see `create_anny_model`).
+        bones: names of the bones whose rotations are free; the others stay at rest.
+    """
+
+    def __init__(self, model: Any, bones: tuple[str, ...] = DEFAULT_BONES) -> None:
+        super().__init__()
+        import anny
+
+        self.model = model
+        unknown = [name for name in bones if name not in model.bone_labels]
+        if unknown:
+            raise ValueError(f"unknown Anny bones {unknown}; known: {model.bone_labels}")
+        root_fixed = bool((model.bone_orientation_blendshapes[:, 0] == 0).all()) and torch.equal(
+            model.bone_template_orientation_matrices[0], torch.eye(3, dtype=model.dtype, device=model.device)
+        )
+        if model.bone_orientation != "cached" or model.rest_orientation_refiner is not None or not root_fixed:
+            raise ValueError("AnnyBody expects Anny's default rig (cached bone orientations, identity root)")
+        self.bones = tuple(bones)
+        self.register_buffer("bone_indices", torch.tensor([model.bone_labels.index(b) for b in bones]))
+        regressor = anny.KeypointsRegressor.coco(model, labels=list(COCO17.keypoints))
+        self._fold_regressor(regressor.regression_weights.to(torch.float64))
+        self.faces = model.get_triangular_faces().cpu().numpy().astype(np.int64)
+        self.register_buffer("hinge_axes", self._hinge_axes())
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def _fold_regressor(self, regression: torch.Tensor) -> None:
+        """regression (17, V) → buffers keypoint_bone_weights g (17, J), keypoint_bone_points A0 (17, J, 3) and
+        keypoint_bone_blendshapes (C, 17, J, 3); computed in float64 on the vertices each keypoint uses."""
+        m = self.model
+        num_bones = m.bone_count
+        skin_w = m.vertex_bone_weights.to(torch.float64)
+        skin_j = m.vertex_bone_indices.long()
+        template = m.template_vertices.to(torch.float64)
+        blend = m.blendshapes.to(torch.float64)
+        g = torch.zeros(regression.shape[0], num_bones, dtype=torch.float64, device=regression.device)
+        points = torch.zeros(regression.shape[0], num_bones, 3, dtype=torch.float64, device=regression.device)
+        shapes = torch.zeros(blend.shape[0], regression.shape[0], num_bones, 3, dtype=torch.float64)
+        shapes = shapes.to(regression.device)
+        for k, row in enumerate(regression):
+            used = torch.nonzero(row).squeeze(1)
+            coeff = row[used, None] * skin_w[used]  # (S, 9): weight of (vertex, bone slot) in keypoint k
+            bones = skin_j[used].reshape(-1)
+            g[k].index_add_(0, bones, coeff.reshape(-1))
+            per_slot = coeff[..., None] * template[used, None, :]  # (S, 9, 3)
+            points[k].index_add_(0, bones, per_slot.reshape(-1, 3))
+            per_slot_shape = coeff[None, ..., None] * blend[:, used, None, :]  # (C, S, 9, 3)
+            shapes[:, k].index_add_(1, bones, per_slot_shape.reshape(blend.shape[0], -1, 3))
+        self.register_buffer("keypoint_bone_weights", g.to(m.dtype))
+        self.register_buffer("keypoint_bone_points", points.to(m.dtype))
+        self.register_buffer("keypoint_bone_blendshapes", shapes.to(m.dtype))
+
+    def _hinge_axes(self) -> torch.Tensor:
+        """(J, 3) unit flexion axis per free bone in Anny's rest frame, zero for bones without a hinge: the axis
+        that swings the bone's child towards the front (elbows) or the back (knees) for a positive angle."""
+        with torch.no_grad():
+            heads = self.rest_bone_poses(self._shape_coefficients(self._mean_phenotypes(1)))[0, :, :3, 3]
+        heads = heads.to(torch.float64)
+        axes = torch.zeros(len(self.bones), 3, dtype=torch.float64)
+        children = {parent: child for child, parent in enumerate(self.model.bone_parents) if parent >= 0}
+        for i, name in enumerate(self.bones):
+            if name not in HINGES:
+                continue
+            bone = self.model.bone_labels.index(name)
+            direction = heads[children[bone]] - heads[bone]
+            swing = torch.tensor([0.0, HINGES[name], 0.0], dtype=torch.float64)  # front is −Y
+            axis = torch.linalg.cross(direction, swing)
+            axes[i] = axis / axis.norm()
+        return axes.to(self.dtype)
+
+    def _mean_phenotypes(self, batch: int) -> torch.Tensor:
+        return torch.full((batch, NUM_PHENOTYPES), 0.5, dtype=self.dtype, device=self.device)
+
+    def _shape_coefficients(self, phenotypes: torch.Tensor) -> torch.Tensor:
+        """phenotypes (B, 6) in [0, 1] → Anny blendshape coefficients (B, C)."""
+        empty = phenotypes.new_zeros(phenotypes.shape[0], 0)
+        return self.model._get_phenotype_blendshape_coefficients(phenotypes, empty, empty)
+
+    def bone_transforms(
+        self, bone_rotvecs: torch.Tensor, phenotypes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Skinning transforms (B, 104, 4, 4) of Anny's bones for free-bone rotations (B, J, 3) radians and
+        phenotypes (B, 6), root at rest (identity), and the blendshape coefficients (B, C)."""
+        batch = bone_rotvecs.shape[0]
+        coeffs = self._shape_coefficients(phenotypes)
+        eye = torch.eye(4, dtype=self.dtype, device=self.device)
+        deltas = eye.expand(batch, self.model.bone_count, 4, 4).clone()
+        deltas[:, self.bone_indices, :3, :3] = axis_angle_to_matrix(bone_rotvecs)
+        transforms, _ = self.model.get_bone_transforms(deltas, self.rest_bone_poses(coeffs), "local-ref")
+        return transforms, coeffs
+
+    def rest_bone_poses(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """Rest poses (B, 104, 4, 4) of Anny's bones for blendshape coefficients (B, C).
+
+        Same maths as Anny's "cached" bone orientation (heads and orientation matrices linear in the coefficients,
+        projected on the nearest rotation), with the projection done by a batched 3×3 SVD: on a CPU its gradient is
+        an order of magnitude cheaper than the eigen-solver Anny uses, which dominated an iteration.
+        """
+        m = self.model
+        heads = m.template_bone_heads[None] + torch.einsum("bc,cjd->bjd", coeffs, m.bone_heads_blendshapes)
+        # The root's orientation matrix is the identity for every shape (checked in __init__): it has equal singular
+        # values, where the SVD's gradient is undefined, so it is left out.
+        cross = m.bone_template_orientation_matrices[None, 1:] + torch.einsum(
+            "bc,cjde->bjde", coeffs, m.bone_orientation_blendshapes[:, 1:]
+        )
+        u, _, vt = torch.linalg.svd(cross)
+        with torch.no_grad():  # ±1: whether U Vᵀ is a reflection (closed-form 3×3 determinant, no LU)
+            uv = u @ vt
+            det = (torch.linalg.cross(uv[..., 0, :], uv[..., 1, :], dim=-1) * uv[..., 2, :]).sum(-1)
+            flip = torch.ones_like(cross[..., 0])
+            flip[..., 2] = torch.sign(det)
+        eye = torch.eye(3, dtype=self.dtype, device=self.device).expand(coeffs.shape[0], 1, 3, 3)
+        rotations = torch.cat([eye, (u * flip[..., None, :]) @ vt], dim=1)
+        poses = torch.zeros(*rotations.shape[:-2], 4, 4, dtype=self.dtype, device=self.device)
+        poses[..., :3, :3] = rotations
+        poses[..., :3, 3] = heads
+        poses[..., 3, 3] = 1.0
+        return poses
+
+    def keypoints(self, bone_rotvecs: torch.Tensor, phenotypes: torch.Tensor) -> torch.Tensor:
+        """COCO-17 keypoints (B, 17, 3) metres in Anny's model frame; see `bone_transforms` for the inputs."""
+        transforms, coeffs = self.bone_transforms(bone_rotvecs, phenotypes)
+        points = self.keypoint_bone_points + torch.einsum("bc,ckjd->bkjd", coeffs, self.keypoint_bone_blendshapes)
+        rotated = torch.einsum("bjde,bkje->bkd", transforms[:, :, :3, :3], points)
+        return rotated + torch.einsum("bjd,kj->bkd", transforms[:, :, :3, 3], self.keypoint_bone_weights)
+
+    def vertices(self, bone_rotvecs: torch.Tensor, phenotypes: torch.Tensor) -> torch.Tensor:
+        """Skinned mesh vertices (B, 13718, 3) metres in Anny's model frame."""
+        transforms, coeffs = self.bone_transforms(bone_rotvecs, phenotypes)
+        return self.model.get_skinned_vertices(self.model.get_rest_vertices(coeffs), transforms)
+
+    def rest_vertices(self) -> np.ndarray:
+        """(V, 3) float64 vertices of the mean-phenotype rest mesh, metres (e.g. to plan a decimation)."""
+        with torch.no_grad():
+            zero = torch.zeros(1, len(self.bones), 3, dtype=self.dtype, device=self.device)
+            return self.vertices(zero, self._mean_phenotypes(1))[0].to(torch.float64).cpu().numpy()
+
+
+@dataclass
+class AnnyFitSettings:
+    """How `AnnyFitter` fits Anny to the people of a frame.
+
+    Attributes:
+        cold_iterations: Adam steps for a frame with a person seen for the first time.
+        cold_global_iterations: of those, the first ones move only the root rotation and translation.
+        warm_iterations: Adam steps when every person starts from its previous solution.
+        learning_rate: Adam step size (radians for rotations, metres for x/y, log-units for depth), decaying
+            linearly to a tenth over the iterations.
+        warm_learning_rate: the same when every person starts warm (small steps around the previous solution).
+        time_budget_ms: stop iterating when the next step would exceed this wall time for the frame (≤ 0: no limit).
+        min_confidence: keypoints below this confidence are ignored.
+        min_keypoints: people with fewer confident COCO-17 keypoints get no fit.
+        pose_prior_weight: weight of the squared bone angles (radians²).
+        hinge_weight: weight of elbow/knee bending the wrong way or off their hinge axis (radians²).
+        shape_prior_weight: weight of the phenotypes' squared distance to the mean 0.5.
+        keypoints_3d_weight: weight of the 3D keypoint error (per (0.1 m)²) when people carry 3D keypoints.
+        iou_threshold: minimum box IoU to warm-start an untracked person from the previous frame.
+        max_track_age: forget a tracked person's solution after this many frames without it.
+        bones: Anny bones whose rotations are fitted.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+    """
+
+    cold_iterations: int = 80
+    cold_global_iterations: int = 20
+    warm_iterations: int = 20
+    learning_rate: float = 0.05
+    warm_learning_rate: float = 0.01
+    time_budget_ms: float = 500.0
+    min_confidence: float = 0.3
+    min_keypoints: int = 6
+    pose_prior_weight: float = 1e-3
+    hinge_weight: float = 1e-2
+    shape_prior_weight: float = 1e-3
+    keypoints_3d_weight: float = 1.0
+    iou_threshold: float = 0.3
+    max_track_age: int = 30
+    bones: tuple[str, ...] = DEFAULT_BONES
+    device: str = "auto"
+
+
+@dataclass
+class AnnyState:
+    """One person's solution, reused to warm-start the next frame (float64 numpy).
+
+    rotation (3, 3) Anny model frame → camera optical frame; translation (3,) m; bones (J, 3) axis-angle radians;
+    phenotypes (6,) in [0, 1]; box (4,) x, y, w, h px of the keypoints it was fitted to.
+    """
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    bones: np.ndarray
+    phenotypes: np.ndarray
+    box: np.ndarray
+    frame: int = 0
+
+
+@dataclass
+class AnnyFitReport:
+    """What the last `AnnyFitter.fit` did: people fitted, how many started warm, Adam steps, wall time (ms) of the
+    optimisation and of the mesh, and per fitted person the mean reprojection error (px) of its confident keypoints."""
+
+    people: int = 0
+    warm: int = 0
+    iterations: int = 0
+    fit_ms: float = 0.0
+    mesh_ms: float = 0.0
+    reprojection_px: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Targets:
+    """Batched observations of the fitted people (torch, B rows)."""
+
+    xy: torch.Tensor  # (B, 17, 2) px
+    weight: torch.Tensor  # (B, 17) confidence, 0 when ignored
+    scale: torch.Tensor  # (B,) person size px
+    xyz: torch.Tensor  # (B, 17, 3) m, camera frame
+    weight_3d: torch.Tensor  # (B, 17) confidence of 3D keypoints, 0 when absent
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes (4,) x, y, w, h."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _rotation_about_y(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def coco17_observations(person: Person, min_confidence: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The person's keypoints (17, 2) px and confidences (17,) in COCO-17 order (0 below `min_confidence` or
+    non-finite), or None when its layout has no conversion to COCO-17."""
+    try:
+        xy, conf = convert_keypoints(person.keypoints_xy, person.confidences, person.layout, COCO17.name)
+    except KeyError:
+        return None
+    xy = np.asarray(xy, np.float64)
+    conf = np.where((np.asarray(conf) >= min_confidence) & np.isfinite(xy).all(axis=1), conf, 0.0)
+    return np.nan_to_num(xy), conf.astype(np.float64)
+
+
+class AnnyFitter:
+    """Fits Anny to every person of each frame, warm-starting from each person's previous solution.
+
+    Args:
+        settings: see `AnnyFitSettings`.
+        body: a prepared `AnnyBody` (built from `create_anny_model` on the settings' device when None).
+    """
+
+    # Limb segments (COCO-17 indices) used to guess a person's depth from its size in pixels.
+    _SIZE_SEGMENTS = ((5, 11), (6, 12), (5, 6), (11, 12), (11, 13), (12, 14), (13, 15), (14, 16), (5, 7), (6, 8))
+
+    def __init__(self, settings: AnnyFitSettings | None = None, body: AnnyBody | None = None) -> None:
+        self.settings = settings or AnnyFitSettings()
+        if body is None:
+            body = AnnyBody(create_anny_model(resolve_device(self.settings.device)), self.settings.bones)
+        self.body = body
+        self.faces = body.faces
+        self.report = AnnyFitReport()
+        self._tracks: dict[int, AnnyState] = {}
+        self._previous: list[AnnyState] = []
+        self._frame = 0
+        self._decimators: dict[int, MeshDecimator] = {}
+        with torch.no_grad():
+            zero = torch.zeros(1, len(body.bones), 3, dtype=body.dtype, device=body.device)
+            self._rest_keypoints = body.keypoints(zero, body._mean_phenotypes(1))[0].double().cpu().numpy()
+
+    def reset(self) -> None:
+        """Forget every previous solution (e.g. when the camera or the video changes)."""
+        self._tracks.clear()
+        self._previous = []
+
+    def decimator(self, target_faces: int) -> MeshDecimator:
+        """Vertex-clustering plan to at most `target_faces` faces, built once on Anny's rest mesh (cached)."""
+        if target_faces not in self._decimators:
+            self._decimators[target_faces] = MeshDecimator(self.body.rest_vertices(), self.faces, target_faces)
+        return self._decimators[target_faces]
+
+    def fit(self, people: list[Person], camera_matrix: np.ndarray, image_size: tuple[int, int]) -> None:
+        """Fit Anny to each person with enough confident keypoints, in place: `person.body_model` (name "anny") and,
+        when it is None, `person.keypoints_3d` (17, 3) m; the others are left as they are.
+
+        Args:
+            people: one frame's people (any layout convertible to COCO-17).
+            camera_matrix: (3, 3) intrinsics, e.g. CameraInfo K or `default_camera_matrix`.
+            image_size: (width, height) px (kept for the interface; points outside the image are still used).
+        """
+        del image_size
+        start = time.perf_counter()
+        self._frame += 1
+        chosen, observations = [], []
+        for person in people:
+            obs = coco17_observations(person, self.settings.min_confidence)
+            if obs is not None and int((obs[1] > 0).sum()) >= self.settings.min_keypoints:
+                chosen.append(person)
+                observations.append(obs)
+        self.report = AnnyFitReport(people=len(chosen))
+        if not chosen:
+            self._previous = []
+            return
+        k = np.asarray(camera_matrix, np.float64)
+        starts = self._initial_states(chosen, observations, k)
+        self.report.warm = sum(warm for _, warm in starts)
+        targets = self._targets(chosen, observations)
+        states = self._optimise([s for s, _ in starts], [w for _, w in starts], targets, k, start)
+        self.report.fit_ms = (time.perf_counter() - start) * 1e3
+        self._publish(chosen, states, observations, k)
+        self.report.mesh_ms = (time.perf_counter() - start) * 1e3 - self.report.fit_ms
+        self._remember(chosen, states)
+
+    # ----- starting points -----
+
+    def _initial_states(
+        self, people: list[Person], observations: list[tuple[np.ndarray, np.ndarray]], k: np.ndarray
+    ) -> list[tuple[AnnyState, bool]]:
+        """Per person: its previous solution (by track id, else by box IoU) and True, or a cold guess and False."""
+        starts: list[tuple[AnnyState, bool]] = []
+        free = list(range(len(self._previous)))
+        for person, (xy, conf) in zip(people, observations, strict=True):
+            box = bbox_from_keypoints(xy, conf).astype(np.float64)
+            state = self._tracks.get(person.id) if person.tracked else None
+            if state is None and not person.tracked and free:
+                ious = [box_iou(box, self._previous[i].box) for i in free]
+                best = int(np.argmax(ious))
+                if ious[best] >= self.settings.iou_threshold:
+                    state = self._previous[free.pop(best)]
+            if state is not None:
+                starts.append((AnnyState(**{**state.__dict__, "box": box}), True))
+            else:
+                starts.append((self._cold_state(xy, conf, box, k), False))
+        return starts
+
+    def _cold_state(self, xy: np.ndarray, conf: np.ndarray, box: np.ndarray, k: np.ndarray) -> AnnyState:
+        """Rest pose, mean shape, facing the camera or away from it (from the left/right order of shoulders and
+        hips), at the depth where Anny's limb lengths match the pixel ones, placed over the keypoints."""
+        rest = self._rest_keypoints
+        pairs = [(a, b) for a, b in ((5, 6), (11, 12)) if conf[a] > 0 and conf[b] > 0]
+        facing = sum(xy[a, 0] - xy[b, 0] for a, b in pairs) >= 0  # the body's left shows on the image right
+        rotation = OPTICAL_FROM_ANNY if facing else _rotation_about_y(math.pi) @ OPTICAL_FROM_ANNY
+        ratios = [
+            np.linalg.norm(xy[a] - xy[b]) / np.linalg.norm(rest[a] - rest[b])
+            for a, b in self._SIZE_SEGMENTS
+            if conf[a] > 0 and conf[b] > 0
+        ]
+        focal = 0.5 * (k[0, 0] + k[1, 1])
+        # Foreshortening only shortens segments: trust the longer ones. Fallback: a 1.7 m person as tall as the box.
+        pixels_per_metre = float(np.percentile(ratios, 80)) if ratios else max(box[3], 1.0) / 1.7
+        depth = focal / max(pixels_per_metre, 1e-6)
+        seen = conf > 0
+        posed = rest[seen] @ rotation.T
+        centre_px = xy[seen].mean(axis=0)
+        centre = np.array([(centre_px[0] - k[0, 2]) / k[0, 0], (centre_px[1] - k[1, 2]) / k[1, 1]]) * depth
+        translation = np.array([*(centre - posed[:, :2].mean(axis=0)), depth - posed[:, 2].mean()])
+        bones = np.zeros((len(self.body.bones), 3))
+        return AnnyState(rotation, translation, bones, np.full(NUM_PHENOTYPES, 0.5), box)
+
+    def _targets(self, people: list[Person], observations: list[tuple[np.ndarray, np.ndarray]]) -> _Targets:
+        xy = np.stack([o[0] for o in observations])
+        conf = np.stack([o[1] for o in observations])
+        sizes = [np.hypot(*bbox_from_keypoints(x, c)[2:]) for x, c in observations]
+        xyz = np.zeros((len(people), 17, 3))
+        conf_3d = np.zeros((len(people), 17))
+        for i, person in enumerate(people):
+            if person.keypoints_3d is not None and person.layout == COCO17.name:
+                points = np.asarray(person.keypoints_3d, np.float64)
+                ok = np.isfinite(points).all(axis=1) & (conf[i] > 0)
+                xyz[i, ok], conf_3d[i, ok] = points[ok], conf[i, ok]
+        tensor = self._tensor
+        return _Targets(tensor(xy), tensor(conf), tensor(np.maximum(sizes, 10.0)), tensor(xyz), tensor(conf_3d))
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=self.body.dtype, device=self.body.device)
+
+    # ----- optimisation -----
+
+    def _optimise(
+        self, states: list[AnnyState], warm: list[bool], targets: _Targets, k: np.ndarray, start: float
+    ) -> list[AnnyState]:
+        """Batched Adam on all people at once, with a linearly decaying step; returns the solutions."""
+        s = self.settings
+        tensor = self._tensor
+        rotation0 = tensor(np.stack([st.rotation for st in states]))
+        translations = np.stack([st.translation for st in states])
+        phenotypes = np.clip(np.stack([st.phenotypes for st in states]), 0.02, 0.98)
+        params = {
+            "omega": torch.zeros_like(rotation0[:, :, 0]),
+            "xy": tensor(translations[:, :2]),
+            "log_depth": tensor(np.log(np.maximum(translations[:, 2], 0.1))),
+            "bones": tensor(np.stack([st.bones for st in states])),
+            "logits": tensor(np.log(phenotypes / (1 - phenotypes))),
+        }
+        for value in params.values():
+            value.requires_grad_(True)
+        cold = torch.as_tensor([not w for w in warm], device=self.body.device)
+        iterations = s.warm_iterations if all(warm) else s.cold_iterations
+        learning_rate = s.warm_learning_rate if all(warm) else s.learning_rate
+        optimizer = torch.optim.Adam(params.values(), lr=learning_rate)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 - 0.9 * i / max(iterations, 1))
+        camera = tensor(k)
+        done, step_ms = 0, 0.0
+        while done < iterations:
+            elapsed_ms = (time.perf_counter() - start) * 1e3
+            if s.time_budget_ms > 0 and done > 0 and elapsed_ms + step_ms > s.time_budget_ms:
+                break
+            step_start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=False)
+            self._loss(params, rotation0, targets, camera).backward()
+            if done < s.cold_global_iterations and bool(cold.any()):
+                params["bones"].grad[cold] = 0.0
+                params["logits"].grad[cold] = 0.0
+            optimizer.step()
+            schedule.step()
+            done += 1
+            step_ms = (time.perf_counter() - step_start) * 1e3
+        self.report.iterations = done
+        return self._states(params, rotation0, states)
+
+    def _pose(
+        self, params: dict[str, torch.Tensor], rotation0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Root rotation (B, 3, 3), translation (B, 3) m and phenotypes (B, 6) from the optimised parameters."""
+        rotation = axis_angle_to_matrix(params["omega"]) @ rotation0
+        depth = params["log_depth"].exp()
+        translation = torch.cat([params["xy"], depth[:, None]], dim=1)
+        return rotation, translation, torch.sigmoid(params["logits"])
+
+    def _loss(
+        self, params: dict[str, torch.Tensor], rotation0: torch.Tensor, targets: _Targets, camera: torch.Tensor
+    ) -> torch.Tensor:
+        """Sum over people of the reprojection, 3D, pose and shape terms (scalar)."""
+        s = self.settings
+        rotation, translation, phenotypes = self._pose(params, rotation0)
+        keypoints = self.body.keypoints(params["bones"], phenotypes)
+        points = torch.einsum("bde,bke->bkd", rotation, keypoints) + translation[:, None]
+        pixels = project_points(points, camera)
+        error_2d = ((pixels - targets.xy) ** 2).sum(-1) / targets.scale[:, None] ** 2
+        loss = (targets.weight * error_2d).sum(-1)
+        error_3d = ((points - targets.xyz) ** 2).sum(-1) / 0.01
+        loss = loss + s.keypoints_3d_weight * (targets.weight_3d * error_3d).sum(-1)
+        bones = params["bones"]
+        axes = self.body.hinge_axes
+        angle = (bones * axes).sum(-1)
+        off_axis = ((bones - angle[..., None] * axes) ** 2).sum(-1)
+        hinge = (axes.abs().sum(-1) > 0) * (torch.relu(-angle) ** 2 + off_axis)
+        loss = loss + s.pose_prior_weight * (bones**2).sum((-1, -2)) + s.hinge_weight * hinge.sum(-1)
+        loss = loss + s.shape_prior_weight * ((phenotypes - 0.5) ** 2).sum(-1)
+        return loss.sum()
+
+    def _states(
+        self, params: dict[str, torch.Tensor], rotation0: torch.Tensor, states: list[AnnyState]
+    ) -> list[AnnyState]:
+        with torch.no_grad():
+            rotation, translation, phenotypes = (x.double().cpu().numpy() for x in self._pose(params, rotation0))
+            bones = params["bones"].double().cpu().numpy()
+        return [
+            AnnyState(rotation[i], translation[i], bones[i], phenotypes[i], st.box, self._frame)
+            for i, st in enumerate(states)
+        ]
+
+    # ----- results -----
+
+    def _publish(
+        self,
+        people: list[Person],
+        states: list[AnnyState],
+        observations: list[tuple[np.ndarray, np.ndarray]],
+        k: np.ndarray,
+    ) -> None:
+        """Mesh, keypoints and parameters of each solution into its person, and the reprojection errors."""
+        tensor = self._tensor
+        bones = tensor(np.stack([st.bones for st in states]))
+        phenotypes = tensor(np.stack([st.phenotypes for st in states]))
+        with torch.no_grad():
+            vertices = self.body.vertices(bones, phenotypes).double().cpu().numpy()
+            keypoints = self.body.keypoints(bones, phenotypes).double().cpu().numpy()
+        root = matrix_to_axis_angle(torch.as_tensor(np.stack([st.rotation for st in states]))).numpy()
+        names = (ROOT_JOINT, *self.body.bones)
+        for i, (person, state) in enumerate(zip(people, states, strict=True)):
+            person.body_model = BodyModelParams(
+                name="anny",
+                betas=state.phenotypes.astype(np.float32),
+                pose=np.concatenate([root[i], state.bones.reshape(-1)]).astype(np.float32),
+                translation=state.translation.astype(np.float32),
+                pose_joint_names=names,
+                vertices=(vertices[i] @ state.rotation.T + state.translation).astype(np.float32),
+                faces=self.faces,
+            )
+            points = keypoints[i] @ state.rotation.T + state.translation
+            if person.keypoints_3d is None:
+                person.keypoints_3d = points.astype(np.float32)
+            xy, conf = observations[i]
+            seen = conf > 0
+            error = np.linalg.norm(project_points_np(points, k) - xy, axis=1)[seen]
+            self.report.reprojection_px.append(float(error.mean()))
+
+    def _remember(self, people: list[Person], states: list[AnnyState]) -> None:
+        for person, state in zip(people, states, strict=True):
+            if person.tracked:
+                self._tracks[person.id] = state
+        max_age = self.settings.max_track_age
+        self._tracks = {i: st for i, st in self._tracks.items() if self._frame - st.frame <= max_age}
+        self._previous = [st for person, st in zip(people, states, strict=True) if not person.tracked]
+
+
+def project_points(points: torch.Tensor, camera_matrix: torch.Tensor) -> torch.Tensor:
+    """Points (..., 3) m in the camera optical frame → pixels (..., 2); depths clamped to ≥ 5 cm (differentiable)."""
+    z = points[..., 2].clamp_min(0.05)
+    u = camera_matrix[0, 0] * points[..., 0] / z + camera_matrix[0, 2]
+    v = camera_matrix[1, 1] * points[..., 1] / z + camera_matrix[1, 2]
+    return torch.stack([u, v], dim=-1)
+
+
+def project_points_np(points: np.ndarray, camera_matrix: np.ndarray) -> np.ndarray:
+    """`pose_ros.core.camera.project` for (N, 3) points (kept here so both projections clamp depth alike)."""
+    return project_points(torch.as_tensor(points), torch.as_tensor(camera_matrix)).numpy()
