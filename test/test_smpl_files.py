@@ -42,7 +42,19 @@ def _official_dict(data: SmplModelData, wrap: Callable[[np.ndarray], object]) ->
     }
 
 
-def _write_chumpy_pickle(data: SmplModelData, path: Path, protocol: int, monkeypatch: pytest.MonkeyPatch) -> None:
+class _Python2StylePickler(pickle.Pickler):
+    """Writes numpy array data as text strings, as Python 2 did (read back with encoding="latin1")."""
+
+    def reducer_override(self, obj: object) -> object:
+        if type(obj) is np.ndarray and not obj.dtype.hasobject:
+            function, arguments, state = obj.__reduce__()
+            return function, arguments, (*state[:4], state[4].decode("latin1"))
+        return NotImplemented
+
+
+def _write_chumpy_pickle(
+    data: SmplModelData, path: Path, protocol: int, python2_strings: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Pickle objects whose class is `chumpy.ch.Ch` (as in the official files) from a throw-away module."""
     chumpy = types.ModuleType("chumpy")
     chumpy_ch = types.ModuleType("chumpy.ch")
@@ -62,7 +74,8 @@ def _write_chumpy_pickle(data: SmplModelData, path: Path, protocol: int, monkeyp
     monkeypatch.setitem(sys.modules, "chumpy", chumpy)
     monkeypatch.setitem(sys.modules, "chumpy.ch", chumpy_ch)
     with open(path, "wb") as file:
-        pickle.dump(_official_dict(data, Ch), file, protocol=protocol)
+        pickler = _Python2StylePickler if python2_strings else pickle.Pickler
+        pickler(file, protocol=protocol).dump(_official_dict(data, Ch))
     monkeypatch.delitem(sys.modules, "chumpy")
     monkeypatch.delitem(sys.modules, "chumpy.ch")
 
@@ -72,12 +85,12 @@ def _assert_same(loaded: SmplModelData, expected: SmplModelData) -> None:
         np.testing.assert_array_equal(getattr(loaded, name), getattr(expected, name), err_msg=name)
 
 
-@pytest.mark.parametrize("protocol", [1, 2])
+@pytest.mark.parametrize(("protocol", "python2_strings"), [(1, False), (2, False), (2, True)])
 def test_loads_chumpy_pickle_without_chumpy(
-    model_data: SmplModelData, tmp_path: Path, protocol: int, monkeypatch: pytest.MonkeyPatch
+    model_data: SmplModelData, tmp_path: Path, protocol: int, python2_strings: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
-    _write_chumpy_pickle(model_data, path, protocol, monkeypatch)
+    _write_chumpy_pickle(model_data, path, protocol, python2_strings, monkeypatch)
     assert b"chumpy.ch" in path.read_bytes()
     assert "chumpy" not in sys.modules
     _assert_same(load_smpl_model(path), model_data)

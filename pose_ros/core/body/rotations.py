@@ -8,30 +8,28 @@ from __future__ import annotations
 
 import torch
 
-# Below this angle (radians) the closed forms switch to their Taylor expansions: with θ² < 1e-6 the dropped terms
-# are below 1e-13 relative, under float64 round-off.
+# Below this sin(angle / 2) the quaternion → axis-angle map switches to its Taylor expansion: with s² < 1e-6 the
+# dropped terms are below 1e-13 relative, under float64 round-off.
 _SMALL_ANGLE = 1e-3
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     """Rodrigues' formula: axis-angle vectors (..., 3) radians → rotation matrices (..., 3, 3).
 
-    R = cos θ · I + (sin θ / θ) · [r]ₓ + ((1 − cos θ) / θ²) · r rᵀ with θ = |r|, written with un-normalised r so that
-    θ → 0 is smooth (Taylor coefficients below `_SMALL_ANGLE`).
+    R = cos θ · I + (sin θ / θ) · [r]ₓ + ((1 − cos θ) / θ²) · r rᵀ with θ = |r|, written with un-normalised r and
+    1 − cos θ = 2 sin²(θ / 2), which has no cancellation at small angles; θ² is clamped to the smallest normal number
+    so that r = 0 gives I with finite gradients.
     """
-    theta_sq = (axis_angle * axis_angle).sum(-1, keepdim=True)
-    small = theta_sq < _SMALL_ANGLE**2
-    theta_sq_safe = torch.where(small, torch.ones_like(theta_sq), theta_sq)
-    theta = theta_sq_safe.sqrt()
-    cos = torch.where(small, 1.0 - theta_sq / 2.0, theta.cos())
-    sinc = torch.where(small, 1.0 - theta_sq / 6.0, theta.sin() / theta)
-    versine = torch.where(small, 0.5 - theta_sq / 24.0, (1.0 - theta.cos()) / theta_sq_safe)
+    theta_sq = (axis_angle * axis_angle).sum(-1, keepdim=True).clamp_min(torch.finfo(axis_angle.dtype).tiny)
+    theta = theta_sq.sqrt()
+    half_versine = (0.5 * theta).sin().square()  # (1 − cos θ) / 2
+    sinc = theta.sin() / theta
     x, y, z = (sinc * axis_angle).unbind(-1)
     zero = torch.zeros_like(x)
     skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).unflatten(-1, (3, 3))
-    outer = axis_angle.unsqueeze(-1) * axis_angle.unsqueeze(-2)
+    outer = axis_angle.unsqueeze(-1) * (2.0 * half_versine / theta_sq * axis_angle).unsqueeze(-2)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return cos.unsqueeze(-1) * eye + skew + versine.unsqueeze(-1) * outer
+    return (1.0 - 2.0 * half_versine).unsqueeze(-1) * eye + skew + outer
 
 
 def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:

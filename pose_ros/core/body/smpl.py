@@ -8,7 +8,8 @@ What makes it fast (same results as the textbook order, up to float round-off):
   of from the 6890 shaped vertices;
 - shape and pose blendshapes are one matrix product [β, R] @ [S; P] added to the template (`torch.addmm`), with
   the constant −P·vec(I) of the textbook (R − I) features folded into that template;
-- forward kinematics composes all joints of one tree depth in one batched matmul (8 levels for SMPL, not 23 steps);
+- forward kinematics composes all joints of one tree depth in one batched matmul (8 levels for SMPL, not 23 steps),
+  on joints stored in breadth-first order so that each level is a contiguous block;
 - skinning blends 3 × 4 affine transforms (not 4 × 4) and applies them as three fused multiply-adds over
   coordinate-major vertex rows.
 """
@@ -79,11 +80,28 @@ class Smpl(torch.nn.Module):
         self.register_buffer("weights_t", torch.as_tensor(data.weights.T, dtype=dtype).contiguous())  # (J, V)
         self.register_buffer("faces", torch.as_tensor(data.faces, dtype=torch.int64), persistent=False)
         self.parents = tuple(int(p) for p in data.parents)
-        levels = tree_levels(data.parents)
-        self._level_joints = [torch.as_tensor(level) for level in levels]
-        self._level_parents = [torch.as_tensor(data.parents[level]) for level in levels]
-        self._parent_index = torch.as_tensor(np.maximum(data.parents, 0))
-        self.register_buffer("_has_parent", torch.as_tensor(data.parents >= 0, dtype=dtype).unsqueeze(-1), False)
+        self._init_tree(data.parents, dtype)
+
+    def _init_tree(self, parents: np.ndarray, dtype: torch.dtype) -> None:
+        """Index tensors for forward kinematics in breadth-first order, where each tree level is a contiguous block
+        and the parents of one level are a gather from the previous block."""
+        levels = tree_levels(parents)
+        order = np.concatenate([[0], *levels])
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        self._level_slices: list[tuple[int, int]] = []
+        level_parents = []
+        previous_start, start = 0, 1
+        for level in levels:
+            self._level_slices.append((start, start + len(level)))
+            level_parents.append(torch.as_tensor(position[parents[level]] - previous_start))
+            previous_start, start = start, start + len(level)
+        self._level_parents = level_parents
+        self._bfs_order = torch.as_tensor(order)
+        self._bfs_inverse = torch.as_tensor(position)
+        self._parent_index = torch.as_tensor(np.maximum(parents, 0))
+        self.register_buffer("_has_parent", torch.as_tensor(parents >= 0, dtype=dtype).view(1, -1, 1), False)
+        self.register_buffer("_bottom_row", torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype).view(1, 1, 1, 4), False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -98,8 +116,9 @@ class Smpl(torch.nn.Module):
         """Move the index tensors along with the buffers so that `.to(device)` is the only call needed."""
         module = super()._apply(fn, recurse)
         device = self.template_offset.device
-        self._level_joints = [index.to(device) for index in self._level_joints]
         self._level_parents = [index.to(device) for index in self._level_parents]
+        self._bfs_order = self._bfs_order.to(device)
+        self._bfs_inverse = self._bfs_inverse.to(device)
         self._parent_index = self._parent_index.to(device)
         return module
 
@@ -144,12 +163,14 @@ class Smpl(torch.nn.Module):
             skinning transforms (B, J, 3, 4) mapping rest-pose points to posed points, and posed joints (B, J, 3).
         """
         batch, num_joints = rotations.shape[:2]
-        offsets = joints_rest - joints_rest[:, self._parent_index] * self._has_parent  # root keeps its location
+        offsets = joints_rest - joints_rest.index_select(1, self._parent_index) * self._has_parent  # root: location
         local = torch.cat([rotations, offsets.unsqueeze(-1)], dim=-1)  # (B, J, 3, 4)
-        bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch, num_joints, 1, 4)
-        world = torch.cat([local, bottom], dim=-2)  # (B, J, 4, 4), local → world level by level
-        for joints, parents in zip(self._level_joints, self._level_parents, strict=True):
-            world = world.index_copy(1, joints, world.index_select(1, parents) @ world.index_select(1, joints))
+        local = torch.cat([local, self._bottom_row.expand(batch, num_joints, 1, 4)], dim=-2)  # (B, J, 4, 4)
+        local = local.index_select(1, self._bfs_order)
+        blocks = [local[:, :1]]
+        for (start, stop), parents in zip(self._level_slices, self._level_parents, strict=True):
+            blocks.append(blocks[-1].index_select(1, parents) @ local[:, start:stop])
+        world = torch.cat(blocks, dim=1).index_select(1, self._bfs_inverse)  # (B, J, 4, 4) joint → world
         world = world[:, :, :3]
         posed_joints = world[..., 3]
         rest_shift = (world[..., :3] @ joints_rest.unsqueeze(-1)).squeeze(-1)
