@@ -70,7 +70,8 @@ def crossing_frames(num_frames=40, hide=range(18, 23), layout="coco17", dy=0.0, 
 @pytest.mark.parametrize("layout", ["coco17", "coco18_openpose"])
 def test_crossing_with_occlusion_keeps_ids(metric, layout):
     # The two walkers meet around frame 20 while person 1 is hidden behind person 0 (frames 18-22):
-    # only the motion model can hand person 1 back its id on the far side.
+    # only the motion model can hand person 1 back its id on the far side, and only the matching cascade
+    # stops the coasting track 1 (with its grown tolerance) from taking person 0's detection meanwhile.
     tracker = PersonTracker(TrackerSettings(metric=metric, max_age=10))
     assignments = run(tracker, crossing_frames(layout=layout))
     assert id_switches(assignments) == 0
@@ -159,3 +160,26 @@ def test_settings_are_validated():
         PersonTracker(TrackerSettings(metric="euclid"))
     with pytest.raises(ValueError, match="max_age"):
         TrackerSettings(max_age=-1).validate()
+
+
+def test_velocity_follows_the_body_not_the_box():
+    # Walking right at 100 px/s; in the last frame one arm shoots out to the left and widens the box by
+    # 80 px: the box centre jumps left, the median keypoint shift does not.
+    tracker = PersonTracker()
+    for i in range(5):
+        tracker.update([make_person((200 + 10 * i, 300))], i / FPS)
+    person = make_person((250, 300))
+    person.keypoints_xy[COCO17.index("right_wrist")] -= np.array([80.0, 0.0], np.float32)
+    person.bbox_xywh = bbox_from_keypoints(person.keypoints_xy, person.confidences)
+    tracker.update([person], 0.5)
+    np.testing.assert_allclose(tracker.tracks[0].velocity, [100.0, 0.0], atol=1.0)
+
+
+def test_speed_is_clipped_to_max_speed():
+    # A detection jump of 20 px in 10 ms (2000 px/s) is clipped to 3 box heights per second (570 px/s).
+    tracker = PersonTracker(TrackerSettings(metric="iou", max_speed=3.0))
+    tracker.update([make_person((300, 300))], 0.0)
+    tracker.update([make_person((320, 300))], 0.01)
+    assert len(tracker.tracks) == 1
+    height = tracker.tracks[0].bbox_xywh[3]
+    np.testing.assert_allclose(np.linalg.norm(tracker.tracks[0].velocity), 3.0 * height, rtol=1e-6)
