@@ -26,11 +26,11 @@ from rclpy.parameter import Parameter
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "test")]  # the checkout (pose_ros.msg comes from the install space)
-from ros_harness import Probe, RosGraph, stamped
+from ros_harness import Probe, RosGraph, stamped  # noqa: E402
 
-from pose_ros.core import assets
-from pose_ros.ros.image_conversion import array_to_image
-from pose_ros.ros.pose_node import PoseNode, activate
+from pose_ros.core import assets  # noqa: E402
+from pose_ros.ros.image_conversion import array_to_image  # noqa: E402
+from pose_ros.ros.pose_node import PoseNode, activate  # noqa: E402
 
 
 def read_frames(count: int, start: int = 100) -> list[np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_harness import Probe, RosGraph, stamped
+from ros_harness import RELIABLE, Probe, RosGraph, stamped
 from sensor_msgs.msg import Image
 
 from pose_ros.core import assets
@@ -130,3 +130,19 @@ def test_corrupt_default_weights_fail_configuration_clearly_without_killing_the_
         assert "movenet-multipose.bin" in node.last_error["model_load"]
         time.sleep(0.2)
         assert node.get_parameter("mode").value == "bottom_up"  # alive and answering
+
+
+def test_camera_publisher_killed_and_restarted(graph, vtest_frames) -> None:
+    """A new publisher on the image topic (a restarted camera driver) is served without any action."""
+    _, probe = graph
+    probe.destroy_publisher(probe.image_pub)
+    time.sleep(0.5)
+    probe.image_pub = probe.create_publisher(Image, "image", RELIABLE)
+    probe.wait_for_subscriber()
+    for attempt in range(10):  # the new publisher may need a moment to be matched
+        try:
+            out = probe.outputs(probe.send(good_frame(4000 + attempt, vtest_frames)), topics=("people",), timeout=3)
+            break
+        except TimeoutError:
+            continue
+    assert len(out["people"].people) >= 4

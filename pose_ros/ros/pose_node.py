@@ -273,9 +273,9 @@ class PoseNode(LifecycleNode):
             self.errors_logged[kind] += 1
             self.get_logger().error(f"{text} [{kind}: {self.counters[kind]} so far]")
 
-    def _on_image(self, msg: Image, info: dict | None = None) -> None:
+    def _on_image(self, msg: Image, info: dict) -> None:
         self.counters["frames_received"] += 1
-        self.statistics.on_received(time.monotonic(), (info or {}).get("publication_sequence_number"))
+        self.statistics.on_received(time.monotonic(), info.get("publication_sequence_number"))
         try:
             image_rgb = to_rgb8(msg)
         except ImageConversionError as error:

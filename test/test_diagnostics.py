@@ -1,0 +1,46 @@
+"""FrameStatistics: rates, latency percentiles and drop counting from DDS publication sequence numbers."""
+
+from __future__ import annotations
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
+
+from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
+
+
+def test_sequence_gaps_are_counted_as_drops_and_a_restarted_publisher_is_not() -> None:
+    stats = FrameStatistics(window_s=10.0)
+    for t, sequence in enumerate([1, 2, 5, 6, 10]):  # 3, 4, 7, 8, 9 replaced in the keep-last-1 queue
+        stats.on_received(float(t), sequence)
+    assert stats.dropped_in_queue == 5
+    stats.on_received(6.0, 1)  # the camera driver restarted: its numbering starts again
+    stats.on_received(7.0, 2)
+    assert stats.dropped_in_queue == 5 and stats.received_total == 7
+
+
+def test_rates_and_latency_percentiles_over_the_window() -> None:
+    stats = FrameStatistics(window_s=2.0)
+    for i in range(40):  # 20 Hz for 2 s, latency 10..49 ms
+        stats.on_received(i * 0.05, i + 1)
+        stats.on_processed(i * 0.05, 10.0 + i)
+    input_hz, processed_hz = stats.rates(39 * 0.05)
+    assert abs(input_hz - 20.0) <= 0.5 and abs(processed_hz - 20.0) <= 0.5
+    p50, p90, p99 = stats.latency_percentiles()
+    assert 28 <= p50 <= 31 and p90 > p50 and p99 <= 49
+    assert stats.rates(100.0) == (0.0, 0.0)  # everything left the window
+
+
+def test_diagnostics_warn_on_latency_and_on_missing_input() -> None:
+    stats = FrameStatistics()
+    idle = diagnostics_message(stats, 0.0, _stamp(), "pose_node", "m", "cpu", {}, 100.0).status[0]
+    assert idle.level == DiagnosticStatus.WARN and "no input" in idle.message
+    stats.on_received(1.0, 1)
+    stats.on_processed(1.0, 250.0)
+    slow = diagnostics_message(stats, 1.0, _stamp(), "pose_node", "m", "cpu", {"bad_image": 2}, 100.0).status[0]
+    values = {kv.key: kv.value for kv in slow.values}
+    assert slow.level == DiagnosticStatus.WARN and "latency" in slow.message
+    assert values["errors_bad_image"] == "2" and values["frames_rejected"] == "2"
+
+
+def _stamp() -> Time:
+    return Time(sec=1)
