@@ -1,0 +1,216 @@
+"""Anny fitting: exactness of the folded keypoint regressor, recovery of known poses/shapes through a known camera
+(cold and warm start), warm starts by track id and by box overlap, 3D targets, time budget, decimation.
+
+Needs PyPI anny and its built cache (scripts/setup.sh runs `python -m pose_ros.tools.prepare_anny`); skips otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pose_ros.core.body.anny_fit import (
+    HINGES,
+    OPTICAL_FROM_ANNY,
+    AnnyBody,
+    AnnyFitSettings,
+    AnnyFitter,
+    AnnyState,
+    anny_cache_ready,
+    create_anny_model,
+    project_points_np,
+)
+from pose_ros.core.body.mesh_stage import triangle_list_bytes
+from pose_ros.core.body.rotations import axis_angle_to_matrix
+from pose_ros.core.camera import default_camera_matrix
+from pose_ros.core.person import Person
+from pose_ros.core.skeletons import COCO17
+
+WIDTH, HEIGHT = 768, 576
+CAMERA = default_camera_matrix(WIDTH, HEIGHT)
+
+
+@pytest.fixture(scope="module")
+def body() -> AnnyBody:
+    pytest.importorskip("anny", reason="needs PyPI anny (requirements.txt)")
+    if not anny_cache_ready():
+        pytest.skip("needs Anny's built cache: run python -m pose_ros.tools.prepare_anny (scripts/setup.sh does)")
+    return AnnyBody(create_anny_model("cpu"))
+
+
+def random_states(body: AnnyBody, rng: np.random.Generator, count: int) -> list[AnnyState]:
+    """Plausible random people 4-7 m in front of the camera: bones ~ 0.25 rad, elbows/knees flexed 0-1.2 rad,
+    phenotypes in [0.2, 0.8], turned up to ±57° about the vertical."""
+    states = []
+    axes = body.hinge_axes.double().numpy()
+    for _ in range(count):
+        bones = rng.normal(0.0, 0.25, (len(body.bones), 3))
+        for i, name in enumerate(body.bones):
+            if name in HINGES:
+                bones[i] = axes[i] * abs(rng.normal(0.6, 0.3))
+        yaw = rng.uniform(-1.0, 1.0)
+        turn = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
+        translation = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-0.3, 0.3), rng.uniform(4.0, 7.0)])
+        states.append(AnnyState(turn @ OPTICAL_FROM_ANNY, translation, bones, rng.uniform(0.2, 0.8, 6), np.zeros(4)))
+    return states
+
+
+def render(body: AnnyBody, states: list[AnnyState]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """True COCO-17 keypoints of each state: (17, 3) m in the camera frame and (17, 2) px through CAMERA."""
+    bones = torch.tensor(np.stack([s.bones for s in states]), dtype=body.dtype)
+    phenotypes = torch.tensor(np.stack([s.phenotypes for s in states]), dtype=body.dtype)
+    with torch.no_grad():
+        keypoints = body.keypoints(bones, phenotypes).double().numpy()
+    points = [k @ s.rotation.T + s.translation for k, s in zip(keypoints, states, strict=True)]
+    return points, [project_points_np(p, CAMERA) for p in points]
+
+
+def make_people(pixels: list[np.ndarray], tracked: bool = True) -> list[Person]:
+    return [
+        Person(xy.astype(np.float32), np.ones(17, np.float32), 1.0, np.zeros(4, np.float32), COCO17.name, i, tracked)
+        for i, xy in enumerate(pixels)
+    ]
+
+
+def errors(people: list[Person], points: list[np.ndarray], pixels: list[np.ndarray]) -> tuple[float, float]:
+    """Median 2D reprojection error (px) of the fitted keypoints, and median 3D joint error (mm) after aligning
+    the hip centres (depth along the viewing ray is unobservable from 2D keypoints alone)."""
+    error_2d, error_3d = [], []
+    for person, true_points, true_pixels in zip(people, points, pixels, strict=True):
+        fitted = person.keypoints_3d.astype(np.float64)
+        error_2d.append(np.linalg.norm(project_points_np(fitted, CAMERA) - true_pixels, axis=1))
+        aligned = (fitted - fitted[11:13].mean(0)) - (true_points - true_points[11:13].mean(0))
+        error_3d.append(1000 * np.linalg.norm(aligned, axis=1))
+    return float(np.median(np.concatenate(error_2d))), float(np.median(np.concatenate(error_3d)))
+
+
+def move(states: list[AnnyState], rng: np.random.Generator) -> None:
+    """One frame of motion: every bone turns by ~3° per axis, the body shifts by ~2 cm."""
+    for state in states:
+        state.bones = state.bones + rng.normal(0.0, 0.03, state.bones.shape)
+        state.translation = state.translation + rng.normal(0.0, 0.02, 3)
+
+
+def test_folded_regressor_equals_anny(body: AnnyBody) -> None:
+    import anny
+
+    rng = np.random.default_rng(1)
+    bones = torch.tensor(rng.normal(0, 0.4, (2, len(body.bones), 3)), dtype=body.dtype)
+    phenotypes = torch.tensor(rng.uniform(0, 1, (2, 6)), dtype=body.dtype)
+    deltas = torch.eye(4, dtype=body.dtype).expand(2, body.model.bone_count, 4, 4).clone()
+    deltas[:, body.bone_indices, :3, :3] = axis_angle_to_matrix(bones)
+    with torch.no_grad():
+        output = body.model(deltas, phenotypes, pose_parameterization="local-ref")
+        expected = anny.KeypointsRegressor.coco(body.model, labels=list(COCO17.keypoints))(output)
+        assert torch.allclose(body.keypoints(bones, phenotypes), expected, atol=2e-6)
+        assert torch.allclose(body.vertices(bones, phenotypes), output["vertices"], atol=2e-6)
+
+
+def test_recovery_cold_then_warm(body: AnnyBody) -> None:
+    rng = np.random.default_rng(0)
+    truth = random_states(body, rng, 3)
+    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0), body)
+    points, pixels = render(body, truth)
+    people = make_people(pixels)
+    fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+    cold_2d, cold_3d = errors(people, points, pixels)
+    assert fitter.report.warm == 0 and fitter.report.iterations == fitter.settings.cold_iterations
+    warm_2d, warm_3d = [], []
+    for _ in range(2):
+        move(truth, rng)
+        points, pixels = render(body, truth)
+        people = make_people(pixels)
+        fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+        assert fitter.report.warm == 3 and fitter.report.iterations == fitter.settings.warm_iterations
+        e2d, e3d = errors(people, points, pixels)
+        warm_2d.append(e2d)
+        warm_3d.append(e3d)
+    settings = fitter.settings
+    print(
+        f"\nAnny recovery, 3 people: cold {settings.cold_iterations} it: 2D {cold_2d:.2f} px, 3D {cold_3d:.0f} mm;"
+        f" warm {settings.warm_iterations} it: 2D {np.round(warm_2d, 2)} px, 3D {np.round(warm_3d, 0)} mm"
+    )
+    assert cold_2d < 4.0
+    assert max(warm_2d) < 2.0
+    for person, state in zip(people, truth, strict=True):
+        model = person.body_model
+        assert model is not None and model.name == "anny"
+        assert model.betas.shape == (6,) and np.all((model.betas >= 0) & (model.betas <= 1))
+        assert model.pose_joint_names == ("root", *body.bones) and model.pose.shape == (3 * (1 + len(body.bones)),)
+        assert model.vertices.shape == (13718, 3) and model.faces.shape == (27420, 3)
+        # depth trades off against body size (phenotypes) in 2D: only a loose bound
+        assert abs(model.translation[2] - state.translation[2]) < 0.35 * state.translation[2]
+        # the mesh sits where the keypoints are: its projected box contains the true keypoints (with margin)
+        mesh_px = project_points_np(model.vertices.astype(np.float64), CAMERA)
+        true_px = project_points_np(render(body, [state])[0][0], CAMERA)
+        assert np.all(true_px > mesh_px.min(0) - 5) and np.all(true_px < mesh_px.max(0) + 5)
+
+
+def test_warm_start_by_box_overlap_for_untracked_people(body: AnnyBody) -> None:
+    rng = np.random.default_rng(3)
+    truth = random_states(body, rng, 2)
+    truth[0].translation[0], truth[1].translation[0] = -1.2, 1.2  # apart, so boxes do not overlap
+    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0, cold_iterations=30), body)
+    fitter.fit(make_people(render(body, truth)[1], tracked=False), CAMERA, (WIDTH, HEIGHT))
+    move(truth, rng)
+    people = make_people(render(body, truth)[1][::-1], tracked=False)  # other order: matched by overlap, not index
+    fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+    assert fitter.report.warm == 2
+    assert people[0].body_model.translation[0] > 0.5 and people[1].body_model.translation[0] < -0.5
+    fitter.reset()
+    fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+    assert fitter.report.warm == 0
+
+
+def test_3d_targets_fix_the_depth(body: AnnyBody) -> None:
+    rng = np.random.default_rng(5)
+    truth = random_states(body, rng, 1)
+    points, pixels = render(body, truth)
+    people = make_people(pixels)
+    people[0].keypoints_3d = points[0].astype(np.float32)
+    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0), body)
+    fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+    fitted = (
+        body.keypoints(
+            torch.tensor(people[0].body_model.pose[3:].reshape(1, -1, 3), dtype=body.dtype),
+            torch.tensor(people[0].body_model.betas[None], dtype=body.dtype),
+        )[0]
+        .detach()
+        .double()
+        .numpy()
+    )
+    root = axis_angle_to_matrix(torch.tensor(people[0].body_model.pose[:3], dtype=torch.float64)).numpy()
+    fitted = fitted @ root.T + people[0].body_model.translation
+    error_mm = 1000 * np.median(np.linalg.norm(fitted - points[0], axis=1))
+    print(f"\nAnny fit with 3D targets: median 3D error {error_mm:.0f} mm (no alignment)")
+    assert error_mm < 40.0
+
+
+def test_people_without_enough_keypoints_get_no_fit(body: AnnyBody) -> None:
+    rng = np.random.default_rng(7)
+    pixels = render(body, random_states(body, rng, 1))[1]
+    people = make_people(pixels)
+    people[0].confidences[:] = 0.0
+    people[0].confidences[[5, 6, 11]] = 0.9
+    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0), body)
+    fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+    assert people[0].body_model is None and people[0].keypoints_3d is None and fitter.report.people == 0
+
+
+def test_time_budget_stops_iterating(body: AnnyBody) -> None:
+    pixels = render(body, random_states(body, np.random.default_rng(9), 1))[1]
+    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=1e-3), body)
+    people = make_people(pixels)
+    fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+    assert fitter.report.iterations == 1 and people[0].body_model is not None
+
+
+def test_decimated_mesh_and_marker_size(body: AnnyBody) -> None:
+    fitter = AnnyFitter(AnnyFitSettings(), body)
+    decimator = fitter.decimator(3000)
+    vertices, faces = decimator(body.rest_vertices())
+    assert 1000 < len(faces) <= 3000 and faces.max() < len(vertices)
+    assert triangle_list_bytes(len(fitter.faces)) == 27420 * 72
