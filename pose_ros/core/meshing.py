@@ -61,8 +61,12 @@ class _AnnyStage:
     """AnnyFitter behind the common stage signature."""
 
     def __init__(self, device: str) -> None:
-        from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter
+        from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter, anny_cache_ready
 
+        if not anny_cache_ready():  # else creating the model would build its data for minutes, here
+            raise RuntimeError(
+                "Anny's model data is not built: run `python -m pose_ros.tools.prepare_anny` (scripts/setup.sh does)"
+            )
         self.fitter = AnnyFitter(AnnyFitSettings(device=device))
 
     def __call__(self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray) -> None:
