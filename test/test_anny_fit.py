@@ -214,3 +214,23 @@ def test_decimated_mesh_and_marker_size(body: AnnyBody) -> None:
     vertices, faces = decimator(body.rest_vertices())
     assert 1000 < len(faces) <= 3000 and faces.max() < len(vertices)
     assert triangle_list_bytes(len(fitter.faces)) == 27420 * 72
+
+
+def test_render_meshes_paints_nearest_surface_on_top() -> None:
+    from pose_ros.core.render import Mesh, render_meshes
+
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+
+    def square(depth: float, half: float) -> np.ndarray:
+        return np.array([[-half, -half, depth], [half, -half, depth], [half, half, depth], [-half, half, depth]])
+
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    far, near = Mesh(square(4.0, 1.0), faces, (255, 0, 0)), Mesh(square(2.0, 0.1), faces, (0, 255, 0))
+    out = render_meshes(image, [near, far], CAMERA, alpha=1.0)  # order given: near first; painted far first
+    centre = (round(float(CAMERA[1, 2])), round(float(CAMERA[0, 2])))
+    assert out[centre][0] == 0 and out[centre][1] > 240 and out[centre][2] == 0  # facing the camera: ~full light
+    far_only = (centre[0], centre[1] + int(0.5 / 4.0 * CAMERA[0, 0]))  # 0.5 m right at 4 m: inside far square
+    assert out[far_only][0] > 240 and out[far_only][1:].sum() == 0
+    assert out[5, 5].sum() == 0  # outside both squares the image is untouched
+    half = render_meshes(np.full_like(image, 100), [far], CAMERA, alpha=0.5)
+    assert 170 < half[far_only][0] <= 178 and tuple(half[far_only][1:]) == (50, 50)

@@ -35,6 +35,7 @@ from pose_ros.core.body.rotations import axis_angle_to_matrix, matrix_to_axis_an
 from pose_ros.core.device import resolve_device
 from pose_ros.core.person import BodyModelParams, Person, bbox_from_keypoints
 from pose_ros.core.skeletons import COCO17, convert_keypoints
+from pose_ros.core.tracking import box_iou
 
 ANNY_VERSION = "0.6.2"
 ROOT_JOINT = "root"
@@ -313,15 +314,6 @@ class _Targets:
     weight_3d: torch.Tensor  # (B, 17) confidence of 3D keypoints, 0 when absent
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boxes (4,) x, y, w, h."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _rotation_about_y(angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
@@ -420,7 +412,7 @@ class AnnyFitter:
             box = bbox_from_keypoints(xy, conf).astype(np.float64)
             state = self._tracks.get(person.id) if person.tracked else None
             if state is None and not person.tracked and free:
-                ious = [box_iou(box, self._previous[i].box) for i in free]
+                ious = box_iou(box, np.stack([self._previous[i].box for i in free]))[0]
                 best = int(np.argmax(ious))
                 if ious[best] >= self.settings.iou_threshold:
                     state = self._previous[free.pop(best)]
