@@ -20,6 +20,8 @@ Estimator = Callable[[np.ndarray], list[Person]]
 
 MODES = ("bottom_up", "top_down")
 BOTTOM_UP_MODELS = ("movenet_multipose", "openpose")
+TOP_DOWN_MODELS = ("movenet_thunder", "movenet_lightning")
+TOP_DOWN_DECODERS = ("regression", "heatmap")
 BACKENDS = ("auto", "torch", "onnxruntime")
 MAX_PEOPLE_LIMIT = 100
 
@@ -36,7 +38,13 @@ class PipelineConfig:
         backend: "auto" (onnxruntime on CPU, torch on CUDA), "torch" or "onnxruntime".
         input_width, input_height: network input size in pixels (multiples of 32 for MoveNet).
         score_threshold: minimum person score in [0, 1].
-        max_people: at most this many people per frame, highest scores first.
+        max_people: at most this many people per frame, highest scores first (top-down: at most this many
+            detector boxes are cropped).
+        top_down_model: single-person model of the top-down mode: "movenet_thunder" (256×256, more accurate)
+            or "movenet_lightning" (192×192, faster).
+        top_down_decoder: "regression" (MoveNet's own decoding) or "heatmap" (argmax + parabola sub-pixel on
+            its keypoint heatmaps, as a CPM / SimpleBaseline head).
+        detector_threshold: minimum person-detector score in [0, 1] (top-down).
     """
 
     mode: str = "bottom_up"
@@ -48,6 +56,9 @@ class PipelineConfig:
     input_height: int = 384
     score_threshold: float = 0.2
     max_people: int = 6
+    top_down_model: str = "movenet_thunder"
+    top_down_decoder: str = "regression"
+    detector_threshold: float = 0.3
 
     def validate(self) -> None:
         """Raise ValueError with a reason when a field has an unusable value."""
@@ -55,6 +66,12 @@ class PipelineConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.bottom_up_model not in BOTTOM_UP_MODELS:
             raise ValueError(f"bottom_up_model must be one of {BOTTOM_UP_MODELS}, got {self.bottom_up_model!r}")
+        if self.top_down_model not in TOP_DOWN_MODELS:
+            raise ValueError(f"top_down_model must be one of {TOP_DOWN_MODELS}, got {self.top_down_model!r}")
+        if self.top_down_decoder not in TOP_DOWN_DECODERS:
+            raise ValueError(f"top_down_decoder must be one of {TOP_DOWN_DECODERS}, got {self.top_down_decoder!r}")
+        if not 0.0 <= self.detector_threshold <= 1.0:
+            raise ValueError(f"detector_threshold must be in [0, 1], got {self.detector_threshold}")
         if not DEVICE_PATTERN.match(self.device):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.input_width % 32 or self.input_height % 32 or min(self.input_width, self.input_height) < 32:
@@ -71,7 +88,7 @@ class PipelineConfig:
     @property
     def model_name(self) -> str:
         """Name of the keypoint model this configuration runs (written into PersonArray.model)."""
-        return self.bottom_up_model if self.mode == "bottom_up" else "top_down"
+        return self.bottom_up_model if self.mode == "bottom_up" else f"centernet+{self.top_down_model}"
 
 
 def create_estimator(config: PipelineConfig) -> Estimator:
@@ -82,7 +99,18 @@ def create_estimator(config: PipelineConfig) -> Estimator:
     """
     config.validate()
     if config.mode == "top_down":
-        raise ValueError("mode 'top_down' is not available yet in this version: use 'bottom_up'")
+        from pose_ros.core.estimators.top_down import TopDownEstimator, TopDownSettings
+
+        return TopDownEstimator(
+            TopDownSettings(
+                model=config.top_down_model,
+                decoder=config.top_down_decoder,
+                detector_threshold=config.detector_threshold,
+                max_people=config.max_people,
+                device=config.device,
+                backend=config.backend,
+            )
+        )
     if config.bottom_up_model == "openpose":
         from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
 
@@ -108,6 +136,7 @@ class PosePipeline:
 
     Estimators are keyed by the fields that change the network (mode, model, weights, device, backend,
     input size), so changing thresholds never reloads weights and switching modes back and forth is free.
+    The top-down estimator gets the current detector threshold and people limit on every call.
     """
 
     def __init__(self, factory: Callable[[PipelineConfig], Estimator] = create_estimator) -> None:
@@ -116,7 +145,15 @@ class PosePipeline:
 
     @staticmethod
     def _model_key(config: PipelineConfig) -> PipelineConfig:
-        return replace(config, score_threshold=0.0, max_people=MAX_PEOPLE_LIMIT)
+        """`config` with every field that does not change the networks of its mode set to its default."""
+        defaults = PipelineConfig()
+        key = replace(config, score_threshold=0.0, max_people=MAX_PEOPLE_LIMIT, detector_threshold=0.0)
+        if config.mode == "top_down":
+            return replace(
+                key, bottom_up_model=defaults.bottom_up_model, openpose_weights=defaults.openpose_weights,
+                input_width=defaults.input_width, input_height=defaults.input_height,
+            )  # fmt: skip
+        return replace(key, top_down_model=defaults.top_down_model, top_down_decoder=defaults.top_down_decoder)
 
     def estimator(self, config: PipelineConfig) -> Estimator:
         """The estimator for `config`, building it (and raising its errors) the first time."""
@@ -128,7 +165,12 @@ class PosePipeline:
 
     def __call__(self, config: PipelineConfig, image_rgb: np.ndarray) -> list[Person]:
         """People in `image_rgb` (H, W, 3) uint8 with score >= threshold, best first, ids 0..N-1."""
-        people = [p for p in self.estimator(config)(image_rgb) if p.score >= config.score_threshold]
+        estimator = self.estimator(config)
+        if config.mode == "top_down":
+            found = estimator(image_rgb, detector_threshold=config.detector_threshold, max_people=config.max_people)
+        else:
+            found = estimator(image_rgb)
+        people = [p for p in found if p.score >= config.score_threshold]
         people.sort(key=lambda p: p.score, reverse=True)
         people = people[: config.max_people]
         for index, person in enumerate(people):

