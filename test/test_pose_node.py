@@ -165,8 +165,8 @@ def test_invalid_parameters_are_rejected_with_a_reason(graph) -> None:
         assert not result.successful, name
         assert result.reason, name
         assert node.get_parameter(name).value == before
-    result = node.set_parameters([Parameter("mode", value="top_down")])[0]
-    assert not result.successful and "top_down" in result.reason
+    result = node.set_parameters([Parameter("mode", value="sideways")])[0]
+    assert not result.successful and "bottom_up, top_down" in result.reason, "the reason lists the valid modes"
 
 
 def test_parameters_have_descriptions_and_ranges(graph) -> None:
