@@ -3,31 +3,36 @@
 Conventions: heatmaps are torch tensors (…, H, W) on any device; pixel centres are at integer
 coordinates, so a peak at column x, row y has position (x, y) in map pixels, and the refined position
 moves at most half a pixel from it.
+
+Dense work (thresholding, argmax, gathering each candidate's 3×3 cross) runs with torch on the maps'
+device; the few values per candidate then come to the CPU, where the peak test and the parabola fit run in
+NumPy (at these sizes NumPy's per-operation cost is several times lower than torch's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 
 @dataclass
 class Peaks:
-    """Local maxima of a stack of heatmaps, ordered by channel (then row-major position).
+    """Local maxima of a stack of heatmaps, ordered by channel (then row-major position). NumPy arrays.
 
     Attributes:
         channels: (P,) int64 channel index of each peak.
         xy: (P, 2) float32 map pixels, refined to sub-pixel precision.
         scores: (P,) float32 heatmap value at the integer peak.
-        counts: (C,) int64 peaks per channel (so `channels` is `repeat_interleave(arange(C), counts)`).
+        counts: (C,) int64 peaks per channel (so `channels` is `repeat(arange(C), counts)`).
     """
 
-    channels: torch.Tensor
-    xy: torch.Tensor
-    scores: torch.Tensor
-    counts: torch.Tensor
+    channels: np.ndarray
+    xy: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
 
     def __len__(self) -> int:
         return int(self.channels.shape[0])
@@ -47,32 +52,39 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return x.squeeze(1)
 
 
-def local_maxima(maps: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pixels above `threshold` that are maxima of their four-neighbourhood (outside the map counts as -inf).
+def _cross(flat: torch.Tensor, index: torch.Tensor, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values of flat pixels `index` (P,) of maps (C, H, W) flattened to `flat`, and of their four neighbours.
 
-    A peak must exceed its left and upper neighbours and be >= its right and lower ones, so that a plateau of
-    equal values (a Gaussian centred between two pixels) yields exactly one peak, its top-left pixel. Only the
-    pixels above the threshold are compared, which keeps this cheap for sparse heatmaps.
-
-    Args:
-        maps: (C, H, W).
-    Returns:
-        channels, ys, xs: (P,) int64, ordered by channel then row-major position.
+    Returns values (P, 5) float32 = centre, left, up, right, down (-inf outside the map) and xy (P, 2) int64
+    column, row — NumPy arrays on the CPU.
     """
-    H, W = maps.shape[-2:]
-    padded = F.pad(maps, (1, 1, 1, 1), value=float("-inf")).reshape(-1)
-    channels, ys, xs = torch.nonzero(maps > threshold, as_tuple=True)
-    centre = channels * ((H + 2) * (W + 2)) + (ys + 1) * (W + 2) + (xs + 1)
-    value = padded[centre].unsqueeze(1)
-    before = padded[centre.unsqueeze(1) - torch.tensor([1, W + 2], device=maps.device)]  # left, up
-    after = padded[centre.unsqueeze(1) + torch.tensor([1, W + 2], device=maps.device)]  # right, down
-    peak = ((value > before) & (value >= after)).all(dim=1)
-    return channels[peak], ys[peak], xs[peak]
+    steps = torch.tensor([0, -1, -width, 1, width], device=index.device)
+    values = flat[(index.unsqueeze(1) + steps).clamp_(0, flat.numel() - 1)].cpu().numpy().astype(np.float32)
+    index_np = index.cpu().numpy()
+    x = index_np % width
+    y = (index_np // width) % height
+    values[:, 1][x == 0] = -np.inf
+    values[:, 2][y == 0] = -np.inf
+    values[:, 3][x == width - 1] = -np.inf
+    values[:, 4][y == height - 1] = -np.inf
+    return values, np.stack([x, y], axis=1)
+
+
+def _parabola_xy(values: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Integer positions xy (P, 2) plus, per axis, the vertex offset of the parabola through the neighbours
+    (values (P, 5) as from `_cross`): 0.5 (f_before - f_after) / (f_before - 2 f_centre + f_after), clamped to
+    ±0.5; no offset on a border or where the values do not bend down. Returns (P, 2) float32 x, y."""
+    before, centre, after = values[:, 1:3], values[:, 0:1], values[:, 3:5]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curvature = before - 2.0 * centre + after
+        bends = np.isfinite(curvature) & (curvature < 0)
+        offset = np.where(bends, 0.5 * (before - after) / np.where(bends, curvature, 1.0), 0.0)
+    return (xy + np.clip(offset, -0.5, 0.5)).astype(np.float32)
 
 
 def refine_peaks_parabola(
     heatmaps: torch.Tensor, channels: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor
-) -> torch.Tensor:
+) -> np.ndarray:
     """Sub-pixel peak positions from a parabola through each peak and its two neighbours, per axis.
 
     Along x, the parabola through (-1, f_left), (0, f_centre), (1, f_right) has its vertex at
@@ -82,26 +94,13 @@ def refine_peaks_parabola(
         heatmaps: (C, H, W) maps.
         channels, ys, xs: (P,) int64 channel, row and column of each integer peak.
     Returns:
-        (P, 2) float32 (x, y) map pixels. Along an axis where the peak sits on the border or the three values
-        do not bend down (flat or not a maximum), the integer coordinate is kept; offsets are clamped to ±0.5.
+        (P, 2) float32 NumPy (x, y) map pixels. Along an axis where the peak sits on the border or the three
+        values do not bend down (flat or not a maximum), the integer coordinate is kept; offsets are clamped
+        to ±0.5.
     """
     H, W = heatmaps.shape[-2:]
-    centre = torch.stack([xs, ys], dim=1)
-    xy = centre.to(torch.float32)
-    if xs.numel() == 0:
-        return xy
-    flat = heatmaps.reshape(-1).to(torch.float32)
-    base = channels * (H * W) + ys * W + xs  # (P,)
-    inside = (centre > 0) & (centre < torch.tensor([W - 1, H - 1], device=centre.device))  # (P, 2)
-    step = torch.tensor([1, W], device=base.device)  # flat index step along x, y
-    step = torch.where(inside, step, torch.zeros_like(step))  # border peaks: sample the centre thrice
-    f_centre = flat[base].unsqueeze(1)  # (P, 1)
-    f_before = flat[base.unsqueeze(1) - step]  # (P, 2)
-    f_after = flat[base.unsqueeze(1) + step]
-    curvature = f_before - 2.0 * f_centre + f_after
-    bends = curvature < 0
-    offset = 0.5 * (f_before - f_after) / torch.where(bends, curvature, torch.ones_like(curvature))
-    return xy + torch.where(bends, offset, torch.zeros_like(offset)).clamp(-0.5, 0.5)
+    values, xy = _cross(heatmaps.reshape(-1), channels * (H * W) + ys * W + xs, H, W)
+    return _parabola_xy(values, xy)
 
 
 def find_peaks(
@@ -109,15 +108,26 @@ def find_peaks(
 ) -> Peaks:
     """All local maxima of heatmaps (C, H, W) above `threshold`.
 
+    A peak must exceed its left and upper neighbours and be >= its right and lower ones (outside the map
+    counts as -inf), so that a plateau of equal values (a Gaussian centred between two pixels) yields exactly
+    one peak, its top-left pixel. Only pixels above the threshold are examined, which keeps this cheap.
     With `smooth_sigma` > 0 the maxima are searched on a Gaussian-smoothed copy (as CMU OpenPose does), while
     scores and the sub-pixel fit use the original maps.
     """
-    search = gaussian_blur(heatmaps, smooth_sigma) if smooth_sigma > 0 else heatmaps
-    channels, ys, xs = local_maxima(search, threshold)
-    scores = heatmaps[channels, ys, xs].to(torch.float32)
-    xy = refine_peaks_parabola(heatmaps, channels, ys, xs) if subpixel else torch.stack([xs, ys], 1).float()
-    counts = torch.bincount(channels, minlength=heatmaps.shape[0])
-    return Peaks(channels=channels, xy=xy, scores=scores, counts=counts)
+    C, H, W = heatmaps.shape
+    maps = heatmaps.float()
+    search = gaussian_blur(maps, smooth_sigma) if smooth_sigma > 0 else maps
+    flat = search.reshape(-1)
+    index = torch.nonzero(flat > threshold).squeeze(1)
+    values, xy = _cross(flat, index, H, W)
+    peak = (values[:, :1] > values[:, 1:3]).all(axis=1) & (values[:, :1] >= values[:, 3:5]).all(axis=1)
+    values, xy = values[peak], xy[peak]
+    channels = index.cpu().numpy()[peak] // (H * W)
+    if smooth_sigma > 0:
+        values, _ = _cross(maps.reshape(-1), index[torch.from_numpy(peak).to(index.device)], H, W)
+    refined = _parabola_xy(values, xy) if subpixel else xy.astype(np.float32)
+    return Peaks(channels=channels, xy=refined, scores=values[:, 0].copy(),
+                 counts=np.bincount(channels, minlength=C))
 
 
 def argmax_subpixel(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,11 +136,12 @@ def argmax_subpixel(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     Args:
         heatmaps: (N, K, H, W) maps (one person per item, e.g. a top-down head).
     Returns:
-        xy (N, K, 2) float32 map pixels, and conf (N, K) float32 = the maximum value.
+        xy (N, K, 2) float32 map pixels, and conf (N, K) float32 = the maximum value; on the maps' device.
     """
     N, K, H, W = heatmaps.shape
     flat = heatmaps.reshape(N * K, H * W)
     conf, index = flat.max(dim=1)
-    channels = torch.arange(N * K, device=heatmaps.device)
-    xy = refine_peaks_parabola(heatmaps.reshape(N * K, H, W), channels, index // W, index % W)
-    return xy.reshape(N, K, 2), conf.to(torch.float32).reshape(N, K)
+    index = index + torch.arange(N * K, device=heatmaps.device) * (H * W)
+    values, xy = _cross(heatmaps.reshape(-1).float(), index, H, W)
+    refined = torch.from_numpy(_parabola_xy(values, xy)).to(heatmaps.device)
+    return refined.reshape(N, K, 2), conf.to(torch.float32).reshape(N, K)

@@ -13,12 +13,15 @@ Steps (Cao et al., "Realtime Multi-Person 2D Pose Estimation using Part Affinity
    `min_parts` keypoints or a mean score (keypoint + limb scores per keypoint) below `min_mean_score` are
    dropped.
 
-All pair scoring runs as tensor operations on the maps' device (no Python loop over candidate pairs); the
-Hungarian step loops over the 19 limb types on the CPU.
+Peak detection is dense work and runs with torch on the maps' device. Everything after it works on a few
+hundred peaks and runs vectorised in NumPy on the CPU (no Python loop over candidate pairs; the PAF maps are
+fetched from the device once): at these sizes NumPy's per-operation cost is several times lower than torch's.
+The Hungarian step loops over the limb types that have competing candidates.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,10 +77,10 @@ class LimbCandidates:
         score: (T,) float32 PAF score with the distance prior.
     """
 
-    limb: torch.Tensor
-    start: torch.Tensor
-    end: torch.Tensor
-    score: torch.Tensor
+    limb: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    score: np.ndarray
 
 
 @dataclass
@@ -98,184 +101,146 @@ class Poses:
         return int(self.scores.shape[0])
 
 
-def _pair_indices(peaks: Peaks, limbs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All (start, end) peak pairs of every limb type: limb (T,), start (T,), end (T,) int64."""
-    counts = peaks.counts
-    first = torch.cumsum(counts, 0) - counts  # index of each channel's first peak
+def _pair_indices(counts: np.ndarray, limbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (start, end) peak pairs of every limb type, from peaks per keypoint type `counts` (K,):
+    limb (T,), start (T,), end (T,) int64."""
+    first = np.cumsum(counts) - counts  # index of each type's first peak
     n_start, n_end = counts[limbs[:, 0]], counts[limbs[:, 1]]
     pairs = n_start * n_end
-    limb = torch.repeat_interleave(torch.arange(len(limbs), device=counts.device), pairs)
-    offset = torch.cumsum(pairs, 0) - pairs
-    rank = torch.arange(limb.numel(), device=counts.device) - offset[limb]
-    start = first[limbs[limb, 0]] + torch.div(rank, n_end[limb], rounding_mode="floor")
-    end = first[limbs[limb, 1]] + rank % n_end[limb]
+    limb = np.repeat(np.arange(len(limbs)), pairs)
+    rank = np.arange(limb.size) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+    n_end_t = n_end[limb]
+    start = first[limbs[limb, 0]] + rank // np.maximum(n_end_t, 1)
+    end = first[limbs[limb, 1]] + rank % np.maximum(n_end_t, 1)
     return limb, start, end
 
 
-def _sample_dots(
-    flat_pafs: torch.Tensor, size: tuple[int, int], channels: torch.Tensor, start_xy: torch.Tensor,
-    delta: torch.Tensor, unit: torch.Tensor, u: torch.Tensor,
-) -> torch.Tensor:
-    """PAF · v̂ at the points start + u·delta (rounded to the nearest pixel, clamped into the map).
+def _sample_dots(pafs: np.ndarray, channels: np.ndarray, geometry: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """PAF · v̂ at the points A + u·(B - A), rounded to the nearest pixel and clamped into the map.
 
-    flat_pafs: (2L·H·W,) fields; channels (T, 2) x/y channel per pair; start_xy, delta, unit (T, 2); u (S,).
-    Returns (T, S).
+    pafs: (2L, H, W); channels (T, 2) x/y channel per pair; geometry (T, 5) = A x, A y, (B - A) x, (B - A) y,
+    |B - A|; u (S,) float32. Returns (T, S).
     """
-    H, W = size
-    points = start_xy.unsqueeze(1) + u.view(1, -1, 1) * delta.unsqueeze(1)  # (T, S, 2)
-    xs = points[..., 0].round().long().clamp_(0, W - 1)
-    ys = points[..., 1].round().long().clamp_(0, H - 1)
+    _, H, W = pafs.shape
+    flat = pafs.reshape(-1)
+    xs = np.clip(np.rint(geometry[:, 0:1] + u * geometry[:, 2:3]), 0, W - 1).astype(np.int64)
+    ys = np.clip(np.rint(geometry[:, 1:2] + u * geometry[:, 3:4]), 0, H - 1).astype(np.int64)
     pixel = ys * W + xs
-    field_x = flat_pafs[(channels[:, 0:1] * (H * W)) + pixel]
-    field_y = flat_pafs[(channels[:, 1:2] * (H * W)) + pixel]
-    return field_x * unit[:, 0:1] + field_y * unit[:, 1:2]
+    field_x = flat[channels[:, 0:1] * (H * W) + pixel]
+    field_y = flat[channels[:, 1:2] * (H * W) + pixel]
+    return (field_x * geometry[:, 2:3] + field_y * geometry[:, 3:4]) / geometry[:, 4:5]
 
 
-def score_limbs(
-    peaks: Peaks, pafs: torch.Tensor, limbs: torch.Tensor, paf_channels: torch.Tensor, settings: GroupingSettings
-) -> LimbCandidates:
+def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels: np.ndarray,
+                settings: GroupingSettings) -> LimbCandidates:
     """Score every candidate pair by the sampled PAF line integral and keep those passing the OpenPose criteria.
 
     A pair needs `needed` of its samples above the PAF threshold, so it is rejected as soon as more than
-    `samples - needed` have missed. Samples are therefore taken in stages, dropping rejected pairs between
-    them: first the two end samples (the fields at the peaks themselves, looked up once per peak), then a few
-    evenly spread interior samples, then the rest. The result equals sampling every pair in full.
+    `samples - needed` have missed. The samples are therefore taken in two stages: first a few evenly spread
+    interior samples on all pairs (a pair joining two different people crosses empty field there and misses
+    them all), then the rest on the survivors only. The result equals sampling every pair in full.
 
     Args:
         peaks: keypoint candidates (channel = keypoint index).
-        pafs: (2L, H, W) fields on the same grid as the peaks.
+        pafs: (2L, H, W) float32 fields on the same grid as the peaks.
         limbs: (L, 2) int64 keypoint indices; paf_channels: (L, 2) int64 x/y channel of each limb.
     """
-    H, W = pafs.shape[-2:]
     S = settings.samples
     needed = int(settings.min_sample_fraction * S) + 1  # samples that must pass
-    limb, start, end = _pair_indices(peaks, limbs)
-    a = peaks.xy[start]
-    delta = peaks.xy[end] - a
-    norm = delta.norm(dim=1).clamp(min=1e-3)
-    unit = delta / norm.unsqueeze(1)
-    at_peaks = _fields_at_peaks(peaks, pafs, paf_channels)  # (L, P, 2): the samples at u = 0 and u = 1
-    dot_start = (at_peaks[limb, start] * unit).sum(dim=1)
-    dot_end = (at_peaks[limb, end] * unit).sum(dim=1)
-    hits = (dot_start > settings.paf_threshold).long() + (dot_end > settings.paf_threshold).long()
-    total = dot_start + dot_end
-    taken = 2
-    for index in _interior_stages(S, S - needed, pafs.device):
-        keep = taken - hits <= S - needed
-        limb, start, end, a, delta, norm, unit, hits, total = (
-            t[keep] for t in (limb, start, end, a, delta, norm, unit, hits, total)
-        )
-        dots = _sample_dots(pafs.reshape(-1), (H, W), paf_channels[limb], a, delta, unit, index / (S - 1.0))
-        hits = hits + (dots > settings.paf_threshold).sum(dim=1)
-        total = total + dots.sum(dim=1)
-        taken += index.numel()
-    score = total / S + torch.clamp(0.5 * H / norm - 1.0, max=0.0)
+    limb, start, end = _pair_indices(peaks.counts, limbs)
+    geometry = np.empty((limb.size, 5), dtype=np.float32)  # A x, A y, (B - A) x, (B - A) y, |B - A|
+    geometry[:, :2] = peaks.xy[start]
+    geometry[:, 2:4] = peaks.xy[end] - geometry[:, :2]
+    geometry[:, 4] = np.maximum(np.sqrt((geometry[:, 2:4] ** 2).sum(axis=1)), 1e-3)
+    pairs = np.stack([limb, start, end], axis=1)
+    hits = np.zeros(limb.size, dtype=np.int64)
+    total = np.zeros(limb.size, dtype=np.float32)
+    taken = 0
+    for u in _sample_stages(S, S - needed):
+        if taken:
+            keep = np.flatnonzero(taken - hits <= S - needed)
+            pairs, geometry, hits, total = pairs[keep], geometry[keep], hits[keep], total[keep]
+        dots = _sample_dots(pafs, paf_channels[pairs[:, 0]], geometry, u)
+        hits = hits + (dots > settings.paf_threshold).sum(axis=1)
+        total = total + dots.sum(axis=1)
+        taken += u.size
+    score = total / S + np.minimum(0.5 * pafs.shape[1] / geometry[:, 4] - 1.0, 0.0)
     keep = (hits >= needed) & (score > 0)
-    return LimbCandidates(limb=limb[keep], start=start[keep], end=end[keep], score=score[keep].float())
+    pairs = pairs[keep]
+    return LimbCandidates(limb=pairs[:, 0], start=pairs[:, 1], end=pairs[:, 2], score=score[keep].astype(np.float32))
 
 
-def _fields_at_peaks(peaks: Peaks, pafs: torch.Tensor, paf_channels: torch.Tensor) -> torch.Tensor:
-    """Each limb type's PAF vector at every peak's (rounded) pixel: (L, P, 2)."""
-    H, W = pafs.shape[-2:]
-    xs = peaks.xy[:, 0].round().long().clamp(0, W - 1)
-    ys = peaks.xy[:, 1].round().long().clamp(0, H - 1)
-    return pafs[:, ys, xs][paf_channels].permute(0, 2, 1)
+@functools.lru_cache(maxsize=8)
+def _sample_stages(samples: int, allowed: int) -> tuple[np.ndarray, ...]:
+    """Sample fractions u in two stages: `allowed + 1` evenly spread interior probes (if they all miss, the
+    pair has too many misses), then all the others. float32 arrays."""
+    index = np.arange(samples)
+    probe = np.unique(np.rint(np.linspace(0, samples - 1, allowed + 3)[1:-1]).astype(np.int64))
+    if allowed + 1 >= samples - 1 or probe.size != allowed + 1:
+        return ((index / (samples - 1.0)).astype(np.float32),)
+    rest = np.setdiff1d(index, probe)
+    return tuple((t / (samples - 1.0)).astype(np.float32) for t in (probe, rest))
 
 
-def _interior_stages(samples: int, allowed: int, device: torch.device) -> list[torch.Tensor]:
-    """Interior sample indices (1 … samples-2) in two stages: `allowed + 1` evenly spread probes, then the rest."""
-    interior = torch.arange(1, samples - 1, device=device)
-    count = min(allowed + 1, interior.numel())
-    probe = interior[torch.linspace(0, interior.numel() - 1, count + 2)[1:-1].round().long().unique().to(device)]
-    rest = interior[~torch.isin(interior, probe)]
-    return [t for t in (probe, rest) if t.numel()]
-
-
-def _unique_rank(score: torch.Tensor) -> torch.Tensor:
-    """Rank of each score (0 = lowest), ties broken by position: a strict total order."""
-    order = torch.argsort(score, stable=True)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=score.device)
-    return rank
-
-
-def assign_greedy(candidates: LimbCandidates, num_peaks: int) -> torch.Tensor:
+def assign_greedy(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     """OpenPose's greedy per-limb assignment (best score first, each peak used once per limb type).
 
     Computed as rounds of "locally dominant" pairs: a pair that is the best remaining pair at both of its
     ends is exactly the pair the sequential greedy rule would take, so each round accepts all of them at once.
-    Returns a (T,) bool mask of the chosen candidates.
+    Ties are broken by candidate order. Returns a (T,) bool mask of the chosen candidates.
     """
-    T = candidates.score.numel()
-    device = candidates.score.device
-    chosen = torch.zeros(T, dtype=torch.bool, device=device)
-    if T == 0:
-        return chosen
-    rank = _unique_rank(candidates.score)
-    key_start = candidates.limb * num_peaks + candidates.start
-    key_end = candidates.limb * num_peaks + candidates.end
-    size = int(candidates.limb.max()) * num_peaks + num_peaks
-    active = torch.ones(T, dtype=torch.bool, device=device)
-    while bool(active.any()):
-        live_rank = torch.where(active, rank, torch.full_like(rank, -1))
-        best_start = torch.full((size,), -1, dtype=rank.dtype, device=device).scatter_reduce(
-            0, key_start, live_rank, reduce="amax"
-        )
-        best_end = torch.full((size,), -1, dtype=rank.dtype, device=device).scatter_reduce(
-            0, key_end, live_rank, reduce="amax"
-        )
-        win = active & (best_start[key_start] == rank) & (best_end[key_end] == rank)
-        chosen |= win
-        used_start = torch.zeros(size, dtype=torch.bool, device=device)
-        used_end = torch.zeros(size, dtype=torch.bool, device=device)
-        used_start[key_start[win]] = True
-        used_end[key_end[win]] = True
-        active &= ~(used_start[key_start] | used_end[key_end])
+    T = candidates.score.size
+    chosen = np.zeros(T, dtype=bool)
+    order = np.argsort(-candidates.score, kind="stable")  # best first
+    key_start = (candidates.limb * num_peaks + candidates.start)[order]
+    key_end = (candidates.limb * num_peaks + candidates.end)[order]
+    active = np.ones(T, dtype=bool)
+    while active.any():
+        live = np.flatnonzero(active)
+        best_start = np.zeros(T, dtype=bool)
+        best_end = np.zeros(T, dtype=bool)
+        best_start[live[np.unique(key_start[live], return_index=True)[1]]] = True  # first = best per peak
+        best_end[live[np.unique(key_end[live], return_index=True)[1]]] = True
+        win = best_start & best_end
+        chosen[order[win]] = True
+        active &= ~(np.isin(key_start, key_start[win]) | np.isin(key_end, key_end[win]))
     return chosen
 
 
-def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> torch.Tensor:
+def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     """Per limb type, the one-to-one assignment of maximum total score (scipy's linear_sum_assignment).
 
     Rejected pairs weigh 0, so the full assignment equals a maximum-weight matching over the accepted ones.
-    Returns a (T,) bool mask of the chosen candidates.
+    Limb types without competing candidates skip the solver. Returns a (T,) bool mask of the chosen candidates.
     """
     chosen = _conflict_free(candidates, num_peaks)
-    contested = torch.unique(candidates.limb[~chosen]).cpu().numpy()
-    if contested.size == 0:
-        return chosen
-    limb = candidates.limb.cpu().numpy()
-    start = candidates.start.cpu().numpy()
-    end = candidates.end.cpu().numpy()
-    score = candidates.score.cpu().numpy()
-    picked_all = chosen.cpu().numpy()
-    index = np.arange(limb.shape[0])
-    for limb_type in contested:
-        sel = index[limb == limb_type]
-        rows, row_of = np.unique(start[sel], return_inverse=True)
-        cols, col_of = np.unique(end[sel], return_inverse=True)
+    index = np.arange(chosen.size)
+    for limb_type in np.unique(candidates.limb[~chosen]):
+        sel = index[candidates.limb == limb_type]
+        rows, row_of = np.unique(candidates.start[sel], return_inverse=True)
+        cols, col_of = np.unique(candidates.end[sel], return_inverse=True)
         weights = np.zeros((rows.size, cols.size), dtype=np.float64)
         slot = np.full((rows.size, cols.size), -1, dtype=np.int64)
-        weights[row_of, col_of] = score[sel]
+        weights[row_of, col_of] = candidates.score[sel]
         slot[row_of, col_of] = sel
         r, c = linear_sum_assignment(weights, maximize=True)
         picked = slot[r, c]
-        picked_all[picked[picked >= 0]] = True
-    return torch.from_numpy(picked_all).to(candidates.score.device)
+        chosen[picked[picked >= 0]] = True
+    return chosen
 
 
-def _conflict_free(candidates: LimbCandidates, num_peaks: int) -> torch.Tensor:
+def _conflict_free(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     """(T,) bool: candidates of limb types in which no peak has two candidates (any assignment takes them all)."""
-    if candidates.limb.numel() == 0:
-        return torch.zeros(0, dtype=torch.bool, device=candidates.limb.device)
+    if candidates.limb.size == 0:
+        return np.zeros(0, dtype=bool)
     num_limbs = int(candidates.limb.max()) + 1
     key_start = candidates.limb * num_peaks + candidates.start
     key_end = candidates.limb * num_peaks + candidates.end
     size = num_limbs * num_peaks
-    shared = (torch.bincount(key_start, minlength=size)[key_start] > 1) | (
-        torch.bincount(key_end, minlength=size)[key_end] > 1
+    shared = (np.bincount(key_start, minlength=size)[key_start] > 1) | (
+        np.bincount(key_end, minlength=size)[key_end] > 1
     )
-    contested = torch.zeros(num_limbs, dtype=torch.bool, device=shared.device)
+    contested = np.zeros(num_limbs, dtype=bool)
     contested[candidates.limb[shared]] = True
     return ~contested[candidates.limb]
 
@@ -330,7 +295,7 @@ def _merge_redundant(
 def assemble(
     peaks: Peaks,
     candidates: LimbCandidates,
-    chosen: torch.Tensor,
+    chosen: np.ndarray,
     num_keypoints: int,
     settings: GroupingSettings,
     redundant_limbs: tuple[int, ...] = layout.REDUNDANT_LIMBS,
@@ -340,12 +305,10 @@ def assemble(
     `redundant_limbs` are limb types that close cycles of the skeleton: they merge people, never start one.
     """
     P = len(peaks)
-    channel = peaks.channels.cpu().numpy()
-    xy = peaks.xy.cpu().numpy()
-    peak_score = peaks.scores.cpu().numpy().astype(np.float64)
-    limb = candidates.limb[chosen].cpu().numpy()
-    edges = torch.stack([candidates.start[chosen], candidates.end[chosen]], 1).cpu().numpy()
-    edge_score = candidates.score[chosen].cpu().numpy().astype(np.float64)
+    channel, xy, peak_score = peaks.channels, peaks.xy, peaks.scores.astype(np.float64)
+    limb = candidates.limb[chosen]
+    edges = np.stack([candidates.start[chosen], candidates.end[chosen]], axis=1)
+    edge_score = candidates.score[chosen].astype(np.float64)
     tree = ~np.isin(limb, redundant_limbs)
     n_comp, labels = connected_components(P, edges[tree])
     parts = np.zeros((n_comp, num_keypoints), dtype=bool)
@@ -393,14 +356,9 @@ def group_people(
     """
     settings = settings or GroupingSettings()
     num_keypoints = int(limbs.max()) + 1
-    heatmaps = heatmaps[:num_keypoints]
-    peaks = find_peaks(heatmaps, settings.peak_threshold, settings.smooth_sigma, settings.subpixel)
-    device = pafs.device
-    limbs_t = torch.as_tensor(limbs, dtype=torch.int64, device=device)
-    channels_t = torch.as_tensor(paf_channels, dtype=torch.int64, device=device)
-    candidates = score_limbs(peaks, pafs.float(), limbs_t, channels_t, settings)
-    if settings.assignment == "greedy":
-        chosen = assign_greedy(candidates, len(peaks))
-    else:
-        chosen = assign_hungarian(candidates, len(peaks))
+    peaks = find_peaks(heatmaps[:num_keypoints], settings.peak_threshold, settings.smooth_sigma, settings.subpixel)
+    fields = pafs.detach().to("cpu", torch.float32).numpy()
+    candidates = score_limbs(peaks, fields, limbs, paf_channels, settings)
+    assign = assign_greedy if settings.assignment == "greedy" else assign_hungarian
+    chosen = assign(candidates, len(peaks))
     return assemble(peaks, candidates, chosen, num_keypoints, settings, redundant_limbs)
