@@ -853,8 +853,17 @@ class TfjsGraphModule(nn.Module):
         if node.op in SHAPE_OPS:  # static for fixed input shapes
             shape = _shape_value(node.op, inputs[0].example)
             return [Value(shape, shape)]
-        op = OPS[node.op](node, inputs)
-        example = op(*[v.example for v in inputs if v.static is None])
+        try:
+            op = OPS[node.op](node, inputs)
+            example = op(*[v.example for v in inputs if v.static is None])
+        except (RuntimeError, IndexError, ValueError) as error:  # torch's shape errors, bad constant indices
+            if isinstance(error, UnsupportedOpError | ModelFileError):
+                raise
+            shapes = [tuple(v.example.shape) for v in inputs]
+            raise ValueError(
+                f"{graph.path}: {node.op} node {node.name!r} cannot run on inputs of shapes {shapes} with model "
+                f"input shapes {self.input_shapes} (does the model accept this input size?): {error}"
+            ) from error
         examples = list(example) if isinstance(example, tuple) else [example]
         dynamic = any(v.static is None for v in inputs)
         if dynamic:
