@@ -26,7 +26,7 @@ from rclpy.parameter import Parameter
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "test")]  # the checkout (pose_ros.msg comes from the install space)
-from ros_harness import Probe, RosGraph, stamped  # noqa: E402
+from ros_harness import CPU_NO_MESH, Probe, RosGraph, stamped  # noqa: E402
 
 from pose_ros.core import assets  # noqa: E402
 from pose_ros.ros.image_conversion import array_to_image  # noqa: E402
@@ -44,7 +44,7 @@ def read_frames(count: int, start: int = 100) -> list[np.ndarray]:
 def measure(backend: str, frames: list[np.ndarray], width: int, height: int, warmup: int = 3) -> dict[str, float]:
     overrides = [
         Parameter("image_reliability", value="reliable"),
-        Parameter("device", value="cpu"),
+        *CPU_NO_MESH,
         Parameter("backend", value=backend),
         Parameter("input_width", value=width),
         Parameter("input_height", value=height),

@@ -15,6 +15,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
@@ -22,6 +23,8 @@ from visualization_msgs.msg import MarkerArray
 from pose_ros.msg import PersonArray
 
 RELIABLE = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
+# pose_node on the CPU without the mesh stage: for tests about everything but meshes (faster).
+CPU_NO_MESH = (Parameter("device", value="cpu"), Parameter("mesh_model", value="none"))
 OUTPUT_TYPES = {"people": PersonArray, "markers": MarkerArray, "overlay": Image}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_harness import RELIABLE, Probe, RosGraph, stamped
+from ros_harness import CPU_NO_MESH, RELIABLE, Probe, RosGraph, stamped
 from sensor_msgs.msg import Image
 
 from pose_ros.core import assets
@@ -23,7 +23,7 @@ def graph(human_models):
     with RosGraph() as ros:
         node = PoseNode(
             context=ros.context,
-            parameter_overrides=[Parameter("image_reliability", value="reliable"), Parameter("device", value="cpu")],
+            parameter_overrides=[Parameter("image_reliability", value="reliable"), *CPU_NO_MESH],
         )
         assert activate(node)
         ros.add(node)
@@ -125,7 +125,7 @@ def test_corrupt_default_weights_fail_configuration_clearly_without_killing_the_
     (models / "movenet-multipose.bin").write_bytes(b"\x00" * 1000)  # truncated weights
     monkeypatch.setenv("POSE_ROS_CACHE", str(tmp_path))
     with RosGraph() as ros:
-        node = ros.add(PoseNode(context=ros.context, parameter_overrides=[Parameter("device", value="cpu")]))
+        node = ros.add(PoseNode(context=ros.context, parameter_overrides=[*CPU_NO_MESH]))
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "movenet-multipose.bin" in node.last_error["model_load"]
         time.sleep(0.2)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from ros_harness import Probe, RosGraph, stamped
+from ros_harness import CPU_NO_MESH, Probe, RosGraph, stamped
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker
 
@@ -34,7 +34,7 @@ def test_3d_keypoints_match_known_geometry_within_1cm(vtest_frames, human_models
     with RosGraph() as ros:
         node = PoseNode(
             context=ros.context,
-            parameter_overrides=[Parameter("image_reliability", value="reliable"), Parameter("device", value="cpu")],
+            parameter_overrides=[Parameter("image_reliability", value="reliable"), *CPU_NO_MESH],
         )
         assert activate(node)
         ros.add(node)

@@ -101,3 +101,22 @@ def test_missing_smpl_files_say_so_once_and_2d_continues(vtest_frames, human_mod
     assert not [m for m in out["markers"].markers if m.ns == "mesh"]
     assert node.errors_logged["mesh_model_unavailable"] == 1
     assert "SMPL_NEUTRAL.pkl" in node.last_error["mesh_model_unavailable"]
+
+
+def test_default_mesh_is_anny_fitted_without_licensed_files(vtest_frames, human_models) -> None:
+    """No SMPL/HMR files configured: mesh_model auto fits the free Anny model and publishes its meshes."""
+    from pose_ros.core.body.anny_fit import anny_cache_ready
+
+    if not anny_cache_ready():
+        pytest.skip("needs Anny's model data from scripts/setup.sh (python -m pose_ros.tools.prepare_anny)")
+    _, out = run_frame(vtest_frames[1], [Parameter("mesh_max_faces", value=3000)], sec=64)
+    people = out["people"].people
+    meshes = {m.id: m for m in out["markers"].markers if m.ns == "mesh"}
+    assert len(people) >= 4 and set(meshes) == {p.id for p in people if p.body_model.name}
+    assert len(meshes) >= 3
+    for person in people:
+        if person.id in meshes:
+            assert person.body_model.name == "anny" and len(person.body_model.betas) == 6
+            assert len(person.body_model.pose) == 3 * len(person.body_model.pose_joint_names)
+            assert 0 < len(meshes[person.id].points) <= 3 * 3000
+            assert person.body_model.translation[2] > 1.0  # metres in front of the camera

@@ -11,7 +11,7 @@ from conftest import read_video_frames
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from ros_harness import Probe, RosGraph, stamped
+from ros_harness import CPU_NO_MESH, Probe, RosGraph, stamped
 from visualization_msgs.msg import Marker
 
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
@@ -30,7 +30,7 @@ def graph(human_models):
             context=ros.context,
             parameter_overrides=[
                 Parameter("image_reliability", value="reliable"),
-                Parameter("device", value="cpu"),
+                *CPU_NO_MESH,
                 Parameter("keypoint_threshold", value=KEYPOINT_THRESHOLD),
             ],
         )
@@ -133,7 +133,7 @@ def test_markers_and_overlay_are_consistent_with_people(graph, vtest_frames) -> 
 def test_best_effort_subscription_and_empty_scene(human_models) -> None:
     """Default QoS (best effort, keep last 1); an image with nobody gives an empty PersonArray, not silence."""
     with RosGraph() as ros:
-        node = ros.add(PoseNode(context=ros.context, parameter_overrides=[Parameter("device", value="cpu")]))
+        node = ros.add(PoseNode(context=ros.context, parameter_overrides=[*CPU_NO_MESH]))
         assert activate(node)
         probe = ros.add(Probe(ros.context, image_qos=QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)))
         probe.wait_for_subscriber()
