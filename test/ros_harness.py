@@ -61,9 +61,10 @@ class RosGraph:
     def __exit__(self, *exc) -> None:
         self._running = False
         self._thread.join(timeout=5)
-        self.executor.shutdown()
         for node in self.nodes:
+            self.executor.remove_node(node)
             node.destroy_node()
+        self.executor.shutdown()
         rclpy.try_shutdown(context=self.context)
 
 
