@@ -2,13 +2,16 @@
 
 The ONNX file is exported from the project's own torch module (`torch.onnx.export`, which needs the `onnx`
 and `onnxscript` packages) and cached under `assets.exported_models_dir()`, keyed by model name, input
-shapes, a hash of the weights and `EXPORT_VERSION` (bump it when the importer's graph changes).
+shapes, a hash of the weights and a fingerprint of the code that builds the module (the importer's source and
+the torch version), so a changed importer never reuses a stale export.
 
 Both runners take and return numpy arrays, so estimators do not care which one runs.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import tempfile
@@ -21,9 +24,9 @@ import torch
 from torch import nn
 
 from pose_ros.core import assets
+from pose_ros.core.models import tfjs_graph
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-EXPORT_VERSION = 1
 LOG = logging.getLogger(__name__)
 
 
@@ -85,7 +88,15 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 def onnx_cache_path(model_name: str, input_shapes: Sequence[Sequence[int]], weights_sha256: str) -> Path:
     """Where the ONNX export of `model_name` at these input shapes with these weights is cached."""
     shapes = "_".join("x".join(str(n) for n in shape) for shape in input_shapes)
-    return assets.exported_models_dir() / f"{model_name}-{shapes}-{weights_sha256[:16]}-v{EXPORT_VERSION}.onnx"
+    return assets.exported_models_dir() / f"{model_name}-{shapes}-{weights_sha256[:16]}-{code_fingerprint()}.onnx"
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """8 hex digits identifying the importer's source and the torch version (part of the ONNX cache key)."""
+    digest = hashlib.sha256(Path(tfjs_graph.__file__).read_bytes())
+    digest.update(torch.__version__.encode())
+    return digest.hexdigest()[:8]
 
 
 def export_onnx(module: nn.Module, example_inputs: Sequence[torch.Tensor], path: Path) -> Path:
