@@ -370,7 +370,9 @@ class AnnyFitter:
 
     def fit(self, people: list[Person], camera_matrix: np.ndarray, image_size: tuple[int, int]) -> None:
         """Fit Anny to each person with enough confident keypoints, in place: `person.body_model` (name "anny") and,
-        when it is None, `person.keypoints_3d` (17, 3) m; the others are left as they are.
+        for COCO-17 people without measured 3D keypoints, `person.keypoints_3d` (17, 3) m; others are left as is.
+
+        Measured `keypoints_3d` (camera optical frame, e.g. from depth) become 3D targets as well.
 
         Args:
             people: one frame's people (any layout convertible to COCO-17).
@@ -453,8 +455,11 @@ class AnnyFitter:
         xyz = np.zeros((len(people), 17, 3))
         conf_3d = np.zeros((len(people), 17))
         for i, person in enumerate(people):
-            if person.keypoints_3d is not None and person.layout == COCO17.name:
-                points = np.asarray(person.keypoints_3d, np.float64)
+            fitted_before = person.body_model is not None and person.body_model.name == "anny"
+            if person.keypoints_3d is not None and not fitted_before:  # not our own output; same layout as 2D
+                points = convert_keypoints(
+                    np.asarray(person.keypoints_3d, np.float64), person.confidences, person.layout, COCO17.name
+                )[0]
                 ok = np.isfinite(points).all(axis=1) & (conf[i] > 0)
                 xyz[i, ok], conf_3d[i, ok] = points[ok], conf[i, ok]
         tensor = self._tensor
@@ -578,7 +583,7 @@ class AnnyFitter:
                 faces=self.faces,
             )
             points = keypoints[i] @ state.rotation.T + state.translation
-            if person.keypoints_3d is None:
+            if person.keypoints_3d is None and person.layout == COCO17.name:
                 person.keypoints_3d = points.astype(np.float32)
             xy, conf = observations[i]
             seen = conf > 0
