@@ -162,3 +162,19 @@ def test_stamp_matcher_tolerance_and_capacity():
     assert matcher.match(1.30) is None
     with pytest.raises(ValueError):
         StampMatcher(tolerance_s=-1.0)
+
+
+def test_window_median_matches_a_direct_computation():
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 5.0, (40, 60)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.5] = np.nan
+    xy = rng.uniform(-3, 62, (200, 2)).astype(np.float32)
+    z = keypoint_depths(depth, xy, np.ones(200), window=5, min_valid_fraction=0.2)
+    for (x, y), value in zip(xy, z, strict=True):
+        col, row = int(np.rint(x)), int(np.rint(y))
+        patch = depth[max(row - 2, 0) : max(row + 3, 0), max(col - 2, 0) : max(col + 3, 0)]
+        good = patch[np.isfinite(patch)]
+        if patch.size and good.size and good.size >= 0.2 * patch.size:
+            assert value == pytest.approx(np.median(good), abs=1e-6)
+        else:
+            assert np.isnan(value)

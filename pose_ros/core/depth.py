@@ -97,20 +97,23 @@ def keypoint_depths(
         the image, and windows with too few valid depths.
     """
     height, width = depth_m.shape
-    half = window // 2
-    out = np.full(len(keypoints_xy), np.nan, np.float32)
-    for k, (x, y) in enumerate(np.asarray(keypoints_xy, np.float64)):
-        if not (np.isfinite(x) and np.isfinite(y)) or confidences[k] <= min_confidence:
-            continue
-        col, row = int(np.rint(x)), int(np.rint(y))
-        top, bottom = max(row - half, 0), min(row + half + 1, height)
-        left, right = max(col - half, 0), min(col + half + 1, width)
-        if top >= bottom or left >= right:
-            continue
-        patch = depth_m[top:bottom, left:right]
-        valid = patch[np.isfinite(patch)]
-        if valid.size > 0 and valid.size >= min_valid_fraction * patch.size:
-            out[k] = np.median(valid)
+    xy = np.asarray(keypoints_xy, np.float64).reshape(-1, 2)
+    known = np.isfinite(xy).all(axis=1) & (np.asarray(confidences) > min_confidence)
+    centre = np.rint(np.where(known[:, None], xy, -float(window))).astype(np.int64)  # unknown: off the image
+    offsets = np.arange(window) - window // 2
+    rows, cols = centre[:, 1, None] + offsets, centre[:, 0, None] + offsets  # (K, window) each
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    patches = depth_m[np.clip(rows, 0, height - 1)[:, :, None], np.clip(cols, 0, width - 1)[:, None, :]]
+    valid = inside & np.isfinite(patches)  # (K, window, window)
+    num_inside, num_valid = inside.sum(axis=(1, 2)), valid.sum(axis=(1, 2))
+    keep = known & (num_valid > 0) & (num_valid >= min_valid_fraction * num_inside)
+    out = np.full(len(xy), np.nan, np.float32)
+    if keep.any():
+        values = np.sort(np.where(valid[keep], patches[keep], np.inf).reshape(int(keep.sum()), -1), axis=1)
+        count = num_valid[keep][:, None]  # the valid values come first after sorting
+        low = np.take_along_axis(values, (count - 1) // 2, axis=1)
+        high = np.take_along_axis(values, count // 2, axis=1)
+        out[keep] = ((low + high) / 2)[:, 0]
     return out
 
 
