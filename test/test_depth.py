@@ -111,7 +111,7 @@ def test_unknown_depth_is_nan():
     depth[40:60, 40:60] = np.nan  # an all-invalid window around (50, 50)
     depth[10:15, 10:15] = np.nan
     depth[12, 12] = 2.0  # one valid pixel in 25: below min_valid_fraction
-    xy = np.array([[50, 50], [12, 12], [80, 80], [80, 80], [np.nan, 5], [-10, 50], [200, 50], [99.4, 0.2]], np.float32)
+    xy = np.array([[50, 50], [12, 12], [80, 80], [80, 80], [np.nan, 5], [-10, 50], [1e30, 50], [99.4, 0.2]], np.float32)
     conf = np.array([0.9, 0.9, 0.9, 0.05, 0.9, 0.9, 0.9, 0.9], np.float32)
     z = keypoint_depths(depth, xy, conf, window=5, min_valid_fraction=0.25, min_confidence=0.1)
     expected = [np.nan, np.nan, 2.0, np.nan, np.nan, np.nan, np.nan, 2.0]  # last: window clipped at the corner

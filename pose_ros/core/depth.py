@@ -99,7 +99,8 @@ def keypoint_depths(
     height, width = depth_m.shape
     xy = np.asarray(keypoints_xy, np.float64).reshape(-1, 2)
     known = np.isfinite(xy).all(axis=1) & (np.asarray(confidences) > min_confidence)
-    centre = np.rint(np.where(known[:, None], xy, -float(window))).astype(np.int64)  # unknown: off the image
+    far = float(max(height, width) + window)  # any keypoint beyond this is off the image either way
+    centre = np.rint(np.clip(np.where(known[:, None], xy, -far), -far, far)).astype(np.int64)
     offsets = np.arange(window) - window // 2
     rows, cols = centre[:, 1, None] + offsets, centre[:, 0, None] + offsets  # (K, window) each
     inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
