@@ -52,34 +52,35 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return x.squeeze(1)
 
 
-def _cross(flat: torch.Tensor, index: torch.Tensor, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _cross(flat: torch.Tensor, index: torch.Tensor, height: int, width: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values of flat pixels `index` (P,) of maps (C, H, W) flattened to `flat`, and of their four neighbours.
 
-    Returns values (P, 5) float32 = centre, left, up, right, down (-inf outside the map) and xy (P, 2) int64
-    column, row — NumPy arrays on the CPU.
+    Returns NumPy arrays on the CPU: values (5, P) float32 rows centre, left, up, right, down (-inf outside
+    the map); xy (2, P) int64 rows column, row; and the flat indices (P,).
     """
-    steps = torch.tensor([0, -1, -width, 1, width], device=index.device)
-    values = flat[(index.unsqueeze(1) + steps).clamp_(0, flat.numel() - 1)].cpu().numpy().astype(np.float32)
-    index_np = index.cpu().numpy()
-    x = index_np % width
-    y = (index_np // width) % height
-    values[:, 1][x == 0] = -np.inf
-    values[:, 2][y == 0] = -np.inf
-    values[:, 3][x == width - 1] = -np.inf
-    values[:, 4][y == height - 1] = -np.inf
-    return values, np.stack([x, y], axis=1)
+    steps = torch.tensor([0, -1, -width, 1, width], device=index.device).unsqueeze(1)
+    values = flat[(index + steps).clamp_(0, flat.numel() - 1)].cpu().numpy().astype(np.float32, copy=False)
+    flat_index = index.cpu().numpy()
+    x = flat_index % width
+    y = (flat_index // width) % height
+    values[1, x == 0] = -np.inf
+    values[2, y == 0] = -np.inf
+    values[3, x == width - 1] = -np.inf
+    values[4, y == height - 1] = -np.inf
+    return values, np.stack([x, y]), flat_index
 
 
 def _parabola_xy(values: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Integer positions xy (P, 2) plus, per axis, the vertex offset of the parabola through the neighbours
-    (values (P, 5) as from `_cross`): 0.5 (f_before - f_after) / (f_before - 2 f_centre + f_after), clamped to
+    """Integer positions xy (2, P) plus, per axis, the vertex offset of the parabola through the neighbours
+    (values (5, P) as from `_cross`): 0.5 (f_before - f_after) / (f_before - 2 f_centre + f_after), clamped to
     ±0.5; no offset on a border or where the values do not bend down. Returns (P, 2) float32 x, y."""
-    before, centre, after = values[:, 1:3], values[:, 0:1], values[:, 3:5]
+    before, centre, after = values[1:3], values[0], values[3:5]
     with np.errstate(invalid="ignore", divide="ignore"):
         curvature = before - 2.0 * centre + after
         bends = np.isfinite(curvature) & (curvature < 0)
         offset = np.where(bends, 0.5 * (before - after) / np.where(bends, curvature, 1.0), 0.0)
-    return (xy + np.clip(offset, -0.5, 0.5)).astype(np.float32)
+    return (xy + np.clip(offset, -0.5, 0.5)).T.astype(np.float32)
 
 
 def refine_peaks_parabola(
@@ -99,7 +100,7 @@ def refine_peaks_parabola(
         to ±0.5.
     """
     H, W = heatmaps.shape[-2:]
-    values, xy = _cross(heatmaps.reshape(-1), channels * (H * W) + ys * W + xs, H, W)
+    values, xy, _ = _cross(heatmaps.reshape(-1), channels * (H * W) + ys * W + xs, H, W)
     return _parabola_xy(values, xy)
 
 
@@ -119,15 +120,15 @@ def find_peaks(
     search = gaussian_blur(maps, smooth_sigma) if smooth_sigma > 0 else maps
     flat = search.reshape(-1)
     index = torch.nonzero(flat > threshold).squeeze(1)
-    values, xy = _cross(flat, index, H, W)
-    peak = (values[:, :1] > values[:, 1:3]).all(axis=1) & (values[:, :1] >= values[:, 3:5]).all(axis=1)
-    values, xy = values[peak], xy[peak]
-    channels = index.cpu().numpy()[peak] // (H * W)
+    values, xy, flat_index = _cross(flat, index, H, W)
+    peak = np.flatnonzero((values[0] > values[1]) & (values[0] > values[2]) & (values[0] >= values[3])
+                          & (values[0] >= values[4]))
+    values, xy, flat_index = np.take(values, peak, axis=1), np.take(xy, peak, axis=1), np.take(flat_index, peak)
+    channels = flat_index // (H * W)
     if smooth_sigma > 0:
-        values, _ = _cross(maps.reshape(-1), index[torch.from_numpy(peak).to(index.device)], H, W)
-    refined = _parabola_xy(values, xy) if subpixel else xy.astype(np.float32)
-    return Peaks(channels=channels, xy=refined, scores=values[:, 0].copy(),
-                 counts=np.bincount(channels, minlength=C))
+        values, _, _ = _cross(maps.reshape(-1), torch.from_numpy(flat_index).to(index.device), H, W)
+    refined = _parabola_xy(values, xy) if subpixel else xy.T.astype(np.float32)
+    return Peaks(channels=channels, xy=refined, scores=values[0].copy(), counts=np.bincount(channels, minlength=C))
 
 
 def argmax_subpixel(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,6 +143,6 @@ def argmax_subpixel(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     flat = heatmaps.reshape(N * K, H * W)
     conf, index = flat.max(dim=1)
     index = index + torch.arange(N * K, device=heatmaps.device) * (H * W)
-    values, xy = _cross(heatmaps.reshape(-1).float(), index, H, W)
+    values, xy, _ = _cross(heatmaps.reshape(-1).float(), index, H, W)
     refined = torch.from_numpy(_parabola_xy(values, xy)).to(heatmaps.device)
     return refined.reshape(N, K, 2), conf.to(torch.float32).reshape(N, K)

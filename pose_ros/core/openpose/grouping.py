@@ -101,34 +101,42 @@ class Poses:
         return int(self.scores.shape[0])
 
 
-def _pair_indices(counts: np.ndarray, limbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# Rows of the per-pair arrays in `score_limbs` (one contiguous row per quantity: NumPy gathers and arithmetic on
+# 1-D rows are several times faster than on the columns of a (T, F) array).
+_AX, _AY, _DX, _DY, _NORM, _TOTAL = range(6)
+_LIMB, _START, _END, _HITS = range(4)
+
+
+def _pair_indices(counts: np.ndarray, limbs: np.ndarray) -> np.ndarray:
     """All (start, end) peak pairs of every limb type, from peaks per keypoint type `counts` (K,):
-    limb (T,), start (T,), end (T,) int64."""
+    (4, T) int64 rows limb, start, end, and a zero row for the hit counts."""
     first = np.cumsum(counts) - counts  # index of each type's first peak
     n_start, n_end = counts[limbs[:, 0]], counts[limbs[:, 1]]
     pairs = n_start * n_end
-    limb = np.repeat(np.arange(len(limbs)), pairs)
+    out = np.zeros((4, int(pairs.sum())), dtype=np.int64)
+    limb = out[_LIMB]
+    limb[:] = np.repeat(np.arange(len(limbs)), pairs)
     rank = np.arange(limb.size) - np.repeat(np.cumsum(pairs) - pairs, pairs)
-    n_end_t = n_end[limb]
-    start = first[limbs[limb, 0]] + rank // np.maximum(n_end_t, 1)
-    end = first[limbs[limb, 1]] + rank % np.maximum(n_end_t, 1)
-    return limb, start, end
+    n_end_t = np.maximum(np.take(n_end, limb), 1)
+    out[_START] = np.take(first[limbs[:, 0]], limb) + rank // n_end_t
+    out[_END] = np.take(first[limbs[:, 1]], limb) + rank % n_end_t
+    return out
 
 
-def _sample_dots(pafs: np.ndarray, channels: np.ndarray, geometry: np.ndarray, u: np.ndarray) -> np.ndarray:
+def _sample_dots(pafs: np.ndarray, channel_offsets: np.ndarray, geometry: np.ndarray, u: np.ndarray) -> np.ndarray:
     """PAF · v̂ at the points A + u·(B - A), rounded to the nearest pixel and clamped into the map.
 
-    pafs: (2L, H, W); channels (T, 2) x/y channel per pair; geometry (T, 5) = A x, A y, (B - A) x, (B - A) y,
-    |B - A|; u (S,) float32. Returns (T, S).
+    pafs: (2L, H, W); channel_offsets (2, T) flat offsets of each pair's x/y channel; geometry (6, T) rows as
+    `_AX` … `_NORM`; u (S,) float32. Returns (T, S).
     """
     _, H, W = pafs.shape
     flat = pafs.reshape(-1)
-    xs = np.clip(np.rint(geometry[:, 0:1] + u * geometry[:, 2:3]), 0, W - 1).astype(np.int64)
-    ys = np.clip(np.rint(geometry[:, 1:2] + u * geometry[:, 3:4]), 0, H - 1).astype(np.int64)
+    xs = np.clip(np.rint(geometry[_AX, :, None] + geometry[_DX, :, None] * u), 0, W - 1).astype(np.int64)
+    ys = np.clip(np.rint(geometry[_AY, :, None] + geometry[_DY, :, None] * u), 0, H - 1).astype(np.int64)
     pixel = ys * W + xs
-    field_x = flat[channels[:, 0:1] * (H * W) + pixel]
-    field_y = flat[channels[:, 1:2] * (H * W) + pixel]
-    return (field_x * geometry[:, 2:3] + field_y * geometry[:, 3:4]) / geometry[:, 4:5]
+    field_x = np.take(flat, pixel + channel_offsets[0, :, None])
+    field_y = np.take(flat, pixel + channel_offsets[1, :, None])
+    return (field_x * geometry[_DX, :, None] + field_y * geometry[_DY, :, None]) / geometry[_NORM, :, None]
 
 
 def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels: np.ndarray,
@@ -147,27 +155,28 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     """
     S = settings.samples
     needed = int(settings.min_sample_fraction * S) + 1  # samples that must pass
-    limb, start, end = _pair_indices(peaks.counts, limbs)
-    geometry = np.empty((limb.size, 5), dtype=np.float32)  # A x, A y, (B - A) x, (B - A) y, |B - A|
-    geometry[:, :2] = peaks.xy[start]
-    geometry[:, 2:4] = peaks.xy[end] - geometry[:, :2]
-    geometry[:, 4] = np.maximum(np.sqrt((geometry[:, 2:4] ** 2).sum(axis=1)), 1e-3)
-    pairs = np.stack([limb, start, end], axis=1)
-    hits = np.zeros(limb.size, dtype=np.int64)
-    total = np.zeros(limb.size, dtype=np.float32)
+    pairs = _pair_indices(peaks.counts, limbs)
+    x, y = np.ascontiguousarray(peaks.xy[:, 0]), np.ascontiguousarray(peaks.xy[:, 1])
+    geometry = np.zeros((6, pairs.shape[1]), dtype=np.float32)
+    geometry[_AX] = np.take(x, pairs[_START])
+    geometry[_AY] = np.take(y, pairs[_START])
+    geometry[_DX] = np.take(x, pairs[_END]) - geometry[_AX]
+    geometry[_DY] = np.take(y, pairs[_END]) - geometry[_AY]
+    geometry[_NORM] = np.maximum(np.hypot(geometry[_DX], geometry[_DY]), 1e-3)
+    offsets = (paf_channels * (pafs.shape[1] * pafs.shape[2])).T  # (2, L)
     taken = 0
     for u in _sample_stages(S, S - needed):
         if taken:
-            keep = np.flatnonzero(taken - hits <= S - needed)
-            pairs, geometry, hits, total = pairs[keep], geometry[keep], hits[keep], total[keep]
-        dots = _sample_dots(pafs, paf_channels[pairs[:, 0]], geometry, u)
-        hits = hits + (dots > settings.paf_threshold).sum(axis=1)
-        total = total + dots.sum(axis=1)
+            keep = np.flatnonzero(taken - pairs[_HITS] <= S - needed)
+            pairs, geometry = np.take(pairs, keep, axis=1), np.take(geometry, keep, axis=1)
+        dots = _sample_dots(pafs, np.take(offsets, pairs[_LIMB], axis=1), geometry, u)
+        pairs[_HITS] += (dots > settings.paf_threshold).sum(axis=1)
+        geometry[_TOTAL] += dots.sum(axis=1)
         taken += u.size
-    score = total / S + np.minimum(0.5 * pafs.shape[1] / geometry[:, 4] - 1.0, 0.0)
-    keep = (hits >= needed) & (score > 0)
-    pairs = pairs[keep]
-    return LimbCandidates(limb=pairs[:, 0], start=pairs[:, 1], end=pairs[:, 2], score=score[keep].astype(np.float32))
+    score = geometry[_TOTAL] / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
+    keep = np.flatnonzero((pairs[_HITS] >= needed) & (score > 0))
+    limb, start, end = np.take(pairs[:3], keep, axis=1)
+    return LimbCandidates(limb=limb, start=start, end=end, score=np.take(score, keep).astype(np.float32))
 
 
 @functools.lru_cache(maxsize=8)
