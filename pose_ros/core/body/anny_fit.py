@@ -80,6 +80,19 @@ def create_anny_model(device: torch.device | str = "cpu", dtype: torch.dtype = t
     return model.to(device=device, dtype=dtype).eval()
 
 
+@dataclass
+class AnnyShape:
+    """The phenotype-dependent part of Anny, reusable while only the pose changes (B people).
+
+    coefficients (B, C) blendshape weights; rest_bone_poses (B, 104, 4, 4); keypoint_points (B, 17, 104, 3) the
+    folded regression points A_kj of `AnnyBody` for this shape.
+    """
+
+    coefficients: torch.Tensor
+    rest_bone_poses: torch.Tensor
+    keypoint_points: torch.Tensor
+
+
 class AnnyBody(torch.nn.Module):
     """Anny with its COCO-17 keypoint regressor folded into the skinning weights.
 
@@ -172,18 +185,20 @@ class AnnyBody(torch.nn.Module):
         empty = phenotypes.new_zeros(phenotypes.shape[0], 0)
         return self.model._get_phenotype_blendshape_coefficients(phenotypes, empty, empty)
 
-    def bone_transforms(
-        self, bone_rotvecs: torch.Tensor, phenotypes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Skinning transforms (B, 104, 4, 4) of Anny's bones for free-bone rotations (B, J, 3) radians and
-        phenotypes (B, 6), root at rest (identity), and the blendshape coefficients (B, C)."""
-        batch = bone_rotvecs.shape[0]
+    def shape(self, phenotypes: torch.Tensor) -> AnnyShape:
+        """Everything that depends on the phenotypes (B, 6) in [0, 1] only (see `AnnyShape`)."""
         coeffs = self._shape_coefficients(phenotypes)
+        points = self.keypoint_bone_points + torch.einsum("bc,ckjd->bkjd", coeffs, self.keypoint_bone_blendshapes)
+        return AnnyShape(coeffs, self.rest_bone_poses(coeffs), points)
+
+    def bone_transforms(self, bone_rotvecs: torch.Tensor, shape: AnnyShape) -> torch.Tensor:
+        """Skinning transforms (B, 104, 4, 4) of Anny's bones for free-bone rotations (B, J, 3) radians and a
+        shape, with the root at rest (identity)."""
+        batch = bone_rotvecs.shape[0]
         eye = torch.eye(4, dtype=self.dtype, device=self.device)
         deltas = eye.expand(batch, self.model.bone_count, 4, 4).clone()
         deltas[:, self.bone_indices, :3, :3] = axis_angle_to_matrix(bone_rotvecs)
-        transforms, _ = self.model.get_bone_transforms(deltas, self.rest_bone_poses(coeffs), "local-ref")
-        return transforms, coeffs
+        return self.model.get_bone_transforms(deltas, shape.rest_bone_poses, "local-ref")[0]
 
     def rest_bone_poses(self, coeffs: torch.Tensor) -> torch.Tensor:
         """Rest poses (B, 104, 4, 4) of Anny's bones for blendshape coefficients (B, C).
@@ -213,23 +228,22 @@ class AnnyBody(torch.nn.Module):
         poses[..., 3, 3] = 1.0
         return poses
 
-    def keypoints(self, bone_rotvecs: torch.Tensor, phenotypes: torch.Tensor) -> torch.Tensor:
-        """COCO-17 keypoints (B, 17, 3) metres in Anny's model frame; see `bone_transforms` for the inputs."""
-        transforms, coeffs = self.bone_transforms(bone_rotvecs, phenotypes)
-        points = self.keypoint_bone_points + torch.einsum("bc,ckjd->bkjd", coeffs, self.keypoint_bone_blendshapes)
-        rotated = torch.einsum("bjde,bkje->bkd", transforms[:, :, :3, :3], points)
+    def keypoints(self, bone_rotvecs: torch.Tensor, shape: AnnyShape) -> torch.Tensor:
+        """COCO-17 keypoints (B, 17, 3) metres in Anny's model frame for bone rotations (B, J, 3) and a shape."""
+        transforms = self.bone_transforms(bone_rotvecs, shape)
+        rotated = torch.einsum("bjde,bkje->bkd", transforms[:, :, :3, :3], shape.keypoint_points)
         return rotated + torch.einsum("bjd,kj->bkd", transforms[:, :, :3, 3], self.keypoint_bone_weights)
 
-    def vertices(self, bone_rotvecs: torch.Tensor, phenotypes: torch.Tensor) -> torch.Tensor:
+    def vertices(self, bone_rotvecs: torch.Tensor, shape: AnnyShape) -> torch.Tensor:
         """Skinned mesh vertices (B, 13718, 3) metres in Anny's model frame."""
-        transforms, coeffs = self.bone_transforms(bone_rotvecs, phenotypes)
-        return self.model.get_skinned_vertices(self.model.get_rest_vertices(coeffs), transforms)
+        transforms = self.bone_transforms(bone_rotvecs, shape)
+        return self.model.get_skinned_vertices(self.model.get_rest_vertices(shape.coefficients), transforms)
 
     def rest_vertices(self) -> np.ndarray:
         """(V, 3) float64 vertices of the mean-phenotype rest mesh, metres (e.g. to plan a decimation)."""
         with torch.no_grad():
             zero = torch.zeros(1, len(self.bones), 3, dtype=self.dtype, device=self.device)
-            return self.vertices(zero, self._mean_phenotypes(1))[0].to(torch.float64).cpu().numpy()
+            return self.vertices(zero, self.shape(self._mean_phenotypes(1)))[0].to(torch.float64).cpu().numpy()
 
 
 @dataclass
@@ -240,6 +254,8 @@ class AnnyFitSettings:
         cold_iterations: Adam steps for a frame with a person seen for the first time.
         cold_global_iterations: of those, the first ones move only the root rotation and translation.
         warm_iterations: Adam steps when every person starts from its previous solution.
+        shape_every: frames where everybody starts warm refine the phenotypes only every n-th frame (1: always),
+            which halves the cost of an iteration on the others; cold frames always fit them.
         learning_rate: Adam step size (radians for rotations, metres for x/y, log-units for depth), decaying
             linearly to a tenth over the iterations.
         warm_learning_rate: the same when every person starts warm (small steps around the previous solution).
@@ -259,6 +275,7 @@ class AnnyFitSettings:
     cold_iterations: int = 80
     cold_global_iterations: int = 20
     warm_iterations: int = 20
+    shape_every: int = 5
     learning_rate: float = 0.05
     warm_learning_rate: float = 0.01
     time_budget_ms: float = 500.0
@@ -355,7 +372,7 @@ class AnnyFitter:
         self._decimators: dict[int, MeshDecimator] = {}
         with torch.no_grad():
             zero = torch.zeros(1, len(body.bones), 3, dtype=body.dtype, device=body.device)
-            self._rest_keypoints = body.keypoints(zero, body._mean_phenotypes(1))[0].double().cpu().numpy()
+            self._rest_keypoints = body.keypoints(zero, body.shape(body._mean_phenotypes(1)))[0].double().cpu().numpy()
 
     def reset(self) -> None:
         """Forget every previous solution (e.g. when the camera or the video changes)."""
@@ -486,8 +503,13 @@ class AnnyFitter:
             "bones": tensor(np.stack([st.bones for st in states])),
             "logits": tensor(np.log(phenotypes / (1 - phenotypes))),
         }
-        for value in params.values():
-            value.requires_grad_(True)
+        fit_shape = not all(warm) or self._frame % s.shape_every == 0
+        for name, value in params.items():
+            value.requires_grad_(fit_shape or name != "logits")
+        fixed_shape = None
+        if not fit_shape:  # the phenotype-dependent tensors once, not per iteration
+            with torch.no_grad():
+                fixed_shape = self.body.shape(torch.sigmoid(params["logits"]))
         cold = torch.as_tensor([not w for w in warm], device=self.body.device)
         iterations = s.warm_iterations if all(warm) else s.cold_iterations
         learning_rate = s.warm_learning_rate if all(warm) else s.learning_rate
@@ -501,7 +523,7 @@ class AnnyFitter:
                 break
             step_start = time.perf_counter()
             optimizer.zero_grad(set_to_none=False)
-            self._loss(params, rotation0, targets, camera).backward()
+            self._loss(params, rotation0, targets, camera, fixed_shape).backward()
             if done < s.cold_global_iterations and bool(cold.any()):
                 params["bones"].grad[cold] = 0.0
                 params["logits"].grad[cold] = 0.0
@@ -522,12 +544,18 @@ class AnnyFitter:
         return rotation, translation, torch.sigmoid(params["logits"])
 
     def _loss(
-        self, params: dict[str, torch.Tensor], rotation0: torch.Tensor, targets: _Targets, camera: torch.Tensor
+        self,
+        params: dict[str, torch.Tensor],
+        rotation0: torch.Tensor,
+        targets: _Targets,
+        camera: torch.Tensor,
+        fixed_shape: AnnyShape | None,
     ) -> torch.Tensor:
-        """Sum over people of the reprojection, 3D, pose and shape terms (scalar)."""
+        """Sum over people of the reprojection, 3D, pose and shape terms (scalar); `fixed_shape` when the
+        phenotypes are not optimised."""
         s = self.settings
         rotation, translation, phenotypes = self._pose(params, rotation0)
-        keypoints = self.body.keypoints(params["bones"], phenotypes)
+        keypoints = self.body.keypoints(params["bones"], fixed_shape or self.body.shape(phenotypes))
         points = torch.einsum("bde,bke->bkd", rotation, keypoints) + translation[:, None]
         pixels = project_points(points, camera)
         error_2d = ((pixels - targets.xy) ** 2).sum(-1) / targets.scale[:, None] ** 2
@@ -568,8 +596,9 @@ class AnnyFitter:
         bones = tensor(np.stack([st.bones for st in states]))
         phenotypes = tensor(np.stack([st.phenotypes for st in states]))
         with torch.no_grad():
-            vertices = self.body.vertices(bones, phenotypes).double().cpu().numpy()
-            keypoints = self.body.keypoints(bones, phenotypes).double().cpu().numpy()
+            shape = self.body.shape(phenotypes)
+            vertices = self.body.vertices(bones, shape).double().cpu().numpy()
+            keypoints = self.body.keypoints(bones, shape).double().cpu().numpy()
         root = matrix_to_axis_angle(torch.as_tensor(np.stack([st.rotation for st in states]))).numpy()
         names = (ROOT_JOINT, *self.body.bones)
         for i, (person, state) in enumerate(zip(people, states, strict=True)):
