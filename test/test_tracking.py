@@ -183,3 +183,33 @@ def test_speed_is_clipped_to_max_speed():
     assert len(tracker.tracks) == 1
     height = tracker.tracks[0].bbox_xywh[3]
     np.testing.assert_allclose(np.linalg.norm(tracker.tracks[0].velocity), 3.0 * height, rtol=1e-6)
+
+
+def test_clear_mot_counts_of_the_benchmark():
+    # The CLEAR-MOT scoring of bench/eval_tracking.py on a hand-made sequence with known answers.
+    from bench.eval_tracking import GroundTruth, clear_mot
+
+    def hyp(track_id, x):
+        person = make_person((x, 300))
+        person.id = track_id
+        return person
+
+    def truth(gt_id, x, visibility=1.0):
+        return GroundTruth(gt_id, make_person((x, 300)).bbox_xywh.astype(np.float64), visibility)
+
+    frames_truth = [
+        [truth(0, 100), truth(1, 400)],
+        [truth(0, 110), truth(1, 390)],
+        [truth(0, 120), truth(1, 380), truth(2, 700, visibility=0.3)],  # 2: don't-care, undetected
+        [truth(0, 130), truth(1, 370), truth(2, 700, visibility=0.3)],  # 2: don't-care, detected
+    ]
+    frames_hyp = [
+        [hyp(10, 100), hyp(11, 400)],
+        [hyp(11, 110), hyp(10, 390)],  # both ids swap: 2 IDSW
+        [hyp(11, 120), hyp(12, 1000)],  # person 1 missed (FN), a false positive far away (FP)
+        [hyp(11, 130), hyp(10, 370), hyp(13, 700)],  # 13 on the don't-care person: neither TP nor FP
+    ]
+    counts, ids = clear_mot(frames_truth, frames_hyp, iou_threshold=0.5, min_visibility=0.5)
+    assert (counts.gt, counts.tp, counts.fn, counts.fp, counts.idsw) == (8, 7, 1, 1, 2)
+    assert counts.mota == pytest.approx(1 - 4 / 8)
+    assert ids == {0: {10, 11}, 1: {11, 10}, 2: {13}}
