@@ -303,10 +303,14 @@ class PersonTracker:
         if track.id < 0 and track.hits >= self.settings.min_hits:
             track.id = self._issue_id()
 
-    def _displacement(self, track: Track, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray):
-        """(2,) pixels moved since the track's last detection: the median shift of the keypoints both
-        detections are confident about (robust to limbs moving and boxes changing shape), or the box-centre
-        shift when fewer than 3 are shared."""
+    def _displacement(
+        self, track: Track, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray
+    ) -> np.ndarray:
+        """Shift (2,) pixels of the person since the track's last detection.
+
+        The median shift of the keypoints both detections are confident about (robust to a limb moving or
+        the box changing shape), or the box-centre shift when fewer than 3 keypoints are shared.
+        """
         threshold = self.settings.keypoint_threshold
         shared = (confidences > threshold) & (track.confidences > threshold)
         shift = keypoints - track.measured_xy
