@@ -8,8 +8,8 @@ Without `launch` installed, `ros2 run pose_ros pose_launcher` starts the same no
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.conditions import LaunchConfigurationNotEquals
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, NotEqualsSubstitution, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -42,7 +42,7 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         parameters=[params_file, {"source": source}],
         remappings=[("image", LaunchConfiguration("image")), ("camera_info", LaunchConfiguration("camera_info"))],
-        condition=LaunchConfigurationNotEquals("source", ""),
+        condition=IfCondition(NotEqualsSubstitution(source, "")),
     )
     declared = [DeclareLaunchArgument(name, default_value=value, description=text) for name, value, text in ARGUMENTS]
     return LaunchDescription([*declared, pose_node, image_source])
