@@ -213,3 +213,14 @@ def test_clear_mot_counts_of_the_benchmark():
     assert (counts.gt, counts.tp, counts.fn, counts.fp, counts.idsw) == (8, 7, 1, 1, 2)
     assert counts.mota == pytest.approx(1 - 4 / 8)
     assert ids == {0: {10, 11}, 1: {11, 10}, 2: {13}}
+
+
+def test_repeated_or_backward_stamps_do_not_move_tracks():
+    tracker = PersonTracker()
+    for i in range(3):
+        tracker.update([make_person((300 + 10 * i, 300))], i / FPS)
+    velocity = tracker.tracks[0].velocity.copy()
+    assert tracker.update([make_person((320, 300))], 0.2)[0].id == 0  # same stamp again
+    assert tracker.update([make_person((320, 300))], 0.1)[0].id == 0  # backwards
+    np.testing.assert_allclose(tracker.tracks[0].velocity, velocity)  # no division by zero or negative time
+    assert tracker.update([], 0.0) == [] and tracker.tracks[0].bbox_xywh[0] == pytest.approx(320 - 0.16 * 200)
