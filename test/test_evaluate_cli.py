@@ -145,3 +145,21 @@ def test_mpii_head_boxes_switch_to_the_official_rule(shared_data: Path, tmp_path
     assert code == 0
     assert json.loads(summary.read_text())["metrics"]["PCKh@0.5 wrist"] == 1.0  # 0.6 segments < 0.5 head sizes
     assert "MPII head-box rule" in out
+
+
+def test_top_down_on_two_coco_images(shared_data: Path, human_models: Path, tmp_path: Path, capsys) -> None:
+    gt_path = shared_data / "coco-sample" / "test_coco.json"
+    summary = tmp_path / "summary.json"
+    args = ["--annotations", str(gt_path), "--mode", "top_down", "--model", "movenet_thunder", "--device", "cpu",
+            "--limit", "2", "--summary", str(summary)]  # fmt: skip
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "centernet+movenet_thunder" in out and "2 images" in out
+    values = json.loads(summary.read_text())["metrics"]
+    assert values["AP50"] > 0.5 and values["PCK@0.2"] > 0.5
+
+
+def test_model_must_belong_to_the_mode(shared_data: Path, capsys) -> None:
+    gt_path = shared_data / "coco-sample" / "test_coco.json"
+    code, _, err = run(["--annotations", str(gt_path), "--mode", "top_down", "--model", "openpose"], capsys)
+    assert code == 2 and "not a top_down model" in err

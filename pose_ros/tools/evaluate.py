@@ -40,7 +40,14 @@ from tqdm import tqdm
 from pose_ros.core import metrics
 from pose_ros.core.draw import draw_people, side_by_side
 from pose_ros.core.person import Person, bbox_from_keypoints
-from pose_ros.core.pipeline import BOTTOM_UP_MODELS, MODES, PipelineConfig, PosePipeline
+from pose_ros.core.pipeline import (
+    BOTTOM_UP_MODELS,
+    MODES,
+    TOP_DOWN_DECODERS,
+    TOP_DOWN_MODELS,
+    PipelineConfig,
+    PosePipeline,
+)
 from pose_ros.core.skeletons import (
     COCO17,
     MPII16,
@@ -51,6 +58,7 @@ from pose_ros.core.skeletons import (
 )
 
 PCK_ALPHA = 0.2
+DEFAULTS = PipelineConfig()
 RENDER_MIN_SCORE = 0.2  # renders leave out the low-scoring people that AP still ranks
 PCKH_ALPHA = 0.5
 # Body parts reported per joint pair (left and right pooled), by keypoint name without the side.
@@ -381,8 +389,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--annotations", type=Path, required=True, help="COCO keypoint JSON or MPII-style list JSON")
     parser.add_argument("--images", type=Path, help="image folder (default: the annotation file's folder)")
     parser.add_argument("--mode", choices=MODES, default="bottom_up")
-    parser.add_argument("--model", choices=BOTTOM_UP_MODELS, default="movenet_multipose", help="bottom-up model")
+    parser.add_argument("--model", choices=BOTTOM_UP_MODELS + TOP_DOWN_MODELS,
+                        help="keypoint model of the mode (default: the pipeline's default for that mode)")  # fmt: skip
     parser.add_argument("--weights", default="", help="weights file of models that need one (OpenPose)")
+    parser.add_argument("--decoder", choices=TOP_DOWN_DECODERS, default=DEFAULTS.top_down_decoder, help="top-down")
+    parser.add_argument("--detector-threshold", type=float, default=DEFAULTS.detector_threshold,
+                        help="top-down person-detector score threshold")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"))
     parser.add_argument("--input-size", default="512x384", help="network input WIDTHxHEIGHT (default 512x384)")
@@ -399,12 +411,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
-    """The PipelineConfig the arguments describe."""
+    """The PipelineConfig the arguments describe; ValueError when --model does not belong to --mode."""
     width, height = (int(v) for v in args.input_size.lower().split("x"))
+    models = BOTTOM_UP_MODELS if args.mode == "bottom_up" else TOP_DOWN_MODELS
+    if args.model is not None and args.model not in models:
+        raise ValueError(f"model {args.model!r} is not a {args.mode} model; choose one of {models}")
+    model = {"bottom_up_model": args.model} if args.mode == "bottom_up" else {"top_down_model": args.model}
     return PipelineConfig(
-        mode=args.mode, bottom_up_model=args.model, openpose_weights=args.weights, device=args.device,
-        backend=args.backend, input_width=width, input_height=height, score_threshold=args.score_threshold,
-        max_people=args.max_people,
+        mode=args.mode, openpose_weights=args.weights, device=args.device, backend=args.backend,
+        input_width=width, input_height=height, score_threshold=args.score_threshold, max_people=args.max_people,
+        top_down_decoder=args.decoder, detector_threshold=args.detector_threshold,
+        **{k: v for k, v in model.items() if v is not None},
     )  # fmt: skip
 
 
@@ -425,7 +442,11 @@ def evaluate(args: argparse.Namespace) -> Report:
     else:
         config = pipeline_config(args)
         predictions, seconds = run_model(build_estimator(config), dataset, images_dir, progress, args.render)
-        source = f"mode {config.mode}, model {config.model_name}, input {config.input_width}x{config.input_height}"
+        source = f"mode {config.mode}, model {config.model_name}, " + (
+            f"input {config.input_width}x{config.input_height}"
+            if config.mode == "bottom_up"
+            else f"decoder {config.top_down_decoder}, detector threshold {config.detector_threshold}"
+        )
     report = evaluate_coco(dataset, predictions) if dataset.kind == "coco" else evaluate_mpii(dataset, predictions)
     report.info = {
         "source": source,
