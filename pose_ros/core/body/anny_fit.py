@@ -277,7 +277,7 @@ class AnnyFitSettings:
     warm_iterations: int = 20
     shape_every: int = 5
     learning_rate: float = 0.05
-    warm_learning_rate: float = 0.01
+    warm_learning_rate: float = 0.03
     time_budget_ms: float = 500.0
     min_confidence: float = 0.3
     min_keypoints: int = 6
