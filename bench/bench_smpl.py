@@ -9,6 +9,7 @@ Usage (from the repository root): python -m bench.bench_smpl [--threads N] [--re
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -40,10 +41,10 @@ def build_smplx(data: SmplModelData) -> torch.nn.Module:
     return smplx.SMPL(model_path="", data_struct=struct, create_transl=False, dtype=torch.float32)
 
 
-def interleaved_median_ms(
+def interleaved_times_ms(
     first: Callable[[], object], second: Callable[[], object], repeats: int, warmup: int = 5
-) -> tuple[float, float]:
-    """Median wall time (ms) of each callable, timed alternately so that load changes hit both alike."""
+) -> tuple[list[float], list[float]]:
+    """Wall times (ms) of each callable, timed alternately so that load changes hit both alike."""
     for _ in range(warmup):
         first()
         second()
@@ -52,8 +53,8 @@ def interleaved_median_ms(
         for fn, bucket in zip((first, second), times, strict=True):
             start = time.perf_counter()
             fn()
-            bucket.append(time.perf_counter() - start)
-    return statistics.median(times[0]) * 1e3, statistics.median(times[1]) * 1e3
+            bucket.append((time.perf_counter() - start) * 1e3)
+    return times
 
 
 def main() -> None:
@@ -67,8 +68,8 @@ def main() -> None:
     ours, reference = Smpl(data), build_smplx(data)
     generator = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU, float32")
-    print("| batch | pose_ros Smpl (ms) | smplx.SMPL (ms) | speed-up |")
-    print("|---:|---:|---:|---:|")
+    print("| batch | pose_ros Smpl, median (ms) | smplx.SMPL, median (ms) | speed-up (medians) | speed-up (fastest) |")
+    print("|---:|---:|---:|---:|---:|")
     for batch in (1, 64):
         betas = torch.randn(batch, 10, generator=generator)
         pose = 0.3 * torch.randn(batch, 72, generator=generator)
@@ -79,8 +80,13 @@ def main() -> None:
             if error > 1e-4:
                 raise RuntimeError(f"outputs disagree by {error:.2e} m at batch {batch}")
             repeats = max(args.repeats // (10 if batch > 1 else 1), 5)
-            ours_ms, theirs_ms = interleaved_median_ms(mine, theirs, repeats)
-        print(f"| {batch} | {ours_ms:.3f} | {theirs_ms:.3f} | {theirs_ms / ours_ms:.2f}× |")
+            ours_ms, theirs_ms = interleaved_times_ms(mine, theirs, repeats)
+        ours_median, theirs_median = statistics.median(ours_ms), statistics.median(theirs_ms)
+        print(
+            f"| {batch} | {ours_median:.3f} | {theirs_median:.3f} | {theirs_median / ours_median:.2f}× "
+            f"| {min(theirs_ms) / min(ours_ms):.2f}× |"
+        )
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
 
 from pose_ros.core.body.rotations import axis_angle_to_matrix
-from pose_ros.core.body.smpl import Smpl, tree_levels
+from pose_ros.core.body.smpl import Smpl, ancestor_jumps
 from pose_ros.core.body.smpl_files import SmplModelData
 from pose_ros.core.body.smpl_synthetic import SMPL_NUM_FACES, SMPL_NUM_VERTICES, make_synthetic_smpl
 from pose_ros.core.skeletons import SMPL24_PARENTS
@@ -106,12 +108,15 @@ def test_gradients_reach_shape_and_pose(model_data: SmplModelData) -> None:
     assert pose.grad is not None and pose.grad.abs().sum() > 0
 
 
-def test_tree_levels_cover_smpl_joints_once() -> None:
-    levels = tree_levels(np.array(SMPL24_PARENTS))
-    assert sorted(np.concatenate(levels).tolist()) == list(range(1, 24))
-    assert len(levels) == 8  # pelvis → ... → hands is the longest chain
-    for depth, level in enumerate(levels[1:], start=1):
-        assert set(np.array(SMPL24_PARENTS)[level]) <= set(levels[depth - 1].tolist())
+def test_ancestor_jumps_reach_the_root_in_log_depth_rounds() -> None:
+    parents = np.array(SMPL24_PARENTS)
+    rounds = ancestor_jumps(parents)
+    assert len(rounds) == 4  # the deepest chain, pelvis → ... → hand, has 9 joints ≤ 2⁴
+    virtual = len(parents)
+    np.testing.assert_array_equal(rounds[0][:virtual], np.where(parents < 0, virtual, parents))
+    for ancestors, doubled in pairwise(rounds):
+        np.testing.assert_array_equal(doubled, ancestors[ancestors])
+    assert np.all(rounds[-1][rounds[-1]] == virtual)
 
 
 def test_rejects_wrong_joint_count(model_data: SmplModelData) -> None:

@@ -4,14 +4,16 @@ M(β, θ) = LBS(T̄ + B_S(β) + B_P(θ), J(β), θ, W): template → shape blend
 (from R(θ) − I of the 23 non-root joints) → forward kinematics on the joint tree → linear blend skinning.
 
 What makes it fast (same results as the textbook order, up to float round-off):
-- joints are regressed from precomputed `J_regressor @ T̄` and `J_regressor @ S` (24 × 10 numbers per axis) instead
-  of from the 6890 shaped vertices;
-- shape and pose blendshapes are one matrix product [β, R] @ [S; P] added to the template (`torch.addmm`), with
-  the constant −P·vec(I) of the textbook (R − I) features folded into that template;
-- forward kinematics composes all joints of one tree depth in one batched matmul (8 levels for SMPL, not 23 steps),
-  on joints stored in breadth-first order so that each level is a contiguous block;
-- skinning blends 3 × 4 affine transforms (not 4 × 4) and applies them as three fused multiply-adds over
-  coordinate-major vertex rows.
+- one matrix product [β, R] @ D added to a constant gives the shaped-and-pose-corrected vertices, the rest joints
+  and the joints' offsets from their parents: joints are regressed from precomputed `J_regressor @ T̄` and
+  `J_regressor @ S` (they are linear in β) instead of from the 6890 shaped vertices, and the constant −P·vec(I)
+  of the textbook (R − I) pose features is folded into the constant;
+- forward kinematics composes the chains by pointer jumping: each round composes every joint's transform with
+  that of its current ancestor and doubles the span, so SMPL's depth-8 tree takes 4 batched matmuls, not 23;
+- skinning blends 3 × 4 affine transforms and applies them as three fused multiply-adds over coordinate-major
+  vertex rows.
+The pose-blendshape matrix (207 × 20670 numbers, 17 MB in float32) must be read once per call whatever the
+schedule, which bounds the batch-1 time from below (see docs/smpl_hmr.md).
 """
 
 from __future__ import annotations
@@ -41,12 +43,20 @@ class SmplOutput:
     rotations: torch.Tensor
 
 
-def tree_levels(parents: np.ndarray) -> list[np.ndarray]:
-    """Group the non-root joints of a tree by depth: level d holds the joints whose parent is at depth d - 1."""
-    depth = np.zeros(len(parents), np.int64)
-    for joint in range(1, len(parents)):
-        depth[joint] = depth[parents[joint]] + 1
-    return [np.flatnonzero(depth == level) for level in range(1, int(depth.max()) + 1)]
+def ancestor_jumps(parents: np.ndarray) -> list[np.ndarray]:
+    """Gather indices for forward kinematics by pointer jumping on a tree with `parents` (J,) (-1: root).
+
+    Index J stands for a virtual node above the root (identity transform, its own ancestor). Round k's array
+    (J + 1,) gives each node's ancestor 2^k levels up (or the virtual node); composing every transform with its
+    round-k ancestor's, for all rounds in order, turns parent-relative transforms into root-relative ones.
+    """
+    num_joints = len(parents)
+    ancestor = np.append(np.where(parents < 0, num_joints, parents), num_joints).astype(np.int64)
+    rounds = []
+    while np.any(ancestor[:num_joints] != num_joints):
+        rounds.append(ancestor)
+        ancestor = ancestor[ancestor]
+    return rounds
 
 
 class Smpl(torch.nn.Module):
@@ -63,45 +73,41 @@ class Smpl(torch.nn.Module):
         self.num_betas = num_betas
         self.num_joints = data.num_joints
         self.num_vertices = data.num_vertices
-        # Vertex arrays are stored coordinate-major (all x, then all y, then all z: index c·V + v) so that skinning
-        # runs on long contiguous rows.
-        shapedirs = data.shapedirs[:, :, :num_betas]
-        shape_rows = shapedirs.transpose(2, 1, 0).reshape(num_betas, -1)  # (S, 3V)
-        pose_rows = data.posedirs.transpose(2, 1, 0).reshape(data.posedirs.shape[2], -1)  # (9(J-1), 3V)
-        # The pose blendshapes are linear in R - I; folding -P·vec(I) into the template lets the forward use R as is.
-        template = data.v_template.T.reshape(-1) - np.tile(np.eye(3).reshape(-1), self.num_joints - 1) @ pose_rows
-        joint_dirs = np.einsum("jv,vcs->sjc", data.j_regressor, shapedirs).reshape(num_betas, -1)  # (S, 3J)
-        self.register_buffer("template_offset", torch.as_tensor(template, dtype=dtype))  # (3V,)
-        # (S + 9(J-1), 3V): the shape directions, then the pose directions.
-        blend_dirs = np.concatenate([shape_rows, pose_rows], axis=0)
-        self.register_buffer("blend_dirs", torch.as_tensor(blend_dirs, dtype=dtype).contiguous())
-        self.register_buffer("joint_template", torch.as_tensor(data.j_regressor @ data.v_template, dtype=dtype))
-        self.register_buffer("joint_dirs", torch.as_tensor(joint_dirs, dtype=dtype))
+        self.parents = tuple(int(p) for p in data.parents)
+        constant, directions = self._linear_terms(data, num_betas)
+        self.register_buffer("blend_constant", torch.as_tensor(constant, dtype=dtype))  # (3V + 6J,)
+        self.register_buffer("blend_dirs", torch.as_tensor(directions, dtype=dtype).contiguous())  # (S + 9(J-1), ·)
         self.register_buffer("weights_t", torch.as_tensor(data.weights.T, dtype=dtype).contiguous())  # (J, V)
         self.register_buffer("faces", torch.as_tensor(data.faces, dtype=torch.int64), persistent=False)
-        self.parents = tuple(int(p) for p in data.parents)
-        self._init_tree(data.parents, dtype)
+        identity = torch.eye(4, dtype=dtype).view(1, 1, 4, 4)
+        self.register_buffer("_identity", identity, persistent=False)
+        self.register_buffer("_bottom_row", identity[:, :, 3:], persistent=False)
+        self._jumps = [torch.as_tensor(ancestors) for ancestors in ancestor_jumps(data.parents)]
 
-    def _init_tree(self, parents: np.ndarray, dtype: torch.dtype) -> None:
-        """Index tensors for forward kinematics in breadth-first order, where each tree level is a contiguous block
-        and the parents of one level are a gather from the previous block."""
-        levels = tree_levels(parents)
-        order = np.concatenate([[0], *levels])
-        position = np.empty_like(order)
-        position[order] = np.arange(len(order))
-        self._level_slices: list[tuple[int, int]] = []
-        level_parents = []
-        previous_start, start = 0, 1
-        for level in levels:
-            self._level_slices.append((start, start + len(level)))
-            level_parents.append(torch.as_tensor(position[parents[level]] - previous_start))
-            previous_start, start = start, start + len(level)
-        self._level_parents = level_parents
-        self._bfs_order = torch.as_tensor(order)
-        self._bfs_inverse = torch.as_tensor(position)
-        self._parent_index = torch.as_tensor(np.maximum(parents, 0))
-        self.register_buffer("_has_parent", torch.as_tensor(parents >= 0, dtype=dtype).view(1, -1, 1), False)
-        self.register_buffer("_bottom_row", torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype).view(1, 1, 1, 4), False)
+    @staticmethod
+    def _linear_terms(data: SmplModelData, num_betas: int) -> tuple[np.ndarray, np.ndarray]:
+        """Constant (3V + 6J,) and directions (S + 9(J-1), 3V + 6J) of everything linear in [β, vec(R_1..R_J-1)].
+
+        Columns: rest vertices coordinate-major (all x, all y, all z: index c·V + v, for long contiguous rows in
+        skinning), then rest joints (J, 3), then each joint's offset from its parent (the root's: its location).
+        """
+        shapedirs = data.shapedirs[:, :, :num_betas]
+        num_pose = data.posedirs.shape[2]
+        vertex_shape = shapedirs.transpose(2, 1, 0).reshape(num_betas, -1)  # (S, 3V)
+        vertex_pose = data.posedirs.transpose(2, 1, 0).reshape(num_pose, -1)  # (9(J-1), 3V)
+        vertex_constant = data.v_template.T.reshape(-1) - np.tile(np.eye(3).reshape(-1), num_pose // 9) @ vertex_pose
+        joint_constant = data.j_regressor @ data.v_template  # (J, 3)
+        joint_shape = np.einsum("jv,vcs->sjc", data.j_regressor, shapedirs)  # (S, J, 3)
+        has_parent = (data.parents >= 0)[:, None]
+        parent = np.maximum(data.parents, 0)
+        offset_constant = joint_constant - has_parent * joint_constant[parent]
+        offset_shape = joint_shape - has_parent * joint_shape[:, parent]
+        constant = np.concatenate([vertex_constant, joint_constant.reshape(-1), offset_constant.reshape(-1)])
+        joint_columns = np.concatenate([joint_shape.reshape(num_betas, -1), offset_shape.reshape(num_betas, -1)], 1)
+        directions = np.block(
+            [[vertex_shape, joint_columns], [vertex_pose, np.zeros((num_pose, joint_columns.shape[1]))]]
+        )
+        return constant, directions
 
     @property
     def dtype(self) -> torch.dtype:
@@ -115,11 +121,7 @@ class Smpl(torch.nn.Module):
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         """Move the index tensors along with the buffers so that `.to(device)` is the only call needed."""
         module = super()._apply(fn, recurse)
-        device = self.template_offset.device
-        self._level_parents = [index.to(device) for index in self._level_parents]
-        self._bfs_order = self._bfs_order.to(device)
-        self._bfs_inverse = self._bfs_inverse.to(device)
-        self._parent_index = self._parent_index.to(device)
+        self._jumps = [index.to(self.blend_dirs.device) for index in self._jumps]
         return module
 
     def forward(self, betas: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor | None = None) -> SmplOutput:
@@ -134,12 +136,14 @@ class Smpl(torch.nn.Module):
             SmplOutput with vertices (B, V, 3) and joints (B, J, 3).
         """
         rotations = self.pose_to_rotations(pose)
-        batch = rotations.shape[0]
+        batch, num_joints = rotations.shape[:2]
         coefficients = torch.cat([betas, rotations[:, 1:].reshape(batch, -1)], dim=1)
-        vertices_rest = torch.addmm(self.template_offset, coefficients, self.blend_dirs).view(batch, 3, -1)
-        joints_rest = self.joint_template + (betas @ self.joint_dirs).view(batch, -1, 3)
-        transforms, joints = self._forward_kinematics(rotations, joints_rest)
-        vertices = self._skin(transforms, vertices_rest).transpose(1, 2)
+        linear = torch.addmm(self.blend_constant, coefficients, self.blend_dirs)
+        vertices_rest, joints_rest, offsets = linear.split([3 * self.num_vertices, 3 * num_joints, 3 * num_joints], 1)
+        transforms, joints = self._forward_kinematics(
+            rotations, joints_rest.view(batch, num_joints, 3), offsets.view(batch, num_joints, 3)
+        )
+        vertices = self._skin(transforms, vertices_rest.view(batch, 3, -1)).transpose(1, 2)
         if transl is not None:
             vertices = vertices + transl.unsqueeze(1)
             joints = joints + transl.unsqueeze(1)
@@ -153,25 +157,23 @@ class Smpl(torch.nn.Module):
         return rotations
 
     def _forward_kinematics(
-        self, rotations: torch.Tensor, joints_rest: torch.Tensor
+        self, rotations: torch.Tensor, joints_rest: torch.Tensor, offsets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Compose local transforms along the tree, one depth level at a time.
+        """Compose parent-relative transforms into root-relative ones by pointer jumping.
 
         Args:
-            rotations: (B, J, 3, 3) local rotations; joints_rest: (B, J, 3) rest joint locations, metres.
+            rotations: (B, J, 3, 3) local rotations; joints_rest: (B, J, 3) rest joint locations, metres;
+            offsets: (B, J, 3) rest offsets from each joint's parent (the root: its location), metres.
         Returns:
             skinning transforms (B, J, 3, 4) mapping rest-pose points to posed points, and posed joints (B, J, 3).
         """
         batch, num_joints = rotations.shape[:2]
-        offsets = joints_rest - joints_rest.index_select(1, self._parent_index) * self._has_parent  # root: location
         local = torch.cat([rotations, offsets.unsqueeze(-1)], dim=-1)  # (B, J, 3, 4)
-        local = torch.cat([local, self._bottom_row.expand(batch, num_joints, 1, 4)], dim=-2)  # (B, J, 4, 4)
-        local = local.index_select(1, self._bfs_order)
-        blocks = [local[:, :1]]
-        for (start, stop), parents in zip(self._level_slices, self._level_parents, strict=True):
-            blocks.append(blocks[-1].index_select(1, parents) @ local[:, start:stop])
-        world = torch.cat(blocks, dim=1).index_select(1, self._bfs_inverse)  # (B, J, 4, 4) joint → world
-        world = world[:, :, :3]
+        local = torch.cat([local, self._bottom_row.expand(batch, num_joints, 1, 4)], dim=-2)
+        world = torch.cat([local, self._identity.expand(batch, 1, 4, 4)], dim=1)  # + the virtual node above the root
+        for ancestors in self._jumps:
+            world = world.index_select(1, ancestors) @ world
+        world = world[:, :num_joints, :3]  # (B, J, 3, 4) joint frame → model frame
         posed_joints = world[..., 3]
         rest_shift = (world[..., :3] @ joints_rest.unsqueeze(-1)).squeeze(-1)
         transforms = torch.cat([world[..., :3], (posed_joints - rest_shift).unsqueeze(-1)], dim=-1)
