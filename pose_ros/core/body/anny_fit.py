@@ -9,7 +9,8 @@ Per frame, all people are fitted together in one batched optimisation (Adam) of,
 The loss is the confidence-weighted squared reprojection error of Anny's COCO-17 keypoints (in units of the person's
 size in pixels), plus 3D keypoint error when the person has measured 3D keypoints, a pose prior (squared angles,
 hinge limits on knees and elbows) and a shape prior (phenotypes near 0.5). A person's previous solution (by track id,
-else by box overlap with the previous frame) warm-starts the next frame, so tracked people need few iterations.
+else by box overlap with the previous frame) warm-starts the next frame, so tracked people need few iterations; a new
+person starts from the rest pose placed by PnP on its face and torso keypoints.
 
 Speed: the keypoints are a linear regression of the skinned vertices, and linear blend skinning is linear in the bone
 transforms, so the regression is folded into per-(keypoint, bone) weights once (exact, no approximation); an
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -252,7 +254,6 @@ class AnnyFitSettings:
 
     Attributes:
         cold_iterations: Adam steps for a frame with a person seen for the first time.
-        cold_global_iterations: of those, the first ones move only the root rotation and translation.
         warm_iterations: Adam steps when every person starts from its previous solution.
         shape_every: frames where everybody starts warm refine the phenotypes only every n-th frame (1: always),
             which halves the cost of an iteration on the others; cold frames always fit them.
@@ -273,7 +274,6 @@ class AnnyFitSettings:
     """
 
     cold_iterations: int = 80
-    cold_global_iterations: int = 20
     warm_iterations: int = 20
     shape_every: int = 5
     learning_rate: float = 0.05
@@ -358,6 +358,8 @@ class AnnyFitter:
 
     # Limb segments (COCO-17 indices) used to guess a person's depth from its size in pixels.
     _SIZE_SEGMENTS = ((5, 11), (6, 12), (5, 6), (11, 12), (11, 13), (12, 14), (13, 15), (14, 16), (5, 7), (6, 8))
+    # Keypoints that move little with the pose (face, shoulders, hips): the rigid first guess fits them.
+    _RIGID_KEYPOINTS = (0, 1, 2, 3, 4, 5, 6, 11, 12)
 
     def __init__(self, settings: AnnyFitSettings | None = None, body: AnnyBody | None = None) -> None:
         self.settings = settings or AnnyFitSettings()
@@ -443,7 +445,8 @@ class AnnyFitter:
 
     def _cold_state(self, xy: np.ndarray, conf: np.ndarray, box: np.ndarray, k: np.ndarray) -> AnnyState:
         """Rest pose, mean shape, facing the camera or away from it (from the left/right order of shoulders and
-        hips), at the depth where Anny's limb lengths match the pixel ones, placed over the keypoints."""
+        hips), at the depth where Anny's limb lengths match the pixel ones, placed over the keypoints, then refined
+        by PnP."""
         rest = self._rest_keypoints
         pairs = [(a, b) for a, b in ((5, 6), (11, 12)) if conf[a] > 0 and conf[b] > 0]
         facing = sum(xy[a, 0] - xy[b, 0] for a, b in pairs) >= 0  # the body's left shows on the image right
@@ -462,8 +465,34 @@ class AnnyFitter:
         centre_px = xy[seen].mean(axis=0)
         centre = np.array([(centre_px[0] - k[0, 2]) / k[0, 0], (centre_px[1] - k[1, 2]) / k[1, 1]]) * depth
         translation = np.array([*(centre - posed[:, :2].mean(axis=0)), depth - posed[:, 2].mean()])
+        rotation, translation = self._refine_rigid(rotation, translation, xy, conf, k)
         bones = np.zeros((len(self.body.bones), 3))
         return AnnyState(rotation, translation, bones, np.full(NUM_PHENOTYPES, 0.5), box)
+
+    def _refine_rigid(
+        self, rotation: np.ndarray, translation: np.ndarray, xy: np.ndarray, conf: np.ndarray, k: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rigid pose of the rest body from its head and torso keypoints (PnP, Levenberg–Marquardt from the guess);
+        the guess stays when too few of them are seen or the result is implausible (behind, too near, upside down).
+        """
+        rigid = [i for i in self._RIGID_KEYPOINTS if conf[i] > 0]
+        if len(rigid) < 4:
+            return rotation, translation
+        ok, rvec, tvec = cv2.solvePnP(
+            self._rest_keypoints[rigid],
+            xy[rigid],
+            k,
+            None,
+            cv2.Rodrigues(rotation)[0],
+            translation.reshape(3, 1).copy(),
+            useExtrinsicGuess=True,
+            flags=cv2.SOLVEPNP_ITERATIVE,
+        )
+        refined, moved = cv2.Rodrigues(rvec)[0], tvec.reshape(3)
+        upright = (refined @ np.array([0.0, 0.0, 1.0]))[1] < -0.5  # Anny's up points up in the image
+        if ok and upright and 0.3 * translation[2] < moved[2] < 3.0 * translation[2]:
+            return refined, moved
+        return rotation, translation
 
     def _targets(self, people: list[Person], observations: list[tuple[np.ndarray, np.ndarray]]) -> _Targets:
         xy = np.stack([o[0] for o in observations])
@@ -510,7 +539,6 @@ class AnnyFitter:
         if not fit_shape:  # the phenotype-dependent tensors once, not per iteration
             with torch.no_grad():
                 fixed_shape = self.body.shape(torch.sigmoid(params["logits"]))
-        cold = torch.as_tensor([not w for w in warm], device=self.body.device)
         iterations = s.warm_iterations if all(warm) else s.cold_iterations
         learning_rate = s.warm_learning_rate if all(warm) else s.learning_rate
         optimizer = torch.optim.Adam(params.values(), lr=learning_rate)
@@ -524,9 +552,6 @@ class AnnyFitter:
             step_start = time.perf_counter()
             optimizer.zero_grad(set_to_none=False)
             self._loss(params, rotation0, targets, camera, fixed_shape).backward()
-            if done < s.cold_global_iterations and bool(cold.any()):
-                params["bones"].grad[cold] = 0.0
-                params["logits"].grad[cold] = 0.0
             optimizer.step()
             schedule.step()
             done += 1
