@@ -40,8 +40,10 @@ def test_stage_meshes_every_person_in_the_camera_frame(stage: SmplHmrMeshStage, 
     image = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
     camera_matrix = np.array([[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]])
     people = [_person([100, 80, 120, 300]), _person([400, 150, 90, 200]), _person([5, 5, 2, 3])]
+    people.append(_person([np.nan, 0, 50, 50]))
     stage(image, people, camera_matrix)
     assert people[2].body_model is None  # too small to crop, and no keypoints to fall back on
+    assert people[3].body_model is None  # no usable box
     assert stage.timing.people == 2 and stage.timing.total_ms > 0
     reference = Smpl(load_smpl_model(model_files[0]), dtype=torch.float64)
     for person in people[:2]:

@@ -50,9 +50,9 @@ class MeshStageTiming:
 def person_box(person: Person) -> np.ndarray | None:
     """The person's box (4,) px, from its keypoints when the box is empty; None when too small to mesh."""
     box = np.asarray(person.bbox_xywh, np.float64)
-    if min(box[2], box[3]) < MIN_BOX_SIDE_PX:
+    if not np.isfinite(box).all() or min(box[2], box[3]) < MIN_BOX_SIDE_PX:
         box = bbox_from_keypoints(person.keypoints_xy, person.confidences).astype(np.float64)
-    return box if max(box[2], box[3]) >= MIN_BOX_SIDE_PX else None
+    return box if np.isfinite(box).all() and max(box[2], box[3]) >= MIN_BOX_SIDE_PX else None
 
 
 class SmplHmrMeshStage:
