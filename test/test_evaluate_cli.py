@@ -163,3 +163,19 @@ def test_model_must_belong_to_the_mode(shared_data: Path, capsys) -> None:
     gt_path = shared_data / "coco-sample" / "test_coco.json"
     code, _, err = run(["--annotations", str(gt_path), "--mode", "top_down", "--model", "openpose"], capsys)
     assert code == 2 and "not a top_down model" in err
+
+
+def test_pck_pairs_only_people_above_the_minimum_score(shared_data: Path, tmp_path: Path, capsys) -> None:
+    gt_path = shared_data / "coco-sample" / "test_coco.json"
+    dets = jittered_coco_detections(json.loads(gt_path.read_text()), noise_px=2.0, seed=1)
+    detections = tmp_path / "low.json"
+    detections.write_text(json.dumps([dict(d, score=0.1) for d in dets]))
+    pck = {}
+    for min_score in ("0.2", "0.05"):
+        summary = tmp_path / f"summary_{min_score}.json"
+        args = ["--annotations", str(gt_path), "--detections", str(detections), "--summary", str(summary),
+                "--pck-min-score", min_score]  # fmt: skip
+        assert run(args, capsys)[0] == 0
+        pck[min_score] = json.loads(summary.read_text())["metrics"]
+    assert pck["0.2"]["PCK@0.2"] == 0.0 and pck["0.05"]["PCK@0.2"] > 0.8
+    assert pck["0.2"]["AP"] == pck["0.05"]["AP"] > 0.5  # AP ranks every detection whatever its score

@@ -277,18 +277,23 @@ def _stack(people: Sequence[Person], k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _paired(
-    dataset: Dataset, predictions: dict[int | str, list[Person]], similarity: Callable[..., np.ndarray]
+    dataset: Dataset,
+    predictions: dict[int | str, list[Person]],
+    similarity: Callable[..., np.ndarray],
+    min_score: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ground-truth keypoints (N, K, 2), visibility (N, K) and each person's paired prediction (N, K, 2).
 
-    N counts the ground-truth people of all images; a person without a paired prediction gets NaN.
+    N counts the ground-truth people of all images; a person without a paired prediction gets NaN. Only
+    predictions scoring ≥ `min_score` take part (what the node would publish), so junk candidates that AP
+    ranks last cannot raise PCK by landing near somebody.
     `similarity(sample, pred_xy (P, K, 2), gt_xy (G, K, 2), gt_visible (G, K))` gives (G, P).
     """
     k = dataset.layout.num_keypoints
     gt_all, vis_all, pred_all = [], [], []
     for sample in dataset.samples:
         gt_xy, gt_vis = _stack(sample.people, k)
-        preds = predictions.get(sample.image_id, [])
+        preds = [p for p in predictions.get(sample.image_id, []) if p.score >= min_score]
         pred_xy = np.stack([p.keypoints_xy for p in preds]).astype(np.float64) if preds else np.zeros((0, 17, 2))
         pred_xy = convert_keypoints(pred_xy, np.ones(pred_xy.shape[:2]), COCO17.name, dataset.layout.name)[0]
         match = metrics.greedy_match(similarity(sample, pred_xy, gt_xy, gt_vis) if preds else np.zeros((len(gt_xy), 0)))
@@ -311,7 +316,9 @@ def _per_part(result: metrics.PCKResult, layout: Layout, prefix: str) -> dict[st
     return out
 
 
-def evaluate_coco(dataset: Dataset, predictions: dict[int | str, list[Person]]) -> Report:
+def evaluate_coco(
+    dataset: Dataset, predictions: dict[int | str, list[Person]], pck_min_score: float = DEFAULTS.score_threshold
+) -> Report:
     """COCO keypoint AP/AR (pycocotools protocol) and PCK@0.2 of the torso diameter."""
     assert dataset.coco is not None
     image_ids = [int(s.image_id) for s in dataset.samples]
@@ -321,11 +328,12 @@ def evaluate_coco(dataset: Dataset, predictions: dict[int | str, list[Person]]) 
         far = np.where(np.isfinite(pred_xy), pred_xy, 1e9)  # a missing keypoint contributes 0 to OKS
         return metrics.oks(far, np.nan_to_num(gt_xy), gt_vis, sample.areas).T
 
-    gt_xy, gt_vis, pred_xy = _paired(dataset, predictions, oks_similarity)
+    gt_xy, gt_vis, pred_xy = _paired(dataset, predictions, oks_similarity, pck_min_score)
     torso = metrics.torso_diameter(np.nan_to_num(gt_xy), gt_vis, COCO17)
     values |= _per_part(metrics.pck(pred_xy, gt_xy, gt_vis, torso, PCK_ALPHA, "torso_diameter"), COCO17, "PCK@0.2")
     notes = ["AP/AR: COCO keypoint protocol (OKS, maxDets 20), same numbers as pycocotools COCOeval.",
-             "PCK@0.2: within 0.2 × ground-truth torso diameter; people paired with predictions by OKS."]  # fmt: skip
+             "PCK@0.2: within 0.2 × ground-truth torso diameter; people paired one-to-one with predictions "
+             f"scoring ≥ {pck_min_score} by OKS; unpaired people count as misses."]  # fmt: skip
     return Report(values, notes=notes)
 
 
@@ -336,7 +344,9 @@ def _head_size(sample: Sample, gt_xy: np.ndarray, gt_vis: np.ndarray) -> np.ndar
     return metrics.head_top_upper_neck_length(np.nan_to_num(gt_xy), gt_vis)
 
 
-def evaluate_mpii(dataset: Dataset, predictions: dict[int | str, list[Person]]) -> Report:
+def evaluate_mpii(
+    dataset: Dataset, predictions: dict[int | str, list[Person]], pck_min_score: float = DEFAULTS.score_threshold
+) -> Report:
     """PCKh@0.5 and PCK@0.2 (torso) on the joints COCO-17 predictions have.
 
     PCKh uses the MPII head-box rule when the file has head boxes, else the head-top–upper-neck distance.
@@ -346,7 +356,7 @@ def evaluate_mpii(dataset: Dataset, predictions: dict[int | str, list[Person]]) 
         head = _head_size(sample, gt_xy, gt_vis)
         return metrics.head_normalized_similarity(pred_xy, gt_xy, gt_vis, head, MPII_SCORED)
 
-    gt_xy, gt_vis, pred_xy = _paired(dataset, predictions, similarity)
+    gt_xy, gt_vis, pred_xy = _paired(dataset, predictions, similarity, pck_min_score)
     gt0 = np.nan_to_num(gt_xy)
     head_boxes = [s.head_boxes for s in dataset.samples if s.head_boxes is not None]
     with_boxes = len(head_boxes) == len(dataset.samples)
@@ -366,7 +376,8 @@ def evaluate_mpii(dataset: Dataset, predictions: dict[int | str, list[Person]]) 
         head_note,
         f"Scored joints (those COCO-17 predictions have): {scored}. Not scored: thorax, upper_neck, head_top "
         "(no COCO counterpart) and pelvis (only derivable as mid-hips).",
-        "People paired with predictions by head-normalised keypoint similarity; unpaired people count as misses.",
+        f"People paired one-to-one with predictions scoring ≥ {pck_min_score} by head-normalised keypoint "
+        "similarity; unpaired people count as misses.",
     ]
     return Report(values, notes=notes)
 
@@ -400,6 +411,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-size", default="512x384", help="network input WIDTHxHEIGHT (default 512x384)")
     parser.add_argument("--score-threshold", type=float, default=0.0, help="drop people below this score (AP ranks)")
     parser.add_argument("--max-people", type=int, default=20, help="people per image (COCO AP uses 20)")
+    parser.add_argument("--pck-min-score", type=float, default=DEFAULTS.score_threshold,
+                        help="PCK pairs only people scoring at least this (default: the node's)")  # fmt: skip
     parser.add_argument("--detections", type=Path, help="evaluate this COCO results JSON instead of running a model")
     parser.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     parser.add_argument("--results", type=Path, help="write the detections here (COCO results JSON)")
@@ -447,7 +460,8 @@ def evaluate(args: argparse.Namespace) -> Report:
             if config.mode == "bottom_up"
             else f"decoder {config.top_down_decoder}, detector threshold {config.detector_threshold}"
         )
-    report = evaluate_coco(dataset, predictions) if dataset.kind == "coco" else evaluate_mpii(dataset, predictions)
+    score_metrics = evaluate_coco if dataset.kind == "coco" else evaluate_mpii
+    report = score_metrics(dataset, predictions, args.pck_min_score)
     report.info = {
         "source": source,
         "annotations": f"{args.annotations} ({dataset.kind}, {len(dataset.samples)} images, "
