@@ -18,6 +18,7 @@ import torch
 from pose_ros.core.body.decimation import MeshDecimator
 from pose_ros.core.body.hmr import (
     Hmr,
+    HmrOutput,
     crop_camera_to_translation,
     crop_person,
     crop_square,
@@ -93,8 +94,7 @@ class SmplHmrMeshStage:
             camera_matrix: (3, 3) intrinsics of the image, or None for `default_camera_matrix(W, H)`.
         """
         start = time.perf_counter()
-        boxes = [(person, person_box(person)) for person in people]
-        meshed = [(person, box) for person, box in boxes if box is not None]
+        meshed = [(person, box) for person, box in ((p, person_box(p)) for p in people) if box is not None]
         self.timing = MeshStageTiming(people=len(meshed))
         if not meshed:
             return
@@ -103,20 +103,28 @@ class SmplHmrMeshStage:
         images = preprocess_crops(crops, self.device)
         crop_done = time.perf_counter()
         prediction = self.hmr(images)
-        rotations = prediction.rotations.to(self.smpl.dtype)
-        camera = prediction.camera.double().cpu().numpy()
+        camera = prediction.camera.double().cpu().numpy()  # (N, 3) [s, tx, ty]; also waits for the device
         hmr_done = time.perf_counter()
-        output = self.smpl(prediction.betas.to(rotations.dtype), rotations)
         if camera_matrix is None:
             camera_matrix = default_camera_matrix(image_rgb.shape[1], image_rgb.shape[0])
         centers = np.stack([center for center, _ in squares])
         sides = np.array([side for _, side in squares], np.float64)
         translations = crop_camera_to_translation(camera, centers, sides, camera_matrix)
+        for (person, _), body in zip(meshed, self._bodies(prediction, camera, translations), strict=True):
+            person.body_model = body
+        self.timing.crop_ms = (crop_done - start) * 1e3
+        self.timing.hmr_ms = (hmr_done - crop_done) * 1e3
+        self.timing.smpl_ms = (time.perf_counter() - hmr_done) * 1e3
+
+    def _bodies(self, prediction: HmrOutput, camera: np.ndarray, translations: np.ndarray) -> list[BodyModelParams]:
+        """One batched SMPL forward → per person parameters and the mesh moved to `translations` (N, 3) m."""
+        rotations = prediction.rotations.to(self.smpl.dtype)
+        output = self.smpl(prediction.betas.to(rotations.dtype), rotations)
         vertices = output.vertices.float().cpu().numpy() + translations[:, None].astype(np.float32)
-        poses = matrix_to_axis_angle(rotations).reshape(len(meshed), -1).float().cpu().numpy()
+        poses = matrix_to_axis_angle(rotations).flatten(1).float().cpu().numpy()  # (N, 72)
         betas = prediction.betas.float().cpu().numpy()
-        for index, (person, _) in enumerate(meshed):
-            person.body_model = BodyModelParams(
+        return [
+            BodyModelParams(
                 name="smpl",
                 betas=betas[index],
                 pose=poses[index],
@@ -126,9 +134,8 @@ class SmplHmrMeshStage:
                 vertices=vertices[index],
                 faces=self.faces,
             )
-        self.timing.crop_ms = (crop_done - start) * 1e3
-        self.timing.hmr_ms = (hmr_done - crop_done) * 1e3
-        self.timing.smpl_ms = (time.perf_counter() - hmr_done) * 1e3
+            for index in range(len(vertices))
+        ]
 
     def decimator(self, target_faces: int) -> MeshDecimator:
         """Vertex-clustering plan to at most `target_faces` faces, built once on the SMPL rest template (cached);
