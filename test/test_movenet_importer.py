@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pose_ros.core.estimators.letterbox import Letterbox
-from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings
+from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings, drop_duplicates
 from pose_ros.core.models.tfjs_graph import (
     ModelFileError,
     TfjsGraphModule,
@@ -19,6 +19,7 @@ from pose_ros.core.models.tfjs_graph import (
     build_module,
     load_graph,
 )
+from pose_ros.core.person import Person
 
 
 def _attr_list(values: list[int]) -> dict:
@@ -198,3 +199,21 @@ def test_decode_maps_boxes_and_keypoints_to_pixels_sorted_by_score():
     np.testing.assert_allclose(best.keypoints_xy, np.tile([expected_x, expected_y], (17, 1)), rtol=1e-6)
     np.testing.assert_allclose(best.confidences, 0.8)
     np.testing.assert_allclose(best.bbox_xywh, [-0.5, -0.5, 250.0, 300.0], atol=1e-3)  # clipped to the image
+
+
+def test_duplicates_are_dropped_but_neighbours_kept():
+    """Two candidates on one person (same keypoints but two limbs) collapse to the better one; a person
+    standing right beside them (one box width away) stays."""
+    rng = np.random.default_rng(1)
+    body = np.column_stack([rng.uniform(100, 140, 17), rng.uniform(50, 250, 17)]).astype(np.float32)
+
+    def person(keypoints: np.ndarray, score: float) -> Person:
+        box = np.array([100, 50, 40, 200], np.float32)
+        return Person(keypoints, np.full(17, 0.8, np.float32), score, box, "coco17")
+
+    twin = body.copy()
+    twin[[9, 10]] += 60  # the duplicate disagrees on both wrists
+    neighbour = body + np.float32([45, 0])
+    kept = drop_duplicates([person(body, 0.5), person(twin, 0.3), person(neighbour, 0.2)], max_oks=0.7)
+    assert [p.score for p in kept] == [0.5, 0.2]
+    assert len(drop_duplicates([person(body, 0.5), person(twin, 0.3)], max_oks=1.0)) == 2

@@ -24,6 +24,7 @@ import torch
 from pose_ros.core import assets
 from pose_ros.core.device import resolve_device
 from pose_ros.core.estimators.letterbox import Letterbox
+from pose_ros.core.metrics import oks
 from pose_ros.core.models.backends import BACKENDS, Runner, make_runner, onnx_cache_path
 from pose_ros.core.models.tfjs_graph import TfjsGraphModule, load_graph
 from pose_ros.core.person import Person
@@ -42,6 +43,8 @@ class MoveNetMultiPoseSettings:
         input_width, input_height: model input in pixels, multiples of 32 (the image is letterboxed into it).
         score_threshold: minimum person score in [0, 1] (0.2 keeps the vtest.avi walkers, which score 0.2-0.5).
         max_people: at most this many people (1..6) are returned, best first.
+        duplicate_oks: a person whose keypoints match a better-scored person's with OKS above this is dropped
+            as a duplicate (the model sometimes puts two candidates on one large person); 1 disables.
         device: "auto" | "cpu" | "cuda" | "cuda:N" (see `pose_ros.core.device.resolve_device`).
         backend: "auto" (onnxruntime on the CPU, torch on CUDA) | "torch" | "onnxruntime".
         fallback_to_torch: when the ONNX export or onnxruntime fails, warn and use torch instead of raising.
@@ -52,6 +55,7 @@ class MoveNetMultiPoseSettings:
     input_height: int = 384
     score_threshold: float = 0.2
     max_people: int = MAX_PEOPLE
+    duplicate_oks: float = 0.7
     device: str = "auto"
     backend: str = "auto"
     fallback_to_torch: bool = True
@@ -67,6 +71,8 @@ class MoveNetMultiPoseSettings:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if not 1 <= self.max_people <= MAX_PEOPLE:
             raise ValueError(f"max_people must be in 1..{MAX_PEOPLE}, got {self.max_people}")
+        if not 0.0 < self.duplicate_oks <= 1.0:
+            raise ValueError(f"duplicate_oks must be in (0, 1], got {self.duplicate_oks}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
 
@@ -127,13 +133,17 @@ class MoveNetMultiPose:
         return self.decode(self.run_model(model_input)[0], letterbox)
 
     def decode(self, raw: np.ndarray, letterbox: Letterbox) -> list[Person]:
-        """(6, 56) model output -> people above the score threshold, best first, in image pixels."""
+        """(6, 56) model output -> people above the score threshold, best first, without duplicates, in
+        image pixels."""
         order = np.argsort(-raw[:, 55], kind="stable")
-        kept = [i for i in order if raw[i, 55] >= self.settings.score_threshold][: self.settings.max_people]
-        return [self._person(raw[i], letterbox, person_id) for person_id, i in enumerate(kept)]
+        candidates = [self._person(raw[i], letterbox) for i in order if raw[i, 55] >= self.settings.score_threshold]
+        people = drop_duplicates(candidates, self.settings.duplicate_oks)[: self.settings.max_people]
+        for person_id, person in enumerate(people):
+            person.id = person_id
+        return people
 
     @staticmethod
-    def _person(row: np.ndarray, letterbox: Letterbox, person_id: int) -> Person:
+    def _person(row: np.ndarray, letterbox: Letterbox) -> Person:
         keypoints = row[: 3 * NUM_KEYPOINTS].reshape(NUM_KEYPOINTS, 3)
         corners = letterbox.normalized_to_image(row[51:55].reshape(2, 2))  # [[x_min, y_min], [x_max, y_max]]
         low = np.maximum(corners[0], -0.5)
@@ -144,5 +154,24 @@ class MoveNetMultiPose:
             score=float(row[55]),
             bbox_xywh=np.array([low[0], low[1], high[0] - low[0], high[1] - low[1]], np.float32),
             layout=COCO17.name,
-            id=person_id,
         )
+
+
+DUPLICATE_MIN_CONFIDENCE = 0.1  # keypoints of the better person that count in the duplicate test
+
+
+def drop_duplicates(people: list[Person], max_oks: float) -> list[Person]:
+    """Greedy keypoint NMS: keep people in the given (best first) order unless their keypoints match an already
+    kept person's with OKS > `max_oks` (OKS over the kept person's keypoints with confidence >= 0.1, its box
+    area as the scale; COCO's per-keypoint sigmas)."""
+    kept: list[Person] = []
+    for person in people:
+        if kept and max_oks < 1.0:
+            reference = np.stack([k.keypoints_xy for k in kept])
+            visible = np.stack([k.confidences >= DUPLICATE_MIN_CONFIDENCE for k in kept])
+            visible[~visible.any(axis=1)] = True
+            area = np.array([max(k.bbox_xywh[2] * k.bbox_xywh[3], 1.0) for k in kept])
+            if oks(person.keypoints_xy[None], reference, visible, area).max() > max_oks:
+                continue
+        kept.append(person)
+    return kept
