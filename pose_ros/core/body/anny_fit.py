@@ -84,23 +84,30 @@ def create_anny_model(device: torch.device | str = "cpu", dtype: torch.dtype = t
 
 @dataclass
 class AnnyShape:
-    """The phenotype-dependent part of Anny, reusable while only the pose changes (B people).
+    """The phenotype-dependent part of Anny, reusable while only the pose changes (B people, J free bones).
 
-    coefficients (B, C) blendshape weights; rest_bone_poses (B, 104, 4, 4); keypoint_points (B, 17, 104, 3) the
-    folded regression points A_kj of `AnnyBody` for this shape.
+    coefficients (B, C) blendshape weights; rest_bone_poses (B, 104, 4, 4);
+    chain_before (B, J, 4, 4) and chain_after (J, 4, 4): free bone a's pose is W_a = W_a' · before_a · [D_a | 0] ·
+    after_a, with a' its nearest free ancestor (the root, W = I, when none) and D_a its rotation;
+    keypoint_anchors (B, 17, J + 1, 4): keypoint k = Σ_a W_a · anchor_ka (homogeneous), group 0 being the root.
     """
 
     coefficients: torch.Tensor
     rest_bone_poses: torch.Tensor
-    keypoint_points: torch.Tensor
+    chain_before: torch.Tensor
+    chain_after: torch.Tensor
+    keypoint_anchors: torch.Tensor
 
 
 class AnnyBody(torch.nn.Module):
-    """Anny with its COCO-17 keypoint regressor folded into the skinning weights.
+    """Anny with its COCO-17 keypoint regressor folded into the skinning weights and the fixed bones.
 
     For keypoint k = Σ_v r_kv · Σ_j w_vj T_j [v_v; 1] (regression r over skinned vertices, skinning weights w, bone
     transforms T_j (4, 4)), the per-(keypoint, bone) sums A_kj = Σ_v r_kv w_vj v_v (3,) (linear in the shape
-    coefficients, like v) and g_kj = Σ_v r_kv w_vj are precomputed: keypoint k = Σ_j R_j A_kj + t_j g_kj.
+    coefficients, like v) and g_kj = Σ_v r_kv w_vj are precomputed: keypoint k = Σ_j T_j [A_kj; g_kj].
+    Bones that are not free move rigidly with their nearest free ancestor a (or the root), T_j = W_a · E_j with E_j
+    fixed by the shape, so keypoint k = Σ_a W_a · Σ_{j of a} E_j [A_kj; g_kj]: once per shape (`shape`), then a pose
+    costs forward kinematics over the J free bones only (`keypoints`). Exact: same numbers as Anny's forward.
 
     Args:
         model: an `anny.Anny` (see `create_anny_model`).
@@ -118,10 +125,12 @@ class AnnyBody(torch.nn.Module):
         root_fixed = bool((model.bone_orientation_blendshapes[:, 0] == 0).all()) and torch.equal(
             model.bone_template_orientation_matrices[0], torch.eye(3, dtype=model.dtype, device=model.device)
         )
-        if model.bone_orientation != "cached" or model.rest_orientation_refiner is not None or not root_fixed:
+        default_rig = model.bone_orientation == "cached" and model.rest_orientation_refiner is None
+        if not (default_rig and root_fixed and model.reference_bone_orientations is not None):
             raise ValueError("AnnyBody expects Anny's default rig (cached bone orientations, identity root)")
         self.bones = tuple(bones)
         self.register_buffer("bone_indices", torch.tensor([model.bone_labels.index(b) for b in bones]))
+        self._init_chain()
         regressor = anny.KeypointsRegressor.coco(model, labels=list(COCO17.keypoints))
         self._fold_regressor(regressor.regression_weights.to(torch.float64))
         self.faces = model.get_triangular_faces().cpu().numpy().astype(np.int64)
@@ -187,11 +196,53 @@ class AnnyBody(torch.nn.Module):
         empty = phenotypes.new_zeros(phenotypes.shape[0], 0)
         return self.model._get_phenotype_blendshape_coefficients(phenotypes, empty, empty)
 
+    def _init_chain(self) -> None:
+        """Free-bone tree: `free_parent` (J,) position of each free bone's nearest free ancestor in the free list
+        (-1: the root), free bones in parent-first order; `bone_group` (104,) one-hot (104, J + 1) of each bone's
+        nearest free ancestor-or-self (column 0: the root)."""
+        parents = [int(p) for p in self.model.bone_parents]
+        free = {int(b): i for i, b in enumerate(self.bone_indices.tolist())}
+
+        def free_ancestor(bone: int) -> int:  # nearest free ancestor-or-self, -1 for the root
+            while bone >= 0 and bone not in free:
+                bone = parents[bone]
+            return free.get(bone, -1)
+
+        self.free_parent = [free_ancestor(parents[int(b)]) for b in self.bone_indices.tolist()]
+        self.free_order = sorted(range(len(free)), key=lambda i: self._depth(int(self.bone_indices[i]), parents))
+        groups = torch.tensor([free_ancestor(bone) + 1 for bone in range(len(parents))])
+        self.register_buffer("bone_group", torch.nn.functional.one_hot(groups, len(free) + 1).to(self.dtype))
+
+    @staticmethod
+    def _depth(bone: int, parents: list[int]) -> int:
+        depth = 0
+        while parents[bone] >= 0:
+            bone, depth = parents[bone], depth + 1
+        return depth
+
     def shape(self, phenotypes: torch.Tensor) -> AnnyShape:
         """Everything that depends on the phenotypes (B, 6) in [0, 1] only (see `AnnyShape`)."""
         coeffs = self._shape_coefficients(phenotypes)
+        rest = self.rest_bone_poses(coeffs)
         points = self.keypoint_bone_points + torch.einsum("bc,ckjd->bkjd", coeffs, self.keypoint_bone_blendshapes)
-        return AnnyShape(coeffs, self.rest_bone_poses(coeffs), points)
+        eye = torch.eye(4, dtype=self.dtype, device=self.device)
+        identity = eye.expand(coeffs.shape[0], self.model.bone_count, 4, 4)
+        transforms, poses = self.model.get_bone_transforms(identity, rest, "local-ref")  # all deltas identity
+        free_poses = poses[:, self.bone_indices]  # W⁰_a
+        anchor_poses = torch.cat([eye.expand(coeffs.shape[0], 1, 4, 4), free_poses], dim=1)  # group 0: root, W = I
+        parent_poses = anchor_poses[:, [p + 1 for p in self.free_parent]]  # W⁰_a'
+        after = eye.repeat(len(self.bones), 1, 1)
+        after[:, :3, :3] = self.model.reference_bone_orientations[self.bone_indices]  # [U_a | 0]
+        before = _rigid_inverse(parent_poses) @ free_poses @ _rigid_inverse(after)
+        # E_j = (W⁰ of j's group)⁻¹ · T⁰_j, applied to [A_kj; g_kj] and summed per group.
+        group_poses = anchor_poses[:, self.bone_group.argmax(dim=1)]
+        fixed = _rigid_inverse(group_poses) @ transforms  # (B, 104, 4, 4)
+        moved = torch.einsum("bjde,bkje->bkjd", fixed[:, :, :3, :3], points) + torch.einsum(
+            "bjd,kj->bkjd", fixed[:, :, :3, 3], self.keypoint_bone_weights
+        )
+        homogeneous = torch.cat([moved, self.keypoint_bone_weights[None, :, :, None].expand_as(moved[..., :1])], -1)
+        anchors = torch.einsum("bkje,ja->bkae", homogeneous, self.bone_group)
+        return AnnyShape(coeffs, rest, before, after, anchors)
 
     def bone_transforms(self, bone_rotvecs: torch.Tensor, shape: AnnyShape) -> torch.Tensor:
         """Skinning transforms (B, 104, 4, 4) of Anny's bones for free-bone rotations (B, J, 3) radians and a
@@ -232,9 +283,17 @@ class AnnyBody(torch.nn.Module):
 
     def keypoints(self, bone_rotvecs: torch.Tensor, shape: AnnyShape) -> torch.Tensor:
         """COCO-17 keypoints (B, 17, 3) metres in Anny's model frame for bone rotations (B, J, 3) and a shape."""
-        transforms = self.bone_transforms(bone_rotvecs, shape)
-        rotated = torch.einsum("bjde,bkje->bkd", transforms[:, :, :3, :3], shape.keypoint_points)
-        return rotated + torch.einsum("bjd,kj->bkd", transforms[:, :, :3, 3], self.keypoint_bone_weights)
+        rotations = torch.zeros_like(shape.chain_before)
+        rotations[..., :3, :3] = axis_angle_to_matrix(bone_rotvecs)
+        rotations[..., 3, 3] = 1.0
+        local = shape.chain_before @ rotations @ shape.chain_after  # (B, J, 4, 4)
+        poses: list[torch.Tensor | None] = [None] * len(self.bones)
+        for a in self.free_order:
+            parent = self.free_parent[a]
+            poses[a] = local[:, a] if parent < 0 else poses[parent] @ local[:, a]
+        eye = torch.eye(4, dtype=self.dtype, device=self.device).expand(bone_rotvecs.shape[0], 4, 4)
+        frames = torch.stack([eye, *poses], dim=1)[:, :, :3, :]  # (B, J + 1, 3, 4)
+        return torch.einsum("bade,bkae->bkd", frames, shape.keypoint_anchors)
 
     def vertices(self, bone_rotvecs: torch.Tensor, shape: AnnyShape) -> torch.Tensor:
         """Skinned mesh vertices (B, 13718, 3) metres in Anny's model frame."""
@@ -256,7 +315,8 @@ class AnnyFitSettings:
         cold_iterations: Adam steps for a frame with a person seen for the first time.
         warm_iterations: Adam steps when every person starts from its previous solution.
         shape_every: frames where everybody starts warm refine the phenotypes only every n-th frame (1: always),
-            which halves the cost of an iteration on the others; cold frames always fit them.
+            (a pose-only iteration costs a fraction of one that moves the phenotypes); cold frames always fit them.
+        shape_stride: on frames that fit the phenotypes, every n-th iteration moves them, the others only the pose.
         learning_rate: Adam step size (radians for rotations, metres for x/y, log-units for depth), decaying
             linearly to a tenth over the iterations.
         warm_learning_rate: the same when every person starts warm (small steps around the previous solution).
@@ -276,6 +336,7 @@ class AnnyFitSettings:
     cold_iterations: int = 80
     warm_iterations: int = 20
     shape_every: int = 5
+    shape_stride: int = 4
     learning_rate: float = 0.05
     warm_learning_rate: float = 0.03
     time_budget_ms: float = 500.0
@@ -533,29 +594,31 @@ class AnnyFitter:
             "logits": tensor(np.log(phenotypes / (1 - phenotypes))),
         }
         fit_shape = not all(warm) or self._frame % s.shape_every == 0
-        for name, value in params.items():
-            value.requires_grad_(fit_shape or name != "logits")
-        fixed_shape = None
-        if not fit_shape:  # the phenotype-dependent tensors once, not per iteration
-            with torch.no_grad():
-                fixed_shape = self.body.shape(torch.sigmoid(params["logits"]))
+        for value in params.values():
+            value.requires_grad_(True)
         iterations = s.warm_iterations if all(warm) else s.cold_iterations
         learning_rate = s.warm_learning_rate if all(warm) else s.learning_rate
         optimizer = torch.optim.Adam(params.values(), lr=learning_rate)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 - 0.9 * i / max(iterations, 1))
         camera = tensor(k)
         done, step_ms = 0, 0.0
+        fixed_shape: AnnyShape | None = None
         while done < iterations:
             elapsed_ms = (time.perf_counter() - start) * 1e3
             if s.time_budget_ms > 0 and done > 0 and elapsed_ms + step_ms > s.time_budget_ms:
                 break
             step_start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=False)
-            self._loss(params, rotation0, targets, camera, fixed_shape).backward()
+            shape_step = fit_shape and done % s.shape_stride == 0
+            if not shape_step and fixed_shape is None:  # phenotypes unchanged since: reuse their tensors
+                with torch.no_grad():
+                    fixed_shape = self.body.shape(torch.sigmoid(params["logits"]))
+            optimizer.zero_grad(set_to_none=True)  # no gradient: Adam leaves the phenotypes alone
+            self._loss(params, rotation0, targets, camera, None if shape_step else fixed_shape).backward()
             optimizer.step()
             schedule.step()
+            fixed_shape = None if shape_step else fixed_shape
             done += 1
-            step_ms = (time.perf_counter() - step_start) * 1e3
+            step_ms = max(step_ms, (time.perf_counter() - step_start) * 1e3)
         self.report.iterations = done
         return self._states(params, rotation0, states)
 
@@ -576,10 +639,12 @@ class AnnyFitter:
         camera: torch.Tensor,
         fixed_shape: AnnyShape | None,
     ) -> torch.Tensor:
-        """Sum over people of the reprojection, 3D, pose and shape terms (scalar); `fixed_shape` when the
-        phenotypes are not optimised."""
+        """Sum over people of the reprojection, 3D, pose and shape terms (scalar); with `fixed_shape` (the shape
+        of the current phenotypes) the phenotypes get no gradient."""
         s = self.settings
         rotation, translation, phenotypes = self._pose(params, rotation0)
+        if fixed_shape is not None:
+            phenotypes = phenotypes.detach()
         keypoints = self.body.keypoints(params["bones"], fixed_shape or self.body.shape(phenotypes))
         points = torch.einsum("bde,bke->bkd", rotation, keypoints) + translation[:, None]
         pixels = project_points(points, camera)
@@ -651,6 +716,16 @@ class AnnyFitter:
         max_age = self.settings.max_track_age
         self._tracks = {i: st for i, st in self._tracks.items() if self._frame - st.frame <= max_age}
         self._previous = [st for person, st in zip(people, states, strict=True) if not person.tracked]
+
+
+def _rigid_inverse(transforms: torch.Tensor) -> torch.Tensor:
+    """Inverse of rigid transforms (..., 4, 4) (rotation transposed)."""
+    rotation_t = transforms[..., :3, :3].transpose(-1, -2)
+    inverse = torch.zeros_like(transforms)
+    inverse[..., :3, :3] = rotation_t
+    inverse[..., :3, 3] = -(rotation_t @ transforms[..., :3, 3:]).squeeze(-1)
+    inverse[..., 3, 3] = 1.0
+    return inverse
 
 
 def project_points(points: torch.Tensor, camera_matrix: torch.Tensor) -> torch.Tensor:
