@@ -1,6 +1,6 @@
 """Anny fitting on real detections: reprojection error, time per person, marker size, and a rendered picture.
 
-    python -m bench.eval_anny_fit                # from the repository root: 20 frames of vtest.avi + COCO samples
+    python -m bench.eval_anny_fit                # from the repository root: vtest.avi frames 290-309 + COCO samples
     python -m bench.eval_anny_fit --frames 40 --budget-ms 0 --image docs/images/anny_fit.png
 
 People come from the default estimator (`PosePipeline`, MoveNet multi-pose on the CPU), tracked with
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,7 +165,7 @@ def run_images(fitter: AnnyFitter, pipeline: PosePipeline, paths: list[Path]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, default=assets.demo_data_dir() / "vtest.avi")
-    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--start", type=int, default=290, help="first frame (290: six walkers in view)")
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of the video (vtest.avi: 10)")
     parser.add_argument("--coco", type=Path, default=REPO.parent / "shared" / "data" / "coco-sample")
@@ -191,7 +192,8 @@ def main() -> None:
     coco = run_images(fitter, pipeline, sorted(args.coco.glob("*.jpg"))) if args.coco.is_dir() else Stats()
     frame_people = (cold.people + warm.people) / len(frames)
     results = {
-        "settings": asdict(fitter.settings) | {"threads": args.threads, "frames": len(frames)},
+        "settings": asdict(fitter.settings) | {"threads": args.threads, "start": args.start, "frames": len(frames)},
+        "load_average_1min": os.getloadavg()[0],
         "vtest_cold": cold.summary(),
         "vtest_warm": warm.summary(),
         "coco_sample_cold": coco.summary(),
