@@ -65,3 +65,24 @@ def test_3d_keypoints_match_known_geometry_within_1cm(vtest_frames, human_models
     assert checked >= 30
     joints = [m for m in out["markers"].markers if m.ns == "joints" and m.type == Marker.SPHERE_LIST]
     assert any(abs(p.z - 2.0) < 0.8 for m in joints for p in m.points)  # 3D skeleton markers at the depth
+
+
+def test_all_nan_depth_leaves_3d_unknown_and_the_node_serving(vtest_frames, human_models) -> None:
+    with RosGraph() as ros:
+        node = PoseNode(
+            context=ros.context,
+            parameter_overrides=[Parameter("image_reliability", value="reliable"), *CPU_NO_MESH],
+        )
+        assert activate(node)
+        ros.add(node)
+        probe = ros.add(Probe(ros.context))
+        depth_pub = probe.create_publisher(Image, "depth_image", 5)
+        probe.wait_for_subscriber()
+        depth_pub.publish(stamped(array_to_image(np.full((576, 768), np.nan, np.float32), "32FC1"), sec=43))
+        time.sleep(0.3)
+        colour = stamped(array_to_image(np.ascontiguousarray(vtest_frames[1][:, :, ::-1]), "bgr8"), sec=43)
+        people = probe.outputs(probe.send(colour), topics=("people",))["people"].people
+    assert len(people) >= 4
+    for person in people:
+        assert len(person.keypoints_3d) == len(person.keypoints)
+        assert all(np.isnan(p.z) for p in person.keypoints_3d)
