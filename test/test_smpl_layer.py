@@ -123,3 +123,14 @@ def test_rejects_wrong_joint_count(model_data: SmplModelData) -> None:
     model = Smpl(model_data)
     with pytest.raises(ValueError, match="24 joints"):
         model(torch.zeros(1, 10), torch.zeros(1, 69))
+
+
+def test_module_conversion_moves_every_buffer(model_data: SmplModelData) -> None:
+    """`.double()` (like `.to(device)`) converts the whole layer; only the float32 rounding of its arrays differs."""
+    converted = Smpl(model_data).double()
+    assert converted.dtype == torch.float64 and all(index.device == torch.device("cpu") for index in converted._jumps)
+    betas, pose = _random_params(batch=2, seed=5)
+    exact = Smpl(model_data, dtype=torch.float64)(betas, pose)
+    assert (converted(betas, pose).vertices - exact.vertices).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="num_betas"):
+        Smpl(model_data, num_betas=11)
