@@ -438,6 +438,15 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     )  # fmt: skip
 
 
+def _settings_text(config: PipelineConfig) -> str:
+    """The settings that matter for the configured model, as text for the report."""
+    if config.mode == "top_down":
+        return f"decoder {config.top_down_decoder}, detector threshold {config.detector_threshold}"
+    if config.bottom_up_model == "openpose":
+        return f"weights {config.openpose_weights}"
+    return f"input {config.input_width}x{config.input_height}"
+
+
 def evaluate(args: argparse.Namespace) -> Report:
     """Load, predict (or read detections), score; writes the optional outputs. Raises ModelUnavailableError."""
     dataset = load_dataset(args.annotations)
@@ -455,11 +464,7 @@ def evaluate(args: argparse.Namespace) -> Report:
     else:
         config = pipeline_config(args)
         predictions, seconds = run_model(build_estimator(config), dataset, images_dir, progress, args.render)
-        source = f"mode {config.mode}, model {config.model_name}, " + (
-            f"input {config.input_width}x{config.input_height}"
-            if config.mode == "bottom_up"
-            else f"decoder {config.top_down_decoder}, detector threshold {config.detector_threshold}"
-        )
+        source = f"mode {config.mode}, model {config.model_name}, " + _settings_text(config)
     score_metrics = evaluate_coco if dataset.kind == "coco" else evaluate_mpii
     report = score_metrics(dataset, predictions, args.pck_min_score)
     report.info = {
