@@ -7,6 +7,8 @@ render prediction | ground-truth images side by side.
     python -m pose_ros.tools.evaluate --annotations ../shared/data/coco-sample/test_coco.json \\
         --images ../shared/data/coco-sample --mode bottom_up --model movenet_multipose \\
         --results /tmp/coco_results.json --render /tmp/coco_render
+    python -m pose_ros.tools.evaluate --annotations ../shared/data/mpii-sample/test_mpii.json \
+        --mode top_down --model movenet_thunder
 
 Annotation formats (detected from the file):
 - COCO keypoints (dict with images/annotations/categories): AP, AP50, AP75, APm, APl, AR (+ AR50, AR75,
@@ -17,8 +19,9 @@ Annotation formats (detected from the file):
   ("head_top_upper_neck", not comparable with official MPII numbers). COCO-17 predictions have no
   thorax, upper neck or head top, and their pelvis is derived, so only the 12 limb joints are scored.
 
-For PCK, each ground-truth person is paired with one prediction (one-to-one, most similar pairs first):
-by OKS on COCO, by head-normalised keypoint similarity on MPII; a person left without one counts as wrong.
+For PCK, each ground-truth person is paired with one prediction scoring ≥ --pck-min-score (one-to-one,
+most similar pairs first): by OKS on COCO, by head-normalised keypoint similarity on MPII; a person left
+without one counts as wrong. AP uses every detection. Exit code 2 (reason on stderr) when the model cannot run.
 """
 
 from __future__ import annotations
