@@ -52,7 +52,7 @@ def test_detector_finds_both_basketball_players_once(estimator, basketball) -> N
 def test_regression_decoder_equals_the_graphs_own_output(human_models, estimator, basketball, model_name) -> None:
     """Batched heads + re-implemented MoveNet decoding == the imported full graph, crop by crop (which the TF.js
     reference test pins to TF.js itself)."""
-    model = MoveNetSinglePose(MoveNetSingleSettings(model=model_name, device="cpu"))
+    model = MoveNetSinglePose(MoveNetSingleSettings(model=model_name, device="cpu", backend="torch"))
     crops = _crops(model, basketball, estimator.detector(basketball).boxes_xyxy)
     decoded = model.decode_regression(model.heads(crops))
     full = build_module(model.settings.model_json, (1, *model.input_size, 3))

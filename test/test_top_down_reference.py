@@ -61,7 +61,7 @@ def test_centernet_with_asymmetric_resize_matches_tfjs(detector, basketball) -> 
 
 
 def test_thunder_crop_matches_tfjs(detector, basketball) -> None:
-    model = MoveNetSinglePose(MoveNetSingleSettings(model="movenet_thunder", device="cpu"))
+    model = MoveNetSinglePose(MoveNetSingleSettings(model="movenet_thunder", device="cpu", backend="torch"))
     box = detector(basketball).boxes_xyxy[:1]
     transforms = boxes_to_crop_transforms(box, model.input_size)
     crop = sample_crops(torch.from_numpy(basketball), transforms, model.input_size).round()

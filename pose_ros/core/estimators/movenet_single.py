@@ -27,21 +27,28 @@ ankles; left before right), so the mapping to the "coco17" layout is the identit
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from pose_ros.core import assets
 from pose_ros.core.decode import argmax_subpixel
 from pose_ros.core.device import resolve_device
+from pose_ros.core.models.backends import BACKENDS, OnnxRunner, Runner, TorchRunner, onnx_cache_path, resolve_backend
 from pose_ros.core.models.tfjs_graph import GraphNode, TfjsGraph, TfjsGraphModule, load_graph
 
 MODELS = {"movenet_thunder": ("movenet-thunder", 256), "movenet_lightning": ("movenet-lightning", 192)}
 DECODERS = ("regression", "heatmap")
 NUM_KEYPOINTS = 17
 STRIDE = 4
+MAX_BATCH = 100  # the ONNX export accepts batches of 1..MAX_BATCH crops
+LOG = logging.getLogger(__name__)
 
 _PREFIX = "StatefulPartitionedCall/"
 IMAGE_NODE = _PREFIX + "stack"  # (1, S, S, 3) float RGB 0..255, after the graph's batch-of-one unstack/stack
@@ -83,12 +90,16 @@ class MoveNetSingleSettings:
         model: "movenet_thunder" (256×256, more accurate) or "movenet_lightning" (192×192, faster).
         decoder: "regression" (MoveNet's own decoding) or "heatmap" (argmax + parabola on the heatmaps).
         device: "auto" | "cpu" | "cuda" | "cuda:N".
+        backend: runtime of the network: "auto" (onnxruntime on the CPU, torch on CUDA) | "torch" |
+            "onnxruntime" (an ONNX export with a dynamic batch axis, cached; falls back to torch with a warning
+            when the export or onnxruntime fails). Decoding always runs in torch.
         model_dir: directory holding the model .json/.bin (default: the set-up's human-models cache).
     """
 
     model: str = "movenet_thunder"
     decoder: str = "regression"
     device: str = "auto"
+    backend: str = "auto"
     model_dir: str | None = None
 
     def validate(self) -> None:
@@ -96,6 +107,8 @@ class MoveNetSingleSettings:
             raise ValueError(f"top-down model must be one of {tuple(MODELS)}, got {self.model!r}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
 
     @property
     def model_json(self) -> Path:
@@ -126,9 +139,8 @@ class MoveNetSinglePose:
         size = self.settings.input_size
         _check_per_sample(graph)
         heads = list(HEAD_NODES.values())
-        self.module = (
-            TfjsGraphModule(heads_graph(graph), {IMAGE_NODE: (1, size, size, 3)}, heads).eval().to(self.device)
-        )
+        module = TfjsGraphModule(heads_graph(graph), {IMAGE_NODE: (1, size, size, 3)}, heads).eval()
+        self.runner = _runner(module, self.settings, self.device, graph.weights_sha256)
         self.map_size = size // STRIDE
         self.center_prior = torch.from_numpy(graph.constants[CENTER_PRIOR][..., 0]).to(self.device)  # (M, M)
         self.distance_bias = float(graph.constants[DISTANCE_BIAS])
@@ -144,8 +156,7 @@ class MoveNetSinglePose:
         heatmap (17, sigmoid applied), center (1, sigmoid applied), regress (34), offset (34)."""
         if crops.dim() != 4 or tuple(crops.shape[1:]) != (*self.input_size, 3):
             raise ValueError(f"crops must be (N, {self.input_size[0]}, {self.input_size[1]}, 3), got {crops.shape}")
-        with torch.inference_mode():
-            outputs = self.module(crops.to(self.device, torch.float32))
+        outputs = [torch.from_numpy(o).to(self.device) for o in self.runner(crops.to("cpu", torch.float32).numpy())]
         maps = dict(zip(HEAD_NODES, outputs, strict=True))
         maps["heatmap"] = torch.sigmoid(maps["heatmap"])
         maps["center"] = torch.sigmoid(maps["center"])
@@ -191,6 +202,38 @@ class MoveNetSinglePose:
         height, width = self.input_size
         xy = np.stack([decoded[..., 1] * width - 0.5, decoded[..., 0] * height - 0.5], axis=-1)
         return xy.astype(np.float32), decoded[..., 2].astype(np.float32)
+
+
+def _runner(module: nn.Module, settings: MoveNetSingleSettings, device: torch.device, weights_sha256: str) -> Runner:
+    """TorchRunner, or OnnxRunner on a cached export with a dynamic batch axis (torch when that fails)."""
+    if resolve_backend(settings.backend, device) == "torch":
+        return TorchRunner(module, device)
+    size = settings.input_size
+    path = onnx_cache_path(f"{MODELS[settings.model][0]}-heads", [("batch", size, size, 3)], weights_sha256)
+    try:
+        if not (path.is_file() and path.stat().st_size > 0):
+            _export_dynamic_batch(module, torch.zeros((2, size, size, 3)), path)
+        return OnnxRunner(path, device)
+    except Exception as error:  # the exporter and onnxruntime raise many types; all mean "use torch"
+        LOG.warning("onnxruntime backend unavailable for %s (%s); falling back to torch", settings.model, error)
+        return TorchRunner(module, device)
+
+
+def _export_dynamic_batch(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """ONNX export of `module` with input 0's first axis dynamic (1..MAX_BATCH), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(handle)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(module.eval().to("cpu"), (example,), tmp, dynamo=True, external_data=False,
+                              dynamic_shapes=(({0: batch},),), verbose=False)  # fmt: skip
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _check_per_sample(graph: TfjsGraph) -> None:

@@ -9,8 +9,11 @@ Boxes may also come from outside (e.g. another detector on a ROS topic): `estima
 skips the detector. Cost grows with the number of people (one crop each), unlike the bottom-up pipeline,
 and anybody the detector misses is missed (see docs/top_down.md for measurements).
 
-Person score = detector score × mean keypoint confidence, both in [0, 1]: a confident box around something
-that does not look like a body (a false detection) scores low, and so does a body the detector barely saw.
+Person score = sqrt(detector score × mean keypoint confidence), the geometric mean of two numbers in [0, 1]:
+a confident box around something that does not look like a body (a false detection) scores low, and so does
+a body the detector barely saw. The square root keeps the score on the scale of its two factors (and of the
+bottom-up scores), so one `score_threshold` serves both modes: the plain product would drop a half-visible
+player at 0.45 × 0.40 = 0.18 below the default threshold 0.2 (geometric mean: 0.42). Ranking is the same.
 The published box is the detector's box (clipped to the image).
 """
 
@@ -67,7 +70,7 @@ class TopDownSettings:
 
     def keypoint_settings(self) -> MoveNetSingleSettings:
         return MoveNetSingleSettings(
-            model=self.model, decoder=self.decoder, device=self.device, model_dir=self.model_dir
+            model=self.model, decoder=self.decoder, device=self.device, backend=self.backend, model_dir=self.model_dir
         )
 
     def validate(self) -> None:
@@ -122,7 +125,7 @@ def _person(xy: np.ndarray, confidences: np.ndarray, box_score: float, box: np.n
     return Person(
         keypoints_xy=xy.astype(np.float32),
         confidences=confidences.astype(np.float32),
-        score=box_score * float(confidences.mean()),
+        score=float(np.sqrt(box_score * float(confidences.mean()))),
         bbox_xywh=np.array([low[0], low[1], high[0] - low[0], high[1] - low[1]], np.float32),
         layout=COCO17.name,
     )
