@@ -129,7 +129,8 @@ class AnnyBody(torch.nn.Module):
         if not (default_rig and root_fixed and model.reference_bone_orientations is not None):
             raise ValueError("AnnyBody expects Anny's default rig (cached bone orientations, identity root)")
         self.bones = tuple(bones)
-        self.register_buffer("bone_indices", torch.tensor([model.bone_labels.index(b) for b in bones]))
+        indices = [model.bone_labels.index(b) for b in bones]
+        self.register_buffer("bone_indices", torch.tensor(indices, device=model.device))
         self._init_chain()
         regressor = anny.KeypointsRegressor.coco(model, labels=list(COCO17.keypoints))
         self._fold_regressor(regressor.regression_weights.to(torch.float64))
@@ -176,14 +177,14 @@ class AnnyBody(torch.nn.Module):
         with torch.no_grad():
             heads = self.rest_bone_poses(self._shape_coefficients(self._mean_phenotypes(1)))[0, :, :3, 3]
         heads = heads.to(torch.float64)
-        axes = torch.zeros(len(self.bones), 3, dtype=torch.float64)
+        axes = torch.zeros(len(self.bones), 3, dtype=torch.float64, device=heads.device)
         children = {parent: child for child, parent in enumerate(self.model.bone_parents) if parent >= 0}
         for i, name in enumerate(self.bones):
             if name not in HINGES:
                 continue
             bone = self.model.bone_labels.index(name)
             direction = heads[children[bone]] - heads[bone]
-            swing = torch.tensor([0.0, HINGES[name], 0.0], dtype=torch.float64)  # front is −Y
+            swing = torch.tensor([0.0, HINGES[name], 0.0], dtype=torch.float64, device=heads.device)  # front: −Y
             axis = torch.linalg.cross(direction, swing)
             axes[i] = axis / axis.norm()
         return axes.to(self.dtype)
@@ -210,7 +211,7 @@ class AnnyBody(torch.nn.Module):
 
         self.free_parent = [free_ancestor(parents[int(b)]) for b in self.bone_indices.tolist()]
         self.free_order = sorted(range(len(free)), key=lambda i: self._depth(int(self.bone_indices[i]), parents))
-        groups = torch.tensor([free_ancestor(bone) + 1 for bone in range(len(parents))])
+        groups = torch.tensor([free_ancestor(bone) + 1 for bone in range(len(parents))], device=self.device)
         self.register_buffer("bone_group", torch.nn.functional.one_hot(groups, len(free) + 1).to(self.dtype))
 
     @staticmethod
@@ -367,6 +368,11 @@ class AnnyState:
     box: np.ndarray
     frame: int = 0
 
+    def is_finite(self) -> bool:
+        """False when any parameter is NaN or infinite (a diverged fit)."""
+        arrays = (self.rotation, self.translation, self.bones, self.phenotypes)
+        return all(bool(np.isfinite(a).all()) for a in arrays)
+
 
 @dataclass
 class AnnyFitReport:
@@ -478,6 +484,9 @@ class AnnyFitter:
         targets = self._targets(chosen, observations)
         states = self._optimise([s for s, _ in starts], [w for _, w in starts], targets, k, start)
         self.report.fit_ms = (time.perf_counter() - start) * 1e3
+        finite = [i for i, state in enumerate(states) if state.is_finite()]  # a diverged fit is dropped, not kept
+        chosen, states, observations = ([items[i] for i in finite] for items in (chosen, states, observations))
+        self.report.people = len(chosen)
         self._publish(chosen, states, observations, k)
         self.report.mesh_ms = (time.perf_counter() - start) * 1e3 - self.report.fit_ms
         self._remember(chosen, states)
