@@ -13,9 +13,10 @@ else by box overlap with the previous frame) warm-starts the next frame, so trac
 person starts from the rest pose placed by PnP on its face and torso keypoints.
 
 Speed: the keypoints are a linear regression of the skinned vertices, and linear blend skinning is linear in the bone
-transforms, so the regression is folded into per-(keypoint, bone) weights once (exact, no approximation); an
-iteration then runs Anny's rest-bone model and forward kinematics only, never the 13,718-vertex mesh. The mesh is
-skinned once per frame after the fit.
+transforms, so the regression is folded into per-(keypoint, bone) weights once, and the bones that are not fitted into
+their nearest fitted ancestor once per shape (exact, no approximation; see `AnnyBody`). An iteration that moves only
+the pose runs forward kinematics over the fitted bones, never Anny's 104 bones or its 13,718-vertex mesh; the
+phenotypes move on every `shape_stride`-th iteration. The mesh is skinned once per frame after the fit.
 """
 
 from __future__ import annotations
