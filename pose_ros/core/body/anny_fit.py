@@ -35,6 +35,7 @@ import torch
 from pose_ros.core import assets
 from pose_ros.core.body.decimation import MeshDecimator
 from pose_ros.core.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.device import resolve_device
 from pose_ros.core.person import BodyModelParams, Person, bbox_from_keypoints
 from pose_ros.core.skeletons import COCO17, convert_keypoints
@@ -455,7 +456,7 @@ class AnnyFitter:
             self._decimators[target_faces] = MeshDecimator(self.body.rest_vertices(), self.faces, target_faces)
         return self._decimators[target_faces]
 
-    def fit(self, people: list[Person], camera_matrix: np.ndarray, image_size: tuple[int, int]) -> None:
+    def fit(self, people: list[Person], camera_matrix: np.ndarray | None, image_size: tuple[int, int]) -> None:
         """Fit Anny to each person with enough confident keypoints, in place: `person.body_model` (name "anny") and,
         for COCO-17 people without measured 3D keypoints, `person.keypoints_3d` (17, 3) m; others are left as is.
 
@@ -463,10 +464,9 @@ class AnnyFitter:
 
         Args:
             people: one frame's people (any layout convertible to COCO-17).
-            camera_matrix: (3, 3) intrinsics, e.g. CameraInfo K or `default_camera_matrix`.
-            image_size: (width, height) px (kept for the interface; points outside the image are still used).
+            camera_matrix: (3, 3) intrinsics (CameraInfo K), or None for `default_camera_matrix(width, height)`.
+            image_size: (width, height) px of the image the keypoints are in.
         """
-        del image_size
         start = time.perf_counter()
         self._frame += 1
         chosen, observations = [], []
@@ -479,7 +479,7 @@ class AnnyFitter:
         if not chosen:
             self._previous = []
             return
-        k = np.asarray(camera_matrix, np.float64)
+        k = np.asarray(default_camera_matrix(*image_size) if camera_matrix is None else camera_matrix, np.float64)
         starts = self._initial_states(chosen, observations, k)
         self.report.warm = sum(warm for _, warm in starts)
         targets = self._targets(chosen, observations)
