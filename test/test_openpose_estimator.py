@@ -27,6 +27,7 @@ def test_prepare_input_resizes_pads_and_swaps_channels():
 class BlockMean(nn.Module):
     """A known stride-8 'network': map channel c = mean of input channel c over 8×8 blocks (centre 8j + 3.5)."""
 
+    stride = 8
     map_offset = 3.5
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +62,7 @@ class RenderedMaps(nn.Module):
     """A known 'network' whose output maps are the ideal OpenPose maps of given image keypoints, placed with the
     forward transform image → input (resize by s) → map (stride 8, offset 0)."""
 
+    stride = 8
     map_offset = 0.0
 
     def __init__(self, keypoints_xy: np.ndarray, image_height: int, input_height: int) -> None:

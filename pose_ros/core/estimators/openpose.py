@@ -38,7 +38,8 @@ class OpenPoseSettings:
         device: "auto" | "cpu" | "cuda" | "cuda:N".
         target_height: network input height in pixels at scale 1 (368 in OpenPose).
         scales: input scales relative to `target_height`; their maps are averaged (OpenPose: 0.5, 1, 1.5, 2).
-        upsample: decoding grid resolution, map pixels per network output pixel (1..8; 8 = input resolution).
+        upsample: decoding grid resolution, grid pixels per network output pixel (1..stride; stride = input
+            resolution).
         grouping: peak, PAF and assembly thresholds (the published defaults).
         score_threshold: minimum person score in [0, 1].
         max_people: at most this many people, best first.
@@ -90,8 +91,8 @@ class Grid:
         return xs.float(), ys.float()
 
 
-def prepare_input(image_rgb: np.ndarray, height: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """Resize to `height` rows (aspect kept), RGB → BGR, pad right/bottom to a multiple of 8 with 128.
+def prepare_input(image_rgb: np.ndarray, height: int, stride: int = STRIDE) -> tuple[np.ndarray, tuple[float, float]]:
+    """Resize to `height` rows (aspect kept), RGB → BGR, pad right/bottom to a multiple of `stride` with 128.
 
     Returns the padded BGR uint8 image (H', W', 3) and the exact scales (sx, sy) = resized size / image size.
     """
@@ -99,7 +100,7 @@ def prepare_input(image_rgb: np.ndarray, height: int) -> tuple[np.ndarray, tuple
     new_h, new_w = max(1, height), max(1, round(w * height / h))
     interpolation = cv2.INTER_AREA if new_h < h else cv2.INTER_LINEAR  # both exact on linear ramps
     resized = cv2.resize(image_rgb, (new_w, new_h), interpolation=interpolation)[..., ::-1]
-    pad_h, pad_w = -new_h % STRIDE, -new_w % STRIDE
+    pad_h, pad_w = -new_h % stride, -new_w % stride
     padded = np.pad(resized, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=int(PAD_VALUE))
     return padded, (new_w / w, new_h / h)
 
@@ -121,15 +122,16 @@ def cubic_weights(positions: torch.Tensor, size: int) -> torch.Tensor:
     return matrix.scatter_add_(1, index, weights)
 
 
-def resample_to_grid(maps: torch.Tensor, scale_xy: tuple[float, float], offset: float, grid: Grid) -> torch.Tensor:
+def resample_to_grid(maps: torch.Tensor, scale_xy: tuple[float, float], offset: float, grid: Grid,
+                     stride: int = STRIDE) -> torch.Tensor:
     """Sample network maps (C, h, w) of an input resized by `scale_xy` at every grid pixel: (C, H, W).
 
-    Map pixel j sits at input pixel STRIDE·j + offset, i.e. image coordinate (STRIDE·j + offset + 0.5)/s - 0.5.
+    Map pixel j sits at input pixel stride·j + offset, i.e. image coordinate (stride·j + offset + 0.5)/s - 0.5.
     Separable cubic interpolation (`cubic_weights`), as two matrix products.
     """
     image_x, image_y = grid.image_coordinates(maps.device)
-    map_x = ((image_x + 0.5) * scale_xy[0] - 0.5 - offset) / STRIDE
-    map_y = ((image_y + 0.5) * scale_xy[1] - 0.5 - offset) / STRIDE
+    map_x = ((image_x + 0.5) * scale_xy[0] - 0.5 - offset) / stride
+    map_y = ((image_y + 0.5) * scale_xy[1] - 0.5 - offset) / stride
     rows = cubic_weights(map_y, maps.shape[-2]).to(maps.dtype)  # (H, h)
     cols = cubic_weights(map_x, maps.shape[-1]).to(maps.dtype)  # (W, w)
     return rows @ maps @ cols.T
@@ -140,7 +142,8 @@ class OpenPoseEstimator:
 
     def __init__(self, settings: OpenPoseSettings, model: nn.Module | None = None) -> None:
         """Load the weights named in `settings`, or use `model`: a network image (1, 3, H, W) → (heatmaps
-        (1, 19, H/8, W/8), pafs (1, 38, H/8, W/8)) with a `map_offset` attribute (input pixel of map pixel 0)."""
+        (1, 19, H/s, W/s), pafs (1, 38, H/s, W/s)) with attributes `stride` (s) and `map_offset` (the input
+        pixel of map pixel 0)."""
         settings.validate()
         self.settings = settings
         self.device = resolve_device(settings.device)
@@ -148,11 +151,12 @@ class OpenPoseEstimator:
             model = load_model(settings.weights, settings.architecture)
         self.model = model.eval().to(self.device)
         self.map_offset = float(model.map_offset)
+        self.stride = int(model.stride)
 
     def grid_for(self, image_size: tuple[int, int]) -> Grid:
-        """The decoding grid of an image (h, w): `target_height / (STRIDE / upsample)` rows, aspect kept."""
+        """The decoding grid of an image (h, w): `target_height / (stride / upsample)` rows, aspect kept."""
         h, w = image_size
-        rows = max(1, round(self.settings.target_height * self.settings.upsample / STRIDE))
+        rows = max(1, round(self.settings.target_height * self.settings.upsample / self.stride))
         return Grid(image_size=(h, w), size=(rows, max(1, round(w * rows / h))))
 
     @torch.inference_mode()
@@ -163,11 +167,12 @@ class OpenPoseEstimator:
         grid = self.grid_for(image_rgb.shape[:2])
         total: torch.Tensor | None = None
         for scale in self.settings.scales:
-            padded, scale_xy = prepare_input(image_rgb, round(self.settings.target_height * scale))
+            padded, scale_xy = prepare_input(image_rgb, round(self.settings.target_height * scale), self.stride)
             tensor = torch.from_numpy(np.ascontiguousarray(padded)).to(self.device)
             tensor = normalise(tensor.permute(2, 0, 1).unsqueeze(0).float())
             heatmaps, pafs = self.model(tensor)
-            maps = resample_to_grid(torch.cat([heatmaps[0], pafs[0]]).float(), scale_xy, self.map_offset, grid)
+            maps = torch.cat([heatmaps[0], pafs[0]]).float()
+            maps = resample_to_grid(maps, scale_xy, self.map_offset, grid, self.stride)
             total = maps if total is None else total + maps
         assert total is not None
         total = total / len(self.settings.scales)

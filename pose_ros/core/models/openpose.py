@@ -62,6 +62,7 @@ class OpenPoseCMU(nn.Module):
         num_heatmaps, num_pafs: 19 and 38 for COCO-18.
     """
 
+    stride = STRIDE
     map_offset = 3.5  # output pixel j covers input pixels 8j … 8j + 7 (three 2×2 max-pools)
 
     def __init__(self, num_stages: int = 6, num_heatmaps: int = layout.NUM_HEATMAP_CHANNELS,
@@ -220,6 +221,7 @@ class LightweightOpenPose(nn.Module):
     Refinement stages take concat(features, heatmaps, PAFs) of the previous stage.
     """
 
+    stride = STRIDE
     map_offset = 0.0  # output pixel j is centred on input pixel 8j (3×3 stride-2 convolutions, padding 1)
 
     def __init__(self, num_refinement_stages: int = 1, channels: int = 128,
@@ -246,6 +248,61 @@ class LightweightOpenPose(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image (N, 3, H, W) → the last stage's (heatmaps (N, 19, H/8, W/8), pafs (N, 38, H/8, W/8))."""
         return self.stages(image)[-1]
+
+
+# --- a compact network of the CMU design, for training on a CPU ----------------------------------------------
+
+
+class CompactOpenPose(nn.Module):
+    """CMU's two-branch multi-stage design at a small width, trainable from scratch on a CPU.
+
+    Front: `num_pools` + 1 3×3 convolutions with `num_pools` 2×2 max-pools (stride 2**num_pools, `width`
+    features). Stage 1: per branch two 3×3 convolutions and a 1×1 output; stages 2…`num_stages`: per branch two
+    `kernel`×`kernel` convolutions on concat(PAFs, heatmaps, features) and a 1×1 output. ReLU everywhere
+    except on the outputs. Output pixel j covers input pixels stride·j … stride·j + stride - 1.
+    """
+
+    def __init__(self, width: int = 32, stage_width: int = 64, num_stages: int = 3, kernel: int = 5,
+                 num_pools: int = 3, num_heatmaps: int = layout.NUM_HEATMAP_CHANNELS,
+                 num_pafs: int = layout.NUM_PAF_CHANNELS) -> None:
+        super().__init__()
+        self.config = {"width": width, "stage_width": stage_width, "num_stages": num_stages, "kernel": kernel,
+                       "num_pools": num_pools, "num_heatmaps": num_heatmaps, "num_pafs": num_pafs}
+        self.stride = 2**num_pools
+        self.map_offset = (self.stride - 1) / 2.0
+        layers: list[nn.Module] = [_conv(3, width // 2, bn=False)]
+        for i in range(num_pools):
+            layers += [nn.MaxPool2d(2, 2), _conv(width // 2 if i == 0 else width, width, bn=False)]
+        self.front = nn.Sequential(*layers)
+        maps = num_heatmaps + num_pafs
+        self.paf_branches = nn.ModuleList()
+        self.heatmap_branches = nn.ModuleList()
+        for stage in range(num_stages):
+            cin, k = (width, 3) if stage == 0 else (width + maps, kernel)
+            for branches, out in ((self.paf_branches, num_pafs), (self.heatmap_branches, num_heatmaps)):
+                branches.append(nn.Sequential(_conv(cin, stage_width, kernel=k, bn=False),
+                                              _conv(stage_width, stage_width, kernel=k, bn=False),
+                                              _conv(stage_width, out, kernel=1, bn=False, relu=False)))
+
+    def stages(self, image: torch.Tensor) -> StageOutputs:
+        """image (N, 3, H, W) normalised BGR, H and W multiples of the stride → [(heatmaps, pafs)] per stage."""
+        features = self.front(image)
+        outputs: StageOutputs = []
+        stage_input = features
+        for paf_branch, heatmap_branch in zip(self.paf_branches, self.heatmap_branches, strict=True):
+            pafs, heatmaps = paf_branch(stage_input), heatmap_branch(stage_input)
+            outputs.append((heatmaps, pafs))
+            stage_input = torch.cat([pafs, heatmaps, features], dim=1)
+        return outputs
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image (N, 3, H, W) → the last stage's (heatmaps (N, 19, H/s, W/s), pafs (N, 38, H/s, W/s))."""
+        return self.stages(image)[-1]
+
+
+def save_compact(model: CompactOpenPose, path: str | Path) -> None:
+    """Write a trained `CompactOpenPose` as {"state_dict", "compact_config"} (loadable by `load_model`)."""
+    torch.save({"state_dict": model.state_dict(), "compact_config": model.config}, Path(path))
 
 
 # --- checkpoint loading ----------------------------------------------------------------------------------------
@@ -278,27 +335,38 @@ def build_model(state_dict: Mapping[str, torch.Tensor], architecture: str = "aut
     return model
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of an OpenPose checkpoint file (`torch.load(..., weights_only=True)`), unwrapped from a
-    training checkpoint's "state_dict" entry and from DataParallel "module." prefixes."""
+def _read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(state dict, compact config or None) of a checkpoint file, read with `weights_only=True`."""
     path = assets.require_file(path, "OpenPose weights", WEIGHTS_HINT)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise RuntimeError(f"cannot read OpenPose weights {path}: {error}") from error
+    config = content.get("compact_config") if isinstance(content, Mapping) else None
     if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
         content = content["state_dict"]
     if not isinstance(content, Mapping):
         raise RuntimeError(f"OpenPose weights {path} hold a {type(content).__name__}, not a state dict")
-    return {k.removeprefix("module."): v for k, v in content.items()}
+    return {k.removeprefix("module."): v for k, v in content.items()}, config
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of an OpenPose checkpoint file (`torch.load(..., weights_only=True)`), unwrapped from a
+    training checkpoint's "state_dict" entry and from DataParallel "module." prefixes."""
+    return _read_checkpoint(path)[0]
 
 
 def load_model(path: str | Path, architecture: str = "auto") -> nn.Module:
-    """Read a checkpoint and build its network in eval mode. Errors name the file."""
-    state_dict = read_state_dict(path)
+    """Read a checkpoint (CMU, Lightweight OpenPose or a trained `CompactOpenPose`) and build its network in
+    eval mode, weights loaded strictly. Errors name the file."""
+    state_dict, compact_config = _read_checkpoint(path)
     try:
+        if compact_config is not None and architecture in ("auto", "compact"):
+            model = CompactOpenPose(**compact_config)
+            model.load_state_dict(state_dict, strict=True)
+            return model.eval()
         return build_model(state_dict, architecture).eval()
-    except (ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError, TypeError) as error:
         raise RuntimeError(f"OpenPose weights {path} do not fit: {error}") from error
 
 

@@ -1,0 +1,1 @@
+"""Training: targets to batches, multi-stage losses, optimisation loops (pure library)."""
