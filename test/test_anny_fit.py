@@ -236,3 +236,14 @@ def test_render_meshes_paints_nearest_surface_on_top() -> None:
     assert out[5, 5].sum() == 0  # outside both squares the image is untouched
     half = render_meshes(np.full_like(image, 100), [far], CAMERA, alpha=0.5)
     assert 170 < half[far_only][0] <= 178 and tuple(half[far_only][1:]) == (50, 50)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("warm_iterations", 0), ("min_confidence", 1.5), ("iou_threshold", 0.0), ("bones", ())]
+)
+def test_settings_validation(field: str, value: object) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=field):
+        replace(AnnyFitSettings(), **{field: value}).validate()
+    AnnyFitSettings().validate()

@@ -177,7 +177,7 @@ class AnnyBody(torch.nn.Module):
         """(J, 3) unit flexion axis per free bone in Anny's rest frame, zero for bones without a hinge: the axis
         that swings the bone's child towards the front (elbows) or the back (knees) for a positive angle."""
         with torch.no_grad():
-            heads = self.rest_bone_poses(self._shape_coefficients(self._mean_phenotypes(1)))[0, :, :3, 3]
+            heads = self.rest_bone_poses(self._shape_coefficients(self.mean_phenotypes(1)))[0, :, :3, 3]
         heads = heads.to(torch.float64)
         axes = torch.zeros(len(self.bones), 3, dtype=torch.float64, device=heads.device)
         children = {parent: child for child, parent in enumerate(self.model.bone_parents) if parent >= 0}
@@ -191,7 +191,8 @@ class AnnyBody(torch.nn.Module):
             axes[i] = axis / axis.norm()
         return axes.to(self.dtype)
 
-    def _mean_phenotypes(self, batch: int) -> torch.Tensor:
+    def mean_phenotypes(self, batch: int) -> torch.Tensor:
+        """(batch, 6) phenotypes all at their mean 0.5."""
         return torch.full((batch, NUM_PHENOTYPES), 0.5, dtype=self.dtype, device=self.device)
 
     def _shape_coefficients(self, phenotypes: torch.Tensor) -> torch.Tensor:
@@ -307,7 +308,7 @@ class AnnyBody(torch.nn.Module):
         """(V, 3) float64 vertices of the mean-phenotype rest mesh, metres (e.g. to plan a decimation)."""
         with torch.no_grad():
             zero = torch.zeros(1, len(self.bones), 3, dtype=self.dtype, device=self.device)
-            return self.vertices(zero, self.shape(self._mean_phenotypes(1)))[0].to(torch.float64).cpu().numpy()
+            return self.vertices(zero, self.shape(self.mean_phenotypes(1)))[0].to(torch.float64).cpu().numpy()
 
 
 @dataclass
@@ -353,6 +354,29 @@ class AnnyFitSettings:
     max_track_age: int = 30
     bones: tuple[str, ...] = DEFAULT_BONES
     device: str = "auto"
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field with an unusable value."""
+        checks = {
+            "cold_iterations": self.cold_iterations >= 1,
+            "warm_iterations": self.warm_iterations >= 1,
+            "shape_every": self.shape_every >= 1,
+            "shape_stride": self.shape_stride >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "warm_learning_rate": self.warm_learning_rate > 0,
+            "min_confidence": 0.0 <= self.min_confidence <= 1.0,
+            "min_keypoints": 4 <= self.min_keypoints <= 17,
+            "pose_prior_weight": self.pose_prior_weight >= 0,
+            "hinge_weight": self.hinge_weight >= 0,
+            "shape_prior_weight": self.shape_prior_weight >= 0,
+            "keypoints_3d_weight": self.keypoints_3d_weight >= 0,
+            "iou_threshold": 0.0 < self.iou_threshold <= 1.0,
+            "max_track_age": self.max_track_age >= 0,
+            "bones": len(self.bones) > 0 and len(set(self.bones)) == len(self.bones),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"AnnyFitSettings.{name} has an unusable value: {getattr(self, name)!r}")
 
 
 @dataclass
@@ -422,7 +446,9 @@ class AnnyFitter:
 
     Args:
         settings: see `AnnyFitSettings`.
-        body: a prepared `AnnyBody` (built from `create_anny_model` on the settings' device when None).
+        body: a prepared `AnnyBody` (built from `create_anny_model` on the settings' device and with the settings'
+            bones when None; a given body's bones are the ones fitted).
+    Raises ValueError for unusable settings.
     """
 
     # Limb segments (COCO-17 indices) used to guess a person's depth from its size in pixels.
@@ -432,6 +458,7 @@ class AnnyFitter:
 
     def __init__(self, settings: AnnyFitSettings | None = None, body: AnnyBody | None = None) -> None:
         self.settings = settings or AnnyFitSettings()
+        self.settings.validate()
         if body is None:
             body = AnnyBody(create_anny_model(resolve_device(self.settings.device)), self.settings.bones)
         self.body = body
@@ -443,7 +470,7 @@ class AnnyFitter:
         self._decimators: dict[int, MeshDecimator] = {}
         with torch.no_grad():
             zero = torch.zeros(1, len(body.bones), 3, dtype=body.dtype, device=body.device)
-            self._rest_keypoints = body.keypoints(zero, body.shape(body._mean_phenotypes(1)))[0].double().cpu().numpy()
+            self._rest_keypoints = body.keypoints(zero, body.shape(body.mean_phenotypes(1)))[0].double().cpu().numpy()
 
     def reset(self) -> None:
         """Forget every previous solution (e.g. when the camera or the video changes)."""
