@@ -4,7 +4,8 @@
     python -m pose_ros.tools.prepare_anny --check    # exit 1 when the cache is missing, build nothing
 
 The first build takes minutes (~2-3 min on 2 CPU cores) and writes ~790 MB; it needs no network (Anny's data ships
-in its wheel). Later runs find the cache and only load it. Progress: Anny's own log lines plus the elapsed time.
+in its wheel). Later runs find the cache and only load it. Progress: Anny's own log lines plus the elapsed time. It
+also runs one skinning pass so that Warp (when installed) compiles its kernel here rather than on the first frame.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 import sys
 import threading
 import time
+
+import torch
 
 from pose_ros.core.body.anny_fit import ANNY_VERSION, anny_cache_dir, anny_cache_ready, create_anny_model
 
@@ -33,6 +36,8 @@ def build(every_s: float = 15.0) -> float:
     ticker.start()
     try:
         model = create_anny_model("cpu")
+        with torch.no_grad():
+            model()  # one skinning pass: compiles and caches Warp's kernel (~/.cache/warp) when Warp is present
     finally:
         stop.set()
     seconds = time.perf_counter() - start
