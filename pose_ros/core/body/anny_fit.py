@@ -330,7 +330,9 @@ class AnnyFitSettings:
         pose_prior_weight: weight of the squared bone angles (radians²).
         hinge_weight: weight of elbow/knee bending the wrong way or off their hinge axis (radians²).
         shape_prior_weight: weight of the phenotypes' squared distance to the mean 0.5.
-        keypoints_3d_weight: weight of the 3D keypoint error (per (0.1 m)²) when people carry 3D keypoints.
+        keypoints_3d_weight: weight of the 3D keypoint error when people carry 3D keypoints (robust: about
+            (error / keypoints_3d_scale_m)² when small, at most 1 per keypoint, so wrong depths cannot dominate).
+        keypoints_3d_scale_m: error at which a 3D keypoint's cost is half its maximum, metres.
         iou_threshold: minimum box IoU to warm-start an untracked person from the previous frame.
         max_track_age: forget a tracked person's solution after this many frames without it.
         bones: Anny bones whose rotations are fitted.
@@ -350,6 +352,7 @@ class AnnyFitSettings:
     hinge_weight: float = 1e-2
     shape_prior_weight: float = 1e-3
     keypoints_3d_weight: float = 1.0
+    keypoints_3d_scale_m: float = 0.1
     iou_threshold: float = 0.3
     max_track_age: int = 30
     bones: tuple[str, ...] = DEFAULT_BONES
@@ -370,6 +373,7 @@ class AnnyFitSettings:
             "hinge_weight": self.hinge_weight >= 0,
             "shape_prior_weight": self.shape_prior_weight >= 0,
             "keypoints_3d_weight": self.keypoints_3d_weight >= 0,
+            "keypoints_3d_scale_m": self.keypoints_3d_scale_m > 0,
             "iou_threshold": 0.0 < self.iou_threshold <= 1.0,
             "max_track_age": self.max_track_age >= 0,
             "bones": len(self.bones) > 0 and len(set(self.bones)) == len(self.bones),
@@ -688,7 +692,9 @@ class AnnyFitter:
         pixels = project_points(points, camera)
         error_2d = ((pixels - targets.xy) ** 2).sum(-1) / targets.scale[:, None] ** 2
         loss = (targets.weight * error_2d).sum(-1)
-        error_3d = ((points - targets.xyz) ** 2).sum(-1) / 0.01
+        # Geman-McClure: squared for small errors (e²/scale²), saturating at 1 for outliers (depth off the body).
+        squared_3d = ((points - targets.xyz) ** 2).sum(-1) / s.keypoints_3d_scale_m**2
+        error_3d = squared_3d / (1.0 + squared_3d)
         loss = loss + s.keypoints_3d_weight * (targets.weight_3d * error_3d).sum(-1)
         bones = params["bones"]
         axes = self.body.hinge_axes
