@@ -324,7 +324,8 @@ class AnnyFitSettings:
         learning_rate: Adam step size (radians for rotations, metres for x/y, log-units for depth), decaying
             linearly to a tenth over the iterations.
         warm_learning_rate: the same when every person starts warm (small steps around the previous solution).
-        time_budget_ms: stop iterating when the next step would exceed this wall time for the frame (≤ 0: no limit).
+        time_budget_ms: wall time for one `fit` call (≤ 0: no limit): iterations stop when the next one plus the
+            meshes (timed on the previous frame) would exceed it; at least one iteration runs.
         min_confidence: keypoints below this confidence are ignored.
         min_keypoints: people with fewer confident COCO-17 keypoints get no fit.
         pose_prior_weight: weight of the squared bone angles (radians²).
@@ -472,6 +473,7 @@ class AnnyFitter:
         self._previous: list[AnnyState] = []
         self._frame = 0
         self._decimators: dict[int, MeshDecimator] = {}
+        self._mesh_ms_per_person = 0.0  # measured on the last frame, reserved out of the time budget
         with torch.no_grad():
             zero = torch.zeros(1, len(body.bones), 3, dtype=body.dtype, device=body.device)
             self._rest_keypoints = body.keypoints(zero, body.shape(body.mean_phenotypes(1)))[0].double().cpu().numpy()
@@ -521,6 +523,7 @@ class AnnyFitter:
         self.report.people = len(chosen)
         self._publish(chosen, states, observations, k)
         self.report.mesh_ms = (time.perf_counter() - start) * 1e3 - self.report.fit_ms
+        self._mesh_ms_per_person = self.report.mesh_ms / max(len(chosen), 1)
         self._remember(chosen, states)
 
     # ----- starting points -----
@@ -643,12 +646,13 @@ class AnnyFitter:
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 - 0.9 * i / max(iterations, 1))
         camera = tensor(k)
         done = 0
+        mesh_ms = self._mesh_ms_per_person * len(states)  # expected time of the meshes after the iterations
         step_ms = {True: 0.0, False: 0.0}  # longest step so far, with and without the phenotypes
         fixed_shape: AnnyShape | None = None
         while done < iterations:
             shape_step = fit_shape and done % s.shape_stride == 0
             elapsed_ms = (time.perf_counter() - start) * 1e3
-            if s.time_budget_ms > 0 and done > 0 and elapsed_ms + step_ms[shape_step] > s.time_budget_ms:
+            if s.time_budget_ms > 0 and done > 0 and elapsed_ms + step_ms[shape_step] + mesh_ms > s.time_budget_ms:
                 break
             step_start = time.perf_counter()
             if not shape_step and fixed_shape is None:  # phenotypes unchanged since: reuse their tensors
