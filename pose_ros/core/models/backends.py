@@ -58,7 +58,8 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    """Runs an ONNX file with onnxruntime (CUDA provider when asked for and available, else CPU)."""
+    """Runs an ONNX file with onnxruntime (CUDA provider when asked for and available, else CPU), with as many
+    intra-op threads as torch uses (`torch.get_num_threads()` when the session is made): one thread policy."""
 
     name = "onnxruntime"
 
@@ -68,7 +69,9 @@ class OnnxRunner:
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = onnxruntime.InferenceSession(str(path), providers=providers)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.path = path
 
