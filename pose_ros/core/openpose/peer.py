@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 
@@ -94,10 +93,3 @@ def peer_model_class() -> type:
     """The peer's Lightweight OpenPose network class (PoseEstimationWithMobileNet)."""
     return load_module("models.with_mobilenet").PoseEstimationWithMobileNet
 
-
-def package_dir() -> Path:
-    """Where the peer package is installed."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or spec.submodule_search_locations is None:
-        raise ModuleNotFoundError(f"{PACKAGE} is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
