@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pose_ros.core.models.openpose import (
+    CompactOpenPose,
     LightweightOpenPose,
     OpenPoseCMU,
     build_model,
@@ -131,3 +132,43 @@ def test_load_errors_name_the_file(tmp_path):
     torch.save({"fc.weight": torch.zeros(2, 2)}, wrong)
     with pytest.raises(RuntimeError, match=r"other\.pth"):
         load_model(wrong)
+
+
+@pytest.mark.parametrize(
+    "model", [LightweightOpenPose(), CompactOpenPose(width=8, stage_width=8, num_stages=2, kernel=3)]
+)
+def test_map_offset_is_the_centre_of_each_output_pixel(model):
+    # With every kernel a plain average (symmetric, normalised), no biases and identity BatchNorm, a network
+    # without max-pools is linear on positive inputs and reproduces a linear ramp: output pixel j then reads the
+    # ramp at its own centre, input column stride * j + map_offset. (Max-pools pick the larger neighbour of a
+    # ramp, so networks with pools are checked on the ramp's symmetric counterpart below.)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.fill_(1.0 / module.weight[0].numel())
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.BatchNorm2d):
+                module.reset_parameters()
+                module.reset_running_stats()
+    model.eval()
+    width = 480
+    columns = torch.arange(width, dtype=torch.float32)
+    if any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules()):
+        # A tent peaked between two columns: every symmetric window centred on the peak stays centred.
+        peak = model.stride * 20 + model.map_offset
+        image = (400.0 - (columns - peak).abs()).expand(1, 3, 96, width)
+        with torch.no_grad():
+            heatmaps = model(image)[0][0, 0]
+        row = heatmaps[heatmaps.shape[0] // 2]
+        assert abs(int(row.argmax()) * model.stride + model.map_offset - peak) < 1e-6
+        assert row[19].item() == pytest.approx(row[21].item(), rel=1e-5)  # symmetric about map pixel 20
+        return
+    image = (100.0 + columns).expand(1, 3, 320, width)
+    with torch.no_grad():
+        heatmaps = model(image)[0][0, 0]
+    row = heatmaps[heatmaps.shape[0] // 2].double()
+    j = row.shape[0] // 2
+    gain = (row[j + 1] - row[j]) / model.stride
+    centre = row[j] / gain - 100.0
+    assert centre.item() == pytest.approx(model.stride * j + model.map_offset, abs=0.05)  # far from ±0.5
