@@ -54,6 +54,23 @@ class RosGraph:
         self.executor.add_node(node)
         return node
 
+    def start_pose_node(self, *overrides: Parameter, mesh: bool = False) -> tuple:
+        """An activated pose_node (reliable image QoS, CPU; no mesh stage unless `mesh`) and a probe, both spinning.
+
+        `overrides` come last and win. Returns (node, probe) once pose_node subscribed to the probe's images.
+        """
+        from pose_ros.ros.pose_node import PoseNode, activate
+
+        defaults = [Parameter("image_reliability", value="reliable"), CPU_NO_MESH[0]]
+        if not mesh:
+            defaults.append(CPU_NO_MESH[1])
+        node = PoseNode(context=self.context, parameter_overrides=[*defaults, *overrides])
+        assert activate(node), "pose_node did not configure"
+        self.add(node)
+        probe = self.add(Probe(self.context))
+        probe.wait_for_subscriber()
+        return node, probe
+
     def __enter__(self) -> RosGraph:
         self._thread.start()
         return self
@@ -112,6 +129,15 @@ class Probe(Node):
             self.info_pub.publish(info)
         self.image_pub.publish(image)
         return stamp_key(image)
+
+
+def bgr_frame(frame_rgb, sec: int) -> Image:
+    """A bgr8 Image of an RGB array with a recognisable header (see `stamped`)."""
+    import numpy as np
+
+    from pose_ros.ros.image_conversion import array_to_image
+
+    return stamped(array_to_image(np.ascontiguousarray(frame_rgb[:, :, ::-1]), "bgr8"), sec)
 
 
 def stamped(msg: Image, sec: int, frame_id: str = "camera_optical_frame") -> Image:

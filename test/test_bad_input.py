@@ -10,30 +10,22 @@ import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_harness import CPU_NO_MESH, RELIABLE, Probe, RosGraph, stamped
+from ros_harness import CPU_NO_MESH, RELIABLE, RosGraph, bgr_frame, stamped
 from sensor_msgs.msg import Image
 
 from pose_ros.core import assets
 from pose_ros.ros.image_conversion import array_to_image
-from pose_ros.ros.pose_node import PoseNode, activate
+from pose_ros.ros.pose_node import PoseNode
 
 
 @pytest.fixture(scope="module")
 def graph(human_models):
     with RosGraph() as ros:
-        node = PoseNode(
-            context=ros.context,
-            parameter_overrides=[Parameter("image_reliability", value="reliable"), *CPU_NO_MESH],
-        )
-        assert activate(node)
-        ros.add(node)
-        probe = ros.add(Probe(ros.context))
-        probe.wait_for_subscriber()
-        yield node, probe
+        yield ros.start_pose_node()
 
 
 def good_frame(sec: int, vtest_frames) -> Image:
-    return stamped(array_to_image(np.ascontiguousarray(vtest_frames[1][:, :, ::-1]), "bgr8"), sec)
+    return bgr_frame(vtest_frames[1], sec)
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:

@@ -6,14 +6,12 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.parameter import Parameter
-from ros_harness import CPU_NO_MESH, Probe, RosGraph, stamped
+from ros_harness import RosGraph, bgr_frame, stamped
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker
 
 from pose_ros.core.camera import deproject
 from pose_ros.ros.image_conversion import array_to_image
-from pose_ros.ros.pose_node import PoseNode, activate
 
 K = np.array([[700.0, 0.0, 383.5], [0.0, 700.0, 287.5], [0.0, 0.0, 1.0]])
 
@@ -32,15 +30,8 @@ def sloped_depth_m(width: int, height: int) -> np.ndarray:
 @pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
 def test_3d_keypoints_match_known_geometry_within_1cm(vtest_frames, human_models, encoding) -> None:
     with RosGraph() as ros:
-        node = PoseNode(
-            context=ros.context,
-            parameter_overrides=[Parameter("image_reliability", value="reliable"), *CPU_NO_MESH],
-        )
-        assert activate(node)
-        ros.add(node)
-        probe = ros.add(Probe(ros.context))
+        _, probe = ros.start_pose_node()
         depth_pub = probe.create_publisher(Image, "depth_image", 5)
-        probe.wait_for_subscriber()
         depth_m = sloped_depth_m(768, 576)
         depth_m[::7, ::5] = np.nan  # holes the median window must ignore
         stored = np.nan_to_num(depth_m * 1000.0).round().astype(np.uint16) if encoding == "16UC1" else depth_m
@@ -48,7 +39,7 @@ def test_3d_keypoints_match_known_geometry_within_1cm(vtest_frames, human_models
         depth_pub.publish(depth_msg)
         probe.info_pub.publish(camera_info(42, 768, 576, K))
         time.sleep(0.3)  # let the depth frame and camera info arrive first
-        colour = stamped(array_to_image(np.ascontiguousarray(vtest_frames[1][:, :, ::-1]), "bgr8"), sec=42)
+        colour = bgr_frame(vtest_frames[1], sec=42)
         out = probe.outputs(probe.send(colour), topics=("people", "markers"))
     people = out["people"].people
     assert len(people) >= 4
@@ -69,18 +60,11 @@ def test_3d_keypoints_match_known_geometry_within_1cm(vtest_frames, human_models
 
 def test_all_nan_depth_leaves_3d_unknown_and_the_node_serving(vtest_frames, human_models) -> None:
     with RosGraph() as ros:
-        node = PoseNode(
-            context=ros.context,
-            parameter_overrides=[Parameter("image_reliability", value="reliable"), *CPU_NO_MESH],
-        )
-        assert activate(node)
-        ros.add(node)
-        probe = ros.add(Probe(ros.context))
+        _, probe = ros.start_pose_node()
         depth_pub = probe.create_publisher(Image, "depth_image", 5)
-        probe.wait_for_subscriber()
         depth_pub.publish(stamped(array_to_image(np.full((576, 768), np.nan, np.float32), "32FC1"), sec=43))
         time.sleep(0.3)
-        colour = stamped(array_to_image(np.ascontiguousarray(vtest_frames[1][:, :, ::-1]), "bgr8"), sec=43)
+        colour = bgr_frame(vtest_frames[1], sec=43)
         people = probe.outputs(probe.send(colour), topics=("people",))["people"].people
     assert len(people) >= 4
     for person in people:

