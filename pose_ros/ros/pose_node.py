@@ -90,37 +90,32 @@ class PoseNode(LifecycleNode):
         return {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Validate a parameter change; a change of model is tried (weights loaded) before it is accepted."""
+        """Validate a parameter change as a whole (a new model is loaded before it is accepted), then apply it."""
         values = self._values() | {p.name: p.value for p in parameters}
-        for p in parameters:
-            reason = check_choice(p.name, p.value)
-            if reason:
-                return self._reject_parameters(reason)
+        reasons = [reason for p in parameters if (reason := check_choice(p.name, p.value))]
+        if reasons:
+            return self._reject_parameters(reasons[0])
+        tracker_settings, new_mesh_config, config = (
+            self._tracker_settings(values),
+            mesh_config(values),
+            pipeline_config(values),
+        )
+        try:
+            tracker_settings.validate()
+            new_mesh_config.validate()
+            config.validate()
+            if config != self._config and self._is_configured():
+                self._pipeline.estimator(config)  # load (and cache) now: a bad model is rejected here
+        except MODEL_ERRORS as error:
+            return self._reject_parameters(str(error))
         self._depth_frames.tolerance_s = float(values["depth_sync_tolerance_s"])
-        tracker_settings = self._tracker_settings(values)
         if tracker_settings != self._tracker.settings:
-            try:
-                tracker_settings.validate()
-            except ValueError as error:
-                return self._reject_parameters(str(error))
             self._tracker = PersonTracker(tracker_settings)
-        new_mesh_config = mesh_config(values)
         if new_mesh_config != self._mesh_config:
-            try:
-                new_mesh_config.validate()
-            except ValueError as error:
-                return self._reject_parameters(str(error))
             self._mesh_config = new_mesh_config
             if self._is_configured():
-                self._load_mesh_stage()
-        config = pipeline_config(values)
+                self._load_mesh_stage()  # a missing mesh model is reported once; 2D output goes on
         if config != self._config:
-            try:
-                config.validate()
-                if self._is_configured():
-                    self._pipeline.estimator(config)
-            except MODEL_ERRORS as error:
-                return self._reject_parameters(str(error))
             changed = {f: getattr(config, f) for f in PIPELINE_FIELDS if getattr(config, f) != getattr(self._config, f)}
             self.get_logger().info(f"parameters changed, effective from the next frame: {changed}")
             self._config = config
