@@ -13,6 +13,9 @@ source "$_pose_ros_venv/bin/activate"
 export AMENT_PREFIX_PATH="$_pose_ros_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # shellcheck disable=SC1091
 source "$_pose_ros_root/install/setup.bash"
+# The package's executables (pose_node, image_source, pose_launcher) as plain commands, for machines
+# without ros2cli (`ros2 run pose_ros X` is the same where it exists).
+export PATH="$_pose_ros_root/install/pose_ros/lib/pose_ros:$PATH"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export POSE_ROS_CACHE="${POSE_ROS_CACHE:-$HOME/.cache/pose_ros}"
 [[ -n "$_pose_ros_nounset" ]] && set -u
