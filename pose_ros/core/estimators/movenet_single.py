@@ -11,7 +11,8 @@ raw heads at stride 4 (S/4 × S/4 maps: 64×64 for Thunder, 48×48 for Lightning
 * `kpt_regress` (34: per keypoint dy, dx from the centre cell), `kpt_offset` (34: per keypoint sub-cell dy, dx).
 
 Everything between those is per-sample (convolutions, elementwise ops, resizes; checked at build time), so one
-forward pass serves any number of crops. Two decoders turn the heads into keypoints:
+forward pass serves any number of crops (torch, or onnxruntime on an export with a dynamic batch axis).
+Two decoders turn the heads into keypoints:
 
 * "regression" (default): MoveNet's own post-processing, re-implemented batched and proven equal to the
   graph's output (1, 1, 17, 3): centre = argmax of sigmoid(center) × the graph's centre-prior map; regressed
@@ -128,7 +129,8 @@ def heads_graph(graph: TfjsGraph) -> TfjsGraph:
 class MoveNetSinglePose:
     """Crops (N, S, S, 3) float RGB 0..255 -> keypoints (N, 17, 2) crop pixels (x, y) + confidences (N, 17).
 
-    Runs with torch on the resolved device (one forward pass for all crops of a frame).
+    One forward pass for all crops of a frame (torch or onnxruntime, see `MoveNetSingleSettings.backend`);
+    decoding runs in torch on the resolved device.
     """
 
     def __init__(self, settings: MoveNetSingleSettings | None = None) -> None:
