@@ -44,7 +44,8 @@ class TopDownSettings:
         max_people: at most this many boxes are cropped (best detector scores first).
         padding: crop size / aspect-corrected box size (>= 1).
         device: "auto" | "cpu" | "cuda" | "cuda:N" (both networks run there).
-        backend: detector runtime: "auto" | "torch" | "onnxruntime" (the keypoint model always runs in torch).
+        backend: runtime of both networks: "auto" (onnxruntime on the CPU, torch on CUDA) | "torch" |
+            "onnxruntime" (ONNX exports cached; torch fallback with a warning if an export fails).
         model_dir: directory of the TF.js models (default: the set-up's human-models cache).
     """
 
