@@ -114,6 +114,9 @@ if [[ ! -d "$tfjs_dir/node_modules/@tensorflow/tfjs" ]]; then
     || fail "npm install @tensorflow/tfjs@$TFJS_VERSION failed"
 fi
 echo "tfjs reference runtime in $tfjs_dir"
+echo "exporting the default models for the CPU backend (cached; first time only: about a minute)"
+(cd "$ROOT" && python -m pose_ros.tools.prepare_models) \
+  || fail "preparing the default models failed (see above); delete $CACHE/exported and run again"
 
 say "free body model: Anny's model data (built once, ~3 min and ~790 MB on first run)"
 (cd "$ROOT" && python -m pose_ros.tools.prepare_anny --check >/dev/null 2>&1) \
