@@ -2,12 +2,12 @@
 
 Same reference runtime as test_movenet_reference.py (npm @tensorflow/tfjs, pure-JS CPU backend). Inputs:
 basketball1.png letterboxed to each model's fixed input size (CenterNet: float32 512×512 RGB 0..255;
-MoveNet Lightning: int32 192×192). MoveNet Thunder is the same graph as Lightning (same 22 op types and
-node structure, other weights and 256×256) and is left out to keep the test short.
+MoveNet Lightning: int32 192×192; MoveNet Thunder: int32 256×256).
 
 Measured (2026-11-24), max abs diff / max |tfjs value| of each output: CenterNet class heatmap 4.8e-7 / 1,
-box sizes `wh` 1.1e-3 / 348 px, detections 4.9e-4 / 512 px; Lightning keypoints 1.1e-6 / 1 (float32 sums
-in another order over ~60 conv layers). Tolerance per output: 1e-5 × (1 + max |tfjs value|), ≥ 3× those.
+box sizes `wh` 1.1e-3 / 348 px, detections 4.9e-4 / 512 px; Lightning and Thunder keypoints 1.1e-6 and
+1.2e-6 / 1 (float32 sums in another order over ~60 conv layers).
+Tolerance per output: 1e-5 × (1 + max |tfjs value|), ≥ 3× those.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def basketball(demo_data) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("model", "size", "dtype"), [("centernet", 512, np.float32), ("movenet-lightning", 192, np.int32)]
+    ("model", "size", "dtype"),
+    [("centernet", 512, np.float32), ("movenet-lightning", 192, np.int32), ("movenet-thunder", 256, np.int32)],
 )
 def test_imported_model_matches_tfjs(human_models, basketball, model, size, dtype):
     model_json = human_models / f"{model}.json"
