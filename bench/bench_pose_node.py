@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import subprocess
 import time
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -53,7 +54,7 @@ def measure(backend: str, frames: list[np.ndarray], width: int, height: int, war
         node = PoseNode(context=ros.context, parameter_overrides=overrides)
         assert activate(node), "pose_node did not configure"
         ros.add(node)
-        probe = ros.add(Probe(ros.context))
+        probe = ros.add(Probe(ros.context, topics=("people",)))  # a perception consumer: no RViz, no overlay viewer
         probe.wait_for_subscriber()
         latencies, people = [], []
         start = None
@@ -74,22 +75,25 @@ def measure(backend: str, frames: list[np.ndarray], width: int, height: int, war
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
+    parser.add_argument("--backends", nargs="+", default=["onnxruntime", "torch"])
     parser.add_argument("--sizes", nargs="+", default=["512x384", "256x192"])
+    parser.add_argument("--row-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    frames = read_frames(args.frames)
-    print(f"pose_node over DDS, vtest.avi 768x576, {args.frames} frames (3 warm-up), CPU threads: {os.cpu_count()}")
-    print("| backend | input | FPS | latency p50 ms | p90 ms | p99 ms | people/frame |")
-    print("|---|---|---|---|---|---|---|")
-    for size in args.sizes:
-        width, height = (int(v) for v in size.split("x"))
-        for backend in args.backends:
-            r = measure(backend, frames, width, height)
-            print(
-                f"| {backend} | {size} | {r['fps']:.1f} | {r['p50']:.0f} | {r['p90']:.0f} | {r['p99']:.0f} "
-                f"| {r['people']:.1f} |",
-                flush=True,
-            )
+    combos = [(backend, size) for backend in args.backends for size in args.sizes]
+    if not args.row_only:
+        print(f"pose_node over DDS, vtest.avi 768x576, {args.frames} frames (3 warm-up), CPU threads: {os.cpu_count()}")
+        print("| backend | input | FPS | latency p50 ms | p90 ms | p99 ms | people/frame |")
+        print("|---|---|---|---|---|---|---|", flush=True)
+    if len(combos) > 1:  # one process per row: models of one row must not share threads or memory with another's
+        for backend, size in combos:
+            command = [sys.executable, __file__, "--frames", str(args.frames), "--backends", backend, "--sizes", size]
+            subprocess.run([*command, "--row-only"], check=True)
+        return
+    backend, size = combos[0]
+    width, height = (int(v) for v in size.split("x"))
+    r = measure(backend, read_frames(args.frames), width, height)
+    latency = f"{r['p50']:.0f} | {r['p90']:.0f} | {r['p99']:.0f}"
+    print(f"| {backend} | {size} | {r['fps']:.1f} | {latency} | {r['people']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class RosGraph:
         self.executor.add_node(node)
         return node
 
-    def start_pose_node(self, *overrides: Parameter, mesh: bool = False) -> tuple:
+    def start_pose_node(self, *overrides: Parameter, mesh: bool = False, topics=tuple(OUTPUT_TYPES)) -> tuple:
         """An activated pose_node (reliable image QoS, CPU; no mesh stage unless `mesh`) and a probe, both spinning.
 
         `overrides` come last and win. Returns (node, probe) once pose_node subscribed to the probe's images.
@@ -67,7 +67,7 @@ class RosGraph:
         node = PoseNode(context=self.context, parameter_overrides=[*defaults, *overrides])
         assert activate(node), "pose_node did not configure"
         self.add(node)
-        probe = self.add(Probe(self.context))
+        probe = self.add(Probe(self.context, topics=topics))
         probe.wait_for_subscriber()
         return node, probe
 
@@ -88,14 +88,16 @@ class RosGraph:
 class Probe(Node):
     """Publishes frames to pose_node and records its outputs by header stamp."""
 
-    def __init__(self, context: Context, image_qos: QoSProfile = RELIABLE, prefix: str = "") -> None:
+    def __init__(
+        self, context: Context, image_qos: QoSProfile = RELIABLE, prefix: str = "", topics=tuple(OUTPUT_TYPES)
+    ) -> None:
         super().__init__("pose_probe", context=context)
         self.image_pub = self.create_publisher(Image, prefix + "image", image_qos)
         self.info_pub = self.create_publisher(CameraInfo, prefix + "camera_info", image_qos)
         self.received: dict[str, dict[tuple[int, int], object]] = defaultdict(dict)
         self._lock = threading.Lock()
-        for topic, msg_type in OUTPUT_TYPES.items():
-            self.create_subscription(msg_type, prefix + topic, self._recorder(topic), RELIABLE)
+        for topic in topics:
+            self.create_subscription(OUTPUT_TYPES[topic], prefix + topic, self._recorder(topic), RELIABLE)
 
     def _recorder(self, topic: str) -> Callable:
         def record(msg) -> None:

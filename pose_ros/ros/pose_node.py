@@ -318,11 +318,12 @@ class PoseNode(LifecycleNode):
         self._people_pub.publish(
             people_to_msg(people, msg.header, (width, height), config.mode, config.model_name, keypoint_threshold)
         )
-        marker_depth = float(self.get_parameter("marker_depth").value)
-        self._markers_pub.publish(
-            people_to_markers(people, msg.header, camera_matrix, keypoint_threshold, marker_depth=marker_depth)
-        )
-        if self.get_parameter("publish_overlay").value:
+        if self._markers_pub.get_subscription_count() > 0:  # RViz listening: markers are not free (meshes)
+            marker_depth = float(self.get_parameter("marker_depth").value)
+            self._markers_pub.publish(
+                people_to_markers(people, msg.header, camera_matrix, keypoint_threshold, marker_depth=marker_depth)
+            )
+        if self.get_parameter("publish_overlay").value and self._overlay_pub.get_subscription_count() > 0:
             overlay = draw_people(image_rgb, people, keypoint_threshold=keypoint_threshold)
             self._overlay_pub.publish(array_to_image(overlay, "rgb8", msg.header))
 
