@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 from rosbags.rosbag2 import Reader
 
+from pose_ros.core.body.anny_fit import anny_cache_ready
 from pose_ros.ros.recorder import pose_ros_typestore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,4 +46,11 @@ def test_demo_writes_video_pngs_bag_and_figures(tmp_path, demo_data, human_model
             assert msg.header.frame_id == "camera_optical_frame"
             assert all(p.layout == "coco17" and len(p.keypoints) == 17 for p in msg.people)
             people_counts.append(len(msg.people))
+        meshes = 0
+        for connection, _, raw in reader.messages(connections=[topics["/markers"]]):
+            markers = store.deserialize_cdr(raw, connection.msgtype).markers
+            assert markers[0].action == 3  # DELETEALL first
+            meshes += sum(m.ns == "mesh" and m.type == 11 and len(m.points) > 0 for m in markers)  # TRIANGLE_LIST
     assert len(people_counts) >= 3 and max(people_counts) >= 2
+    if anny_cache_ready():  # a fresh install shows meshes without any licensed file
+        assert meshes >= 2, "the demo publishes Anny mesh markers"
