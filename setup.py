@@ -14,6 +14,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=["pose_ros"] + [p for p in find_packages(include=["pose_ros.core", "pose_ros.core.*"])],
-    install_requires=["numpy", "scipy", "opencv-python-headless", "torch", "tqdm"],
-    extras_require={"onnx": ["onnx", "onnxscript", "onnxruntime"], "eval": ["pycocotools"]},
+    install_requires=["numpy", "scipy", "opencv-python-headless", "pyyaml", "torch", "tqdm"],
+    extras_require={
+        "onnx": ["onnx", "onnxscript", "onnxruntime"],
+        "eval": ["pycocotools"],
+        "anny": ["anny==0.6.2"],
+    },
 )
