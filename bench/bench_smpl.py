@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-import numpy as np
 import torch
 
 from pose_ros.core.body.smpl import Smpl
-from pose_ros.core.body.smpl_files import SmplModelData
+from pose_ros.core.body.smpl_files import SmplModelData, official_arrays
 from pose_ros.core.body.smpl_synthetic import make_synthetic_smpl
 
 
@@ -28,16 +27,7 @@ def build_smplx(data: SmplModelData) -> torch.nn.Module:
     import smplx
     from smplx.utils import Struct
 
-    kintree = np.stack([data.parents, np.arange(data.num_joints)])
-    struct = Struct(
-        v_template=data.v_template,
-        shapedirs=data.shapedirs,
-        posedirs=data.posedirs,
-        J_regressor=data.j_regressor,
-        weights=data.weights,
-        kintree_table=kintree,
-        f=data.faces,
-    )
+    struct = Struct(**official_arrays(data))
     return smplx.SMPL(model_path="", data_struct=struct, create_transl=False, dtype=torch.float32)
 
 

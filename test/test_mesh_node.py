@@ -30,18 +30,18 @@ def run_frame(frame_rgb: np.ndarray, overrides: list[Parameter], sec: int):
         return node, probe.outputs(probe.send(bgr_frame(frame_rgb, sec)), topics=("people", "markers"), timeout=60)
 
 
+def smpl_hmr(files: tuple[str, str], max_faces: int) -> list[Parameter]:
+    """Parameters selecting the SMPL + HMR mesh stage with the given files and decimation."""
+    return [
+        Parameter("mesh_model", value="smpl_hmr"),
+        Parameter("smpl_model_path", value=files[0]),
+        Parameter("hmr_checkpoint_path", value=files[1]),
+        Parameter("mesh_max_faces", value=max_faces),
+    ]
+
+
 def test_triangle_list_per_person_with_smpl_parameters(vtest_frames, human_models, smpl_hmr_files) -> None:
-    smpl_path, hmr_path = smpl_hmr_files
-    _, out = run_frame(
-        vtest_frames[1],
-        [
-            Parameter("mesh_model", value="smpl_hmr"),
-            Parameter("smpl_model_path", value=smpl_path),
-            Parameter("hmr_checkpoint_path", value=hmr_path),
-            Parameter("mesh_max_faces", value=0),
-        ],
-        sec=61,
-    )
+    _, out = run_frame(vtest_frames[1], smpl_hmr(smpl_hmr_files, max_faces=0), sec=61)
     people = out["people"].people
     meshes = {m.id: m for m in out["markers"].markers if m.ns == "mesh"}
     assert len(people) >= 4 and set(meshes) == {p.id for p in people}
@@ -57,17 +57,7 @@ def test_triangle_list_per_person_with_smpl_parameters(vtest_frames, human_model
 
 
 def test_decimated_meshes_are_smaller(vtest_frames, human_models, smpl_hmr_files) -> None:
-    smpl_path, hmr_path = smpl_hmr_files
-    _, out = run_frame(
-        vtest_frames[1],
-        [
-            Parameter("mesh_model", value="smpl_hmr"),
-            Parameter("smpl_model_path", value=smpl_path),
-            Parameter("hmr_checkpoint_path", value=hmr_path),
-            Parameter("mesh_max_faces", value=1500),
-        ],
-        sec=62,
-    )
+    _, out = run_frame(vtest_frames[1], smpl_hmr(smpl_hmr_files, max_faces=1500), sec=62)
     meshes = [m for m in out["markers"].markers if m.ns == "mesh"]
     assert meshes and all(0 < len(m.points) <= 3 * 1500 and len(m.points) % 3 == 0 for m in meshes)
 

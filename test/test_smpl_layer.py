@@ -10,7 +10,7 @@ import torch
 
 from pose_ros.core.body.rotations import axis_angle_to_matrix
 from pose_ros.core.body.smpl import Smpl, ancestor_jumps
-from pose_ros.core.body.smpl_files import SmplModelData
+from pose_ros.core.body.smpl_files import SmplModelData, official_arrays
 from pose_ros.core.body.smpl_synthetic import SMPL_NUM_FACES, SMPL_NUM_VERTICES, make_synthetic_smpl
 from pose_ros.core.skeletons import SMPL24_PARENTS
 
@@ -24,17 +24,9 @@ def _smplx_reference(data: SmplModelData) -> torch.nn.Module:
     smplx = pytest.importorskip("smplx")
     from smplx.utils import Struct
 
-    kintree = np.stack([data.parents, np.arange(data.num_joints)])
-    kintree[0, 0] = 2**32 - 1  # as in the official files
-    struct = Struct(
-        v_template=data.v_template,
-        shapedirs=data.shapedirs,
-        posedirs=data.posedirs,
-        J_regressor=data.j_regressor,
-        weights=data.weights,
-        kintree_table=kintree,
-        f=data.faces,
-    )
+    arrays = official_arrays(data)
+    arrays["kintree_table"][0, 0] = 2**32 - 1  # as in the official files
+    struct = Struct(**arrays)
     return smplx.SMPL(model_path="", data_struct=struct, dtype=torch.float64, create_transl=False)
 
 

@@ -148,17 +148,21 @@ def load_smpl_model(path: str | Path) -> SmplModelData:
 
 def save_smpl_npz(data: SmplModelData, path: str | Path) -> None:
     """Write `data` as a plain, pickle-free .npz with the official keys (loads with `load_smpl_model`)."""
-    kintree = np.stack([data.parents, np.arange(data.num_joints)]).astype(np.int64)
-    np.savez(
-        path,
-        v_template=data.v_template,
-        shapedirs=data.shapedirs,
-        posedirs=data.posedirs,
-        J_regressor=data.j_regressor,
-        weights=data.weights,
-        kintree_table=kintree,
-        f=data.faces,
-    )
+    np.savez(path, **official_arrays(data))
+
+
+def official_arrays(data: SmplModelData) -> dict[str, np.ndarray]:
+    """`data` under the official SMPL file keys (v_template, shapedirs, posedirs, J_regressor, weights,
+    kintree_table (2, 24) int64, f), e.g. for .npz files or smplx's `Struct`."""
+    return {
+        "v_template": data.v_template,
+        "shapedirs": data.shapedirs,
+        "posedirs": data.posedirs,
+        "J_regressor": data.j_regressor,
+        "weights": data.weights,
+        "kintree_table": np.stack([data.parents, np.arange(data.num_joints)]).astype(np.int64),
+        "f": data.faces,
+    }
 
 
 def read_npz_safely(path: str | Path) -> dict[str, Any]:
