@@ -30,10 +30,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pose_ros.core import assets
+from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.draw import draw_people
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
-from pose_ros.core.tracking import PersonTracker, TrackerSettings, box_iou
+from pose_ros.core.tracking import PersonTracker, TrackerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = REPO_ROOT.parent / "shared" / "data" / "coco-sample"
@@ -228,7 +229,7 @@ def _match_frame(
     """Keep last frame's correspondences that still overlap, then Hungarian on IoU for the rest."""
     if not gts or not hyps:
         return [], np.zeros((len(gts), len(hyps)))
-    iou = box_iou(np.stack([g.bbox_xywh for g in gts]), np.stack([h.bbox_xywh for h in hyps]))
+    iou = box_iou_xywh(np.stack([g.bbox_xywh for g in gts]), np.stack([h.bbox_xywh for h in hyps]))
     pairs = []
     for g, gt in enumerate(gts):
         for h, hyp in enumerate(hyps):

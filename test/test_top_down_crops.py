@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pose_ros.core.estimators.centernet import box_iou, non_maximum_suppression
+from pose_ros.core.boxes import box_iou
+from pose_ros.core.estimators.centernet import non_maximum_suppression
 from pose_ros.core.estimators.crops import boxes_to_crop_transforms, crop_to_image, sample_crops
 
 

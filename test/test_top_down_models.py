@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pose_ros.core.estimators.centernet import box_iou
+from pose_ros.core.boxes import box_iou
 from pose_ros.core.estimators.crops import boxes_to_crop_transforms, sample_crops
 from pose_ros.core.estimators.movenet_single import MoveNetSinglePose, MoveNetSingleSettings
 from pose_ros.core.estimators.top_down import TopDownEstimator, TopDownSettings

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.metrics import COCO_KEYPOINT_SIGMAS
 from pose_ros.core.person import Person, bbox_from_keypoints
 from pose_ros.core.skeletons import COCO17, COCO18_OPENPOSE, coco17_to_coco18
-from pose_ros.core.tracking import PersonTracker, TrackerSettings, box_iou, layout_oks_sigmas
+from pose_ros.core.tracking import PersonTracker, TrackerSettings, layout_oks_sigmas
 
 FPS = 10.0
 
@@ -146,7 +147,7 @@ def test_layouts_are_not_matched_across():
 
 
 def test_box_iou_and_sigmas():
-    iou = box_iou(np.array([[0, 0, 10, 10], [20, 20, 5, 5]]), np.array([[5, 0, 10, 10]]))
+    iou = box_iou_xywh(np.array([[0, 0, 10, 10], [20, 20, 5, 5]]), np.array([[5, 0, 10, 10]]))
     np.testing.assert_allclose(iou[:, 0], [50 / 150, 0.0])
     np.testing.assert_allclose(layout_oks_sigmas(COCO17), COCO_KEYPOINT_SIGMAS)
     sigmas18 = layout_oks_sigmas(COCO18_OPENPOSE)

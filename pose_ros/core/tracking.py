@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.metrics import COCO_KEYPOINT_SIGMAS, oks
 from pose_ros.core.person import Person
 from pose_ros.core.skeletons import COCO17, Layout, get_layout
@@ -147,17 +148,6 @@ def _box_centre(bbox_xywh: np.ndarray) -> np.ndarray:
     return np.array([bbox_xywh[0] + bbox_xywh[2] / 2.0, bbox_xywh[1] + bbox_xywh[3] / 2.0], np.float64)
 
 
-def box_iou(boxes_a_xywh: np.ndarray, boxes_b_xywh: np.ndarray) -> np.ndarray:
-    """Intersection over union (A, B) of boxes (A, 4) and (B, 4), pixels x, y, width, height."""
-    a = np.asarray(boxes_a_xywh, np.float64).reshape(-1, 1, 4)
-    b = np.asarray(boxes_b_xywh, np.float64).reshape(1, -1, 4)
-    width = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    height = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 class PersonTracker:
     """Gives people stable track ids across frames (see the module docstring for the method).
 
@@ -224,7 +214,7 @@ class PersonTracker:
                 if person.layout != track.layout:
                     continue
                 if self.settings.metric == "iou":
-                    out[d, t] = box_iou(person.bbox_xywh, box)[0, 0]
+                    out[d, t] = box_iou_xywh(person.bbox_xywh, box)[0, 0]
                 else:
                     area = box[2] * box[3] * (1 + track.misses)
                     out[d, t] = self._oks(person, keypoints, track.confidences, area)

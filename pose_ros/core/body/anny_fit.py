@@ -35,11 +35,11 @@ import torch
 from pose_ros.core import assets
 from pose_ros.core.body.decimation import MeshDecimator
 from pose_ros.core.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.device import resolve_device
 from pose_ros.core.person import BodyModelParams, Person, bbox_from_keypoints
 from pose_ros.core.skeletons import COCO17, convert_keypoints
-from pose_ros.core.tracking import box_iou
 
 ANNY_VERSION = "0.6.2"
 ROOT_JOINT = "root"
@@ -538,7 +538,7 @@ class AnnyFitter:
             box = bbox_from_keypoints(xy, conf).astype(np.float64)
             state = self._tracks.get(person.id) if person.tracked else None
             if state is None and not person.tracked and free:
-                ious = box_iou(box, np.stack([self._previous[i].box for i in free]))[0]
+                ious = box_iou_xywh(box, np.stack([self._previous[i].box for i in free]))[0]
                 best = int(np.argmax(ious))
                 if ious[best] >= self.settings.iou_threshold:
                     state = self._previous[free.pop(best)]

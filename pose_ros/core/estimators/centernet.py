@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from pose_ros.core import assets
+from pose_ros.core.boxes import box_iou
 from pose_ros.core.device import resolve_device
 from pose_ros.core.estimators.letterbox import Letterbox
 from pose_ros.core.models.backends import BACKENDS, Runner, make_runner, onnx_cache_path
@@ -51,18 +52,6 @@ class Detections:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (N, 4) and b (M, 4), both x1 y1 x2 y2 -> (N, M) float64 (0 for empty boxes)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    intersection = np.prod(np.clip(high - low, 0.0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - intersection
-    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
 
 
 def non_maximum_suppression(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
