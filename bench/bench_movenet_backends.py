@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from pose_ros.core import assets
 from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings
+from pose_ros.core.sources import read_video_frames
 from pose_ros.tools import tfjs_reference
 
 SIZES = ((512, 384), (256, 192))
@@ -30,18 +30,7 @@ SIZES = ((512, 384), (256, 192))
 
 def read_frames(path: Path, count: int, start: int = 100) -> list[np.ndarray]:
     """`count` consecutive RGB frames of a video starting at frame `start`."""
-    capture = cv2.VideoCapture(str(path))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-    frames = []
-    while len(frames) < count:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    if not frames:
-        raise SystemExit(f"could not read frames from {path}")
-    return frames
+    return read_video_frames(path, range(start, start + count))
 
 
 def median_ms(function, arguments: list, runs: int) -> float:

@@ -21,7 +21,6 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rclpy.parameter import Parameter
 
@@ -30,16 +29,9 @@ sys.path[:0] = [str(REPO), str(REPO / "test")]  # the checkout (pose_ros.msg com
 from ros_harness import CPU_NO_MESH, Probe, RosGraph, stamped  # noqa: E402
 
 from pose_ros.core import assets  # noqa: E402
+from pose_ros.core.sources import read_video_frames  # noqa: E402
 from pose_ros.ros.image_conversion import array_to_image  # noqa: E402
 from pose_ros.ros.pose_node import PoseNode, activate  # noqa: E402
-
-
-def read_frames(count: int, start: int = 100) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(assets.demo_data_dir() / "vtest.avi"))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-    frames = [capture.read()[1] for _ in range(count)]
-    capture.release()
-    return frames
 
 
 def measure(backend: str, frames: list[np.ndarray], width: int, height: int, warmup: int = 3) -> dict[str, float]:
@@ -62,7 +54,7 @@ def measure(backend: str, frames: list[np.ndarray], width: int, height: int, war
             if index == warmup:
                 start = time.perf_counter()
             sent = time.perf_counter()
-            key = probe.send(stamped(array_to_image(frame, "bgr8"), sec=10_000 + index))
+            key = probe.send(stamped(array_to_image(frame, "rgb8"), sec=10_000 + index))
             result = probe.outputs(key, topics=("people",), timeout=60)["people"]
             if index >= warmup:
                 latencies.append((time.perf_counter() - sent) * 1000)
@@ -91,7 +83,8 @@ def main() -> None:
         return
     backend, size = combos[0]
     width, height = (int(v) for v in size.split("x"))
-    r = measure(backend, read_frames(args.frames), width, height)
+    frames = read_video_frames(assets.demo_data_dir() / "vtest.avi", range(100, 100 + args.frames))
+    r = measure(backend, frames, width, height)
     latency = f"{r['p50']:.0f} | {r['p90']:.0f} | {r['p99']:.0f}"
     print(f"| {backend} | {size} | {r['fps']:.1f} | {latency} | {r['people']:.1f} |", flush=True)
 

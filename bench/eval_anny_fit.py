@@ -30,6 +30,7 @@ from pose_ros.core.draw import ID_COLORS, draw_people, side_by_side
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.render import Mesh, render_meshes
+from pose_ros.core.sources import read_video_frames
 from pose_ros.core.tracking import PersonTracker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,20 +79,7 @@ class Stats:
 
 def read_frames(path: Path, start: int, count: int) -> list[np.ndarray]:
     """RGB frames start .. start + count - 1 of a video."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    index = 0
-    while len(frames) < count:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        if index >= start:
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        index += 1
-    capture.release()
-    if not frames:
-        raise FileNotFoundError(f"no frames read from {path}")
-    return frames
+    return read_video_frames(path, range(start, start + count))
 
 
 def mesh_picture(image: np.ndarray, people: list[Person], camera: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.draw import draw_people
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
+from pose_ros.core.sources import read_video_frames
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -313,15 +314,7 @@ def save_montage(path: Path, frames: list[np.ndarray], tracked: list[list[Person
 
 
 def read_frames(video: Path, count: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return frames
+    return read_video_frames(video, range(count))
 
 
 def track_spans(tracked: list[list[Person]]) -> dict[int, list[tuple[int, np.ndarray]]]:

@@ -23,7 +23,6 @@ from pathlib import Path
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -34,6 +33,7 @@ from sensor_msgs.msg import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from pose_ros.core import assets  # noqa: E402
+from pose_ros.core.sources import read_video_frames  # noqa: E402
 from pose_ros.msg import PersonArray  # noqa: E402
 from pose_ros.ros.image_conversion import array_to_image  # noqa: E402
 
@@ -65,7 +65,7 @@ class Soak(Node):
 
     def publish(self) -> None:
         frame = self.frames[self.sent % len(self.frames)]
-        msg = array_to_image(frame, "bgr8")
+        msg = array_to_image(frame, "rgb8")
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = "camera_optical_frame"
         self.image_pub.publish(msg)
@@ -88,8 +88,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--warmup-s", type=float, default=30.0)
     args = parser.parse_args()
-    capture = cv2.VideoCapture(str(assets.demo_data_dir() / "vtest.avi"))
-    frames = [capture.read()[1] for _ in range(100)]
+    frames = read_video_frames(assets.demo_data_dir() / "vtest.avi", range(100))
     executable = REPO / "install" / "pose_ros" / "lib" / "pose_ros" / "pose_node"
     node_process = subprocess.Popen([sys.executable, str(executable), "--ros-args", "-p", "mesh_model:=none"])
     rclpy.init()

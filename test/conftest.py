@@ -17,6 +17,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 
 from pose_ros.core import assets
+from pose_ros.core.sources import read_video_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("POSE_ROS_SHARED", REPO_ROOT.parent / "shared"))
@@ -50,28 +51,6 @@ def demo_data() -> Path:
     if not (path / "vtest.avi").is_file():
         pytest.skip(f"needs the demo data from scripts/setup.sh: {path} is absent")
     return path
-
-
-def read_video_frames(path: Path, indices: list[int]):
-    """RGB uint8 frames (H, W, 3) of a video at the given indices, in order."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    frames = {}
-    wanted = set(indices)
-    index = 0
-    while wanted - frames.keys():
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        if index in wanted:
-            frames[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        index += 1
-    capture.release()
-    missing = wanted - frames.keys()
-    if missing:
-        raise ValueError(f"{path} has no frames {sorted(missing)}")
-    return [frames[i] for i in indices]
 
 
 @pytest.fixture(scope="session")

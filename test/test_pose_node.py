@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import read_video_frames
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
@@ -16,6 +15,7 @@ from visualization_msgs.msg import Marker
 
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.skeletons import COCO17
+from pose_ros.core.sources import read_video_frames
 from pose_ros.ros.image_conversion import array_to_image, image_to_array
 from pose_ros.ros.pose_node import PoseNode, activate
 

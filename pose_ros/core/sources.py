@@ -7,7 +7,7 @@ Frames are BGR uint8 (H, W, 3), as OpenCV reads them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -90,3 +90,28 @@ def open_source(spec: str, loop: bool = False) -> FrameSource:
     if not spec:
         raise SourceError("no source given: set a video file, an image folder or /dev/videoN")
     return FrameSource(spec, loop)
+
+
+def read_video_frames(path: str | Path, indices: Iterable[int]) -> list[np.ndarray]:
+    """RGB frames (H, W, 3) uint8 of the video at `path` at the given frame indices, in the order given.
+
+    Reads sequentially (exact on every codec); raises SourceError when the video cannot be opened or is
+    shorter than the largest index.
+    """
+    wanted = list(indices)
+    capture = cv2.VideoCapture(str(Path(path).expanduser()))
+    if not capture.isOpened():
+        raise SourceError(f"cannot open video {path}")
+    frames: dict[int, np.ndarray] = {}
+    wanted_set, index = set(wanted), 0
+    last = max(wanted, default=-1)
+    while index <= last:
+        ok, bgr = capture.read()
+        if not ok:
+            capture.release()
+            raise SourceError(f"{path} has {index} frames; frame {last} was asked for")
+        if index in wanted_set:
+            frames[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        index += 1
+    capture.release()
+    return [frames[i] for i in wanted]
