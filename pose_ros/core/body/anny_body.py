@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +77,40 @@ def create_anny_model(device: torch.device | str = "cpu", dtype: torch.dtype = t
 @dataclass(frozen=True)
 class FreeBoneTree:
     """The J free bones as a tree. parent (J,): each free bone's nearest free ancestor, as a position in the free
-    list (-1: the root); order (J,): parent-first order; subtree (J + 1, J) 0/1: group g (0: the root, a + 1: free
-    bone a) lies in the subtree of free bone a (itself included); group (104,) long: each bone's group."""
+    list (-1: the root); levels: the free bones by depth (tuples of positions, parents first); subtree (J + 1, J)
+    0/1: group g (0: the root, a + 1: free bone a) lies in the subtree of free bone a (itself included); group (104,)
+    long: each bone's group."""
 
     parent: tuple[int, ...]
-    order: tuple[int, ...]
+    levels: tuple[tuple[int, ...], ...]
     subtree: torch.Tensor
     group: torch.Tensor
+
+    @cached_property
+    def level_parents(self) -> tuple[list[int], ...]:
+        """Per level, the position of each bone's parent among [root, level 0's bones, level 1's, ...]."""
+        placed = {-1: 0}
+        out = []
+        for level in self.levels:
+            out.append([placed[self.parent[a]] for a in level])
+            placed |= {a: len(placed) + i for i, a in enumerate(level)}
+        return tuple(out)
+
+    @cached_property
+    def pose_order(self) -> list[int]:
+        """Index into [root, bones in level order] that gives [root, bones in free-list order]."""
+        return [0, *(1 + i for i in self.pivot_order)]
+
+    @cached_property
+    def pivot_order(self) -> list[int]:
+        """Index into [bones in level order] that gives [bones in free-list order]."""
+        order = self.order
+        return [order.index(a) for a in range(len(order))]
+
+    @cached_property
+    def order(self) -> tuple[int, ...]:
+        """The free bones, parents first."""
+        return tuple(a for level in self.levels for a in level)
 
 
 @dataclass(frozen=True)
@@ -136,7 +164,7 @@ class AnnyShape:
 def free_bone_poses(
     bone_rotvecs: torch.Tensor, chain_before: torch.Tensor, chain_after: torch.Tensor, tree: FreeBoneTree
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward kinematics over the free bones.
+    """Forward kinematics over the free bones, one batched product per depth level.
 
     Args:
         bone_rotvecs: (B, J, 3) axis-angle radians of the free bones ("local-ref").
@@ -145,17 +173,20 @@ def free_bone_poses(
         poses (B, J + 1, 4, 4): world poses of the root (identity) and of the free bones in Anny's model frame;
         pivots (B, J, 4, 4): W_a' · before_a, the frame each bone's rotation D_a acts in (its origin: the joint).
     """
-    batch = bone_rotvecs.shape[0]
-    eye = torch.eye(4, dtype=chain_before.dtype, device=chain_before.device)
-    rotations = eye.repeat(batch, len(tree.parent), 1, 1)
+    batch, joints = bone_rotvecs.shape[:2]
+    rotations = torch.zeros(batch, joints, 4, 4, dtype=chain_before.dtype, device=chain_before.device)
     rotations[..., :3, :3] = axis_angle_to_matrix(bone_rotvecs)
-    poses: list[torch.Tensor] = [eye.expand(batch, 4, 4)] * (len(tree.parent) + 1)
-    pivots: list[torch.Tensor] = [eye.expand(batch, 4, 4)] * len(tree.parent)
-    for a in tree.order:
-        parent = tree.parent[a]
-        pivots[a] = chain_before[:, a] if parent < 0 else poses[parent + 1] @ chain_before[:, a]
-        poses[a + 1] = pivots[a] @ rotations[:, a] @ chain_after[a]
-    return torch.stack(poses, dim=1), torch.stack(pivots, dim=1)
+    rotations[..., 3, 3] = 1.0
+    turned = rotations @ chain_after  # [D_a | 0] · after_a
+    eye = torch.eye(4, dtype=chain_before.dtype, device=chain_before.device).expand(batch, 1, 4, 4)
+    poses = eye  # (B, 1 + bones placed so far, 4, 4): the root, then the levels' bones in order
+    pivots = []
+    for level, parents in zip(tree.levels, tree.level_parents, strict=True):
+        level = list(level)
+        pivot = poses[:, parents] @ chain_before[:, level]
+        pivots.append(pivot)
+        poses = torch.cat([poses, pivot @ turned[:, level]], dim=1)
+    return poses[:, tree.pose_order], torch.cat(pivots, dim=1)[:, tree.pivot_order]
 
 
 def keypoints_from_poses(poses: torch.Tensor, keypoint_anchors: torch.Tensor) -> torch.Tensor:
@@ -174,9 +205,9 @@ def skin(rest_vertices: torch.Tensor, transforms: torch.Tensor, weights: torch.T
     batch, bones = transforms.shape[:2]
     stacked = transforms[:, :, :3, :].permute(1, 0, 2, 3).reshape(bones, batch * 12)
     blended = torch.sparse.mm(weights, stacked).reshape(-1, batch, 3, 4)  # (V, B, 3, 4) per-vertex transforms
-    rest = rest_vertices.to(blended.dtype).transpose(0, 1)  # (V, B, 3)
-    moved = torch.einsum("vbde,vbe->vbd", blended[..., :3], rest) + blended[..., 3]
-    return moved.transpose(0, 1)
+    rest = rest_vertices.to(blended.dtype).transpose(0, 1)[:, :, None, :]  # (V, B, 1, 3)
+    moved = blended[..., 3].addcmul(blended[..., 0], rest[..., 0]).addcmul_(blended[..., 1], rest[..., 1])
+    return moved.addcmul_(blended[..., 2], rest[..., 2]).transpose(0, 1)
 
 
 def _rigid_inverse(transforms: torch.Tensor) -> torch.Tensor:
@@ -249,11 +280,15 @@ class AnnyBody(torch.nn.Module):
                 bone = parents[bone]
             return free.get(bone, -1)
 
-        def depth(bone: int) -> int:
-            return 0 if parents[bone] < 0 else 1 + depth(parents[bone])
-
         free_parent = tuple(free_ancestor(parents[int(b)]) for b in self.bone_indices.tolist())
-        order = tuple(sorted(range(len(free)), key=lambda i: depth(int(self.bone_indices[i]))))
+
+        def free_depth(a: int) -> int:
+            return 0 if free_parent[a] < 0 else 1 + free_depth(free_parent[a])
+
+        levels = tuple(
+            tuple(a for a in range(len(free)) if free_depth(a) == d)
+            for d in range(max(map(free_depth, range(len(free)))) + 1)
+        )
         subtree = torch.zeros(len(free) + 1, len(free), dtype=torch.float64)
         for a in range(len(free)):
             for g in range(len(free)):
@@ -262,7 +297,7 @@ class AnnyBody(torch.nn.Module):
                     node = free_parent[node]
                 subtree[g + 1, a] = float(node == a)
         group = torch.tensor([free_ancestor(bone) + 1 for bone in range(len(parents))], device=self.device)
-        return FreeBoneTree(free_parent, order, subtree.to(self.device), group)
+        return FreeBoneTree(free_parent, levels, subtree.to(self.device), group)
 
     def _fold_regressor(self, regression: torch.Tensor) -> None:
         """regression (17, V) → buffers keypoint_bone_weights g (17, 104), keypoint_bone_points A0 (17, 104, 3) and

@@ -91,8 +91,8 @@ class AnnyFitSettings:
     """
 
     cold_iterations: int = 16
-    warm_iterations: int = 3
-    shape_every: int = 5
+    warm_iterations: int = 2
+    shape_every: int = 10
     damping: float = 1e-2
     tolerance: float = 1e-3
     time_budget_ms: float = 500.0
@@ -479,6 +479,8 @@ class AnnyFitter:
         """The linearised shape at the batch's phenotypes: chain_before (N, J, 4, 4), keypoint anchors
         (N, 17, G, 4), and the phenotype offsets from the base (N, 6)."""
         offset = torch.sigmoid(batch.logits) - batch.base_phenotypes
+        if not bool(batch.fit_shape.any()):  # every shape held: the base is exact
+            return batch.base.chain_before, batch.base.keypoint_anchors, offset
         before = batch.base.chain_before + torch.einsum("bi,ijde->bjde", offset, self._d_chain_before)
         anchors = batch.base.keypoint_anchors + torch.einsum("bi,ikgd->bkgd", offset, self._d_anchors)
         return before, anchors, offset
@@ -521,7 +523,8 @@ class AnnyFitter:
         lever = mass - weight[..., None] * pivots[:, None, :, :3, 3]  # (N, 17, J, 3)
         axes = pivots[:, :, :3, :3] @ _left_jacobian(batch.bones)  # (N, J, 3, 3): columns = world axes per δb
         d_model = torch.linalg.cross(axes.transpose(-1, -2)[:, None], lever[:, :, :, None, :].expand(-1, -1, -1, 3, -1))
-        d_bones = torch.einsum("bde,bkafe->bkdaf", batch.rotation, d_model).reshape(n, 17, 3, 3 * j)
+        d_bones = d_model @ batch.rotation.transpose(-1, -2)[:, None, None]  # (N, 17, J, 3 params, 3 coordinates)
+        d_bones = d_bones.permute(0, 1, 4, 2, 3).reshape(n, 17, 3, 3 * j)
         offsets = points - batch.translation[:, None]  # R · model keypoints
         eye = torch.eye(3, dtype=_DTYPE, device=points.device)
         d_root = torch.linalg.cross(eye.expand(n, 17, 3, 3), offsets[:, :, None, :].expand(-1, -1, 3, -1))
@@ -563,15 +566,18 @@ class AnnyFitter:
         ).unflatten(-1, (2, 3))  # (N, 17, 2, 3)
         j2 = d_pixels @ jacobian  # (N, 17, 2, P)
         r2 = project_points(points, camera) - targets.xy
-        w2 = targets.weight[..., None]
-        hessian = torch.einsum("bkip,bkiq,bk->bpq", j2, j2, targets.weight)
-        gradient = torch.einsum("bkip,bki->bp", j2, r2 * w2)
+        root_w = targets.weight.sqrt()[..., None, None]
+        weighted = (j2 * root_w).flatten(1, 2)  # (N, 34, P)
+        hessian = weighted.transpose(1, 2) @ weighted
+        gradient = (weighted.transpose(1, 2) @ (r2[..., None] * root_w).flatten(1, 2)).squeeze(-1)
         if bool((targets.weight_3d > 0).any()):  # robust 3D term by reweighting: ρ'(s) = 1 / (1 + s)²
             e3 = points - targets.xyz
             squared = (e3**2).sum(-1) / s.keypoints_3d_scale_m**2
             w3 = s.keypoints_3d_weight * targets.weight_3d / (1.0 + squared) ** 2 / s.keypoints_3d_scale_m**2
-            hessian = hessian + torch.einsum("bkip,bkiq,bk->bpq", jacobian, jacobian, w3)
-            gradient = gradient + torch.einsum("bkip,bki->bp", jacobian, e3 * w3[..., None])
+            root_w3 = w3.sqrt()[..., None, None]
+            weighted_3d = (jacobian * root_w3).flatten(1, 2)  # (N, 51, P)
+            hessian = hessian + weighted_3d.transpose(1, 2) @ weighted_3d
+            gradient = gradient + (weighted_3d.transpose(1, 2) @ (e3[..., None] * root_w3).flatten(1, 2)).squeeze(-1)
         # Priors: pose and hinge off-axis (quadratic), hinge backwards (one-sided), shape.
         n, j = batch.bones.shape[:2]
         bones = batch.bones
@@ -636,7 +642,8 @@ class AnnyFitter:
             rebase = active[rebase_at[active] == done[active]]
             if len(rebase):  # new people halfway: the exact shape at their phenotypes becomes the base
                 batch, cost = self._rebase(batch, rebase, targets, camera, cost)
-            sub, sub_targets = batch.select(active), targets.select(active)
+            everyone = len(active) == len(warm)
+            sub, sub_targets = (batch, targets) if everyone else (batch.select(active), targets.select(active))
             hessian, gradient = self._normal_equations(sub, sub_targets, camera)
             diagonal = torch.diagonal(hessian, dim1=-2, dim2=-1)
             damped = hessian + torch.diag_embed(damping[active, None] * diagonal + 1e-9)
