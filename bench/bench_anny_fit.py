@@ -147,7 +147,7 @@ def main() -> None:
     camera = default_camera_matrix(video[0].shape[1], video[0].shape[0])
     size = (video[0].shape[1], video[0].shape[0])
     seen: set[int] = set()
-    for index, people in enumerate(tracked):
+    for people in tracked:
         new = {p.id for p in people} - seen
         seen |= {p.id for p in people}
         kind = "warm" if not new else ("cold" if len(new) == len(people) else None)
