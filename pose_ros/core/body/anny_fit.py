@@ -21,6 +21,7 @@ per track while its shape is unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ __all__ = [  # the body model's names stay importable from here (older imports)
 _DTYPE = torch.float64  # the optimisation's dtype (normal equations want it; the tensors are tiny)
 _PHENOTYPE_STEP = 0.05  # central-difference step of the shape derivatives at the mean shape
 _MIN_DEPTH_M = 0.05
+# A new person's linearised shape is replaced by the exact one at these fractions of its iterations.
+_REBASE_FRACTIONS = (0.5,)
+# Then, once the phenotypes are found, the exact shape at them and this many pose-only iterations.
+_POLISH_ITERATIONS = 1
 
 
 @dataclass(frozen=True)
@@ -358,11 +363,11 @@ class AnnyFitter:
         self.report.warm = sum(t is not None for t in tracks)
         batch = self._start_batch(tracks, observations, k)
         targets = self._targets(chosen, observations)
+        refreshed = batch.fit_shape.tolist()  # phenotypes moved: new rest mesh
         batch = self._optimise(batch, [t is not None for t in tracks], targets, self._tensor(k), start)
         self.report.fit_ms = (time.perf_counter() - start) * 1e3
         exact = self._exact_shapes(batch, tracks)
         states = self._states(batch)
-        refreshed = batch.fit_shape.tolist()
         finite = [i for i, state in enumerate(states) if state.is_finite()]  # a diverged fit is dropped, not kept
         chosen, states, observations, tracks, exact, refreshed = (
             [items[i] for i in finite] for items in (chosen, states, observations, tracks, exact, refreshed)
@@ -624,43 +629,56 @@ class AnnyFitter:
         s = self.settings
         device = batch.rotation.device
         limits = torch.tensor([s.warm_iterations if w else s.cold_iterations for w in warm], device=device)
-        rebase_at = torch.tensor([-1 if w else s.cold_iterations // 2 for w in warm], device=device)
+        rebase_at = [() if w else tuple(int(f * s.cold_iterations) for f in _REBASE_FRACTIONS) for w in warm]
         damping = torch.full((len(warm),), s.damping, dtype=_DTYPE, device=device)
         cost = self._costs(batch, self._camera_points(batch)[0], targets, camera)
         done = torch.zeros(len(warm), dtype=torch.long, device=device)
         mesh_ms = self._mesh_ms_per_person * len(warm)  # expected time of the meshes after the iterations
         step_ms = 0.0
         iteration = 0
-        while True:
-            active = (done < limits).nonzero().squeeze(1)
-            if len(active) == 0:
-                break
-            elapsed_ms = (time.perf_counter() - start) * 1e3
-            if s.time_budget_ms > 0 and iteration > 0 and elapsed_ms + step_ms + mesh_ms > s.time_budget_ms:
-                break
-            step_start = time.perf_counter()
-            rebase = active[rebase_at[active] == done[active]]
-            if len(rebase):  # new people halfway: the exact shape at their phenotypes becomes the base
-                batch, cost = self._rebase(batch, rebase, targets, camera, cost)
-            everyone = len(active) == len(warm)
-            sub, sub_targets = (batch, targets) if everyone else (batch.select(active), targets.select(active))
-            hessian, gradient = self._normal_equations(sub, sub_targets, camera)
-            diagonal = torch.diagonal(hessian, dim1=-2, dim2=-1)
-            damped = hessian + torch.diag_embed(damping[active, None] * diagonal + 1e-9)
-            delta = -torch.linalg.solve(damped, gradient)
-            candidate = self._step(sub, delta)
-            new_cost = self._costs(candidate, self._camera_points(candidate)[0], sub_targets, camera)
-            accept = torch.isfinite(new_cost) & (new_cost < cost[active])
-            converged = accept & (cost[active] - new_cost < s.tolerance * cost[active])
-            batch = self._merge(batch, candidate, active[accept], accept.nonzero().squeeze(1))
-            cost[active[accept]] = new_cost[accept]
-            damping[active] = torch.where(accept, damping[active] / 3, damping[active] * 4).clamp(1e-7, 1e7)
-            done[active] += 1
-            done[active[converged]] = limits[active[converged]]
-            iteration += 1
-            step_ms = max(step_ms, (time.perf_counter() - step_start) * 1e3)
+        for phase in ("fit", "polish"):
+            if phase == "polish":  # the exact shape at the phenotypes found, then the pose alone once more
+                shaped = batch.fit_shape.nonzero().squeeze(1)
+                if len(shaped) == 0 or not self._within_budget(start, step_ms + mesh_ms):
+                    break
+                batch, cost = self._rebase(batch, shaped, targets, camera, cost)
+                batch = dataclasses.replace(batch, fit_shape=torch.zeros_like(batch.fit_shape))
+                limits = done.clone()
+                limits[shaped] += _POLISH_ITERATIONS
+            while True:
+                active = (done < limits).nonzero().squeeze(1)
+                if len(active) == 0:
+                    break
+                if iteration > 0 and not self._within_budget(start, step_ms + mesh_ms):
+                    break
+                step_start = time.perf_counter()
+                rebase = [i for i in active.tolist() if int(done[i]) in rebase_at[i]] if phase == "fit" else []
+                if rebase:  # new people: the exact shape at their phenotypes becomes the base
+                    batch, cost = self._rebase(batch, torch.tensor(rebase, device=device), targets, camera, cost)
+                everyone = len(active) == len(warm)
+                sub, sub_targets = (batch, targets) if everyone else (batch.select(active), targets.select(active))
+                hessian, gradient = self._normal_equations(sub, sub_targets, camera)
+                diagonal = torch.diagonal(hessian, dim1=-2, dim2=-1)
+                damped = hessian + torch.diag_embed(damping[active, None] * diagonal + 1e-9)
+                delta = -torch.linalg.solve(damped, gradient)
+                candidate = self._step(sub, delta)
+                new_cost = self._costs(candidate, self._camera_points(candidate)[0], sub_targets, camera)
+                accept = torch.isfinite(new_cost) & (new_cost < cost[active])
+                converged = accept & (cost[active] - new_cost < s.tolerance * cost[active])
+                batch = self._merge(batch, candidate, active[accept], accept.nonzero().squeeze(1))
+                cost[active[accept]] = new_cost[accept]
+                damping[active] = torch.where(accept, damping[active] / 3, damping[active] * 4).clamp(1e-7, 1e7)
+                done[active] += 1
+                done[active[converged]] = limits[active[converged]]
+                iteration += 1
+                step_ms = max(step_ms, (time.perf_counter() - step_start) * 1e3)
         self.report.iterations = iteration
         return batch
+
+    def _within_budget(self, start: float, next_ms: float) -> bool:
+        """Whether `next_ms` more still fit in the time budget of the `fit` call that started at `start`."""
+        budget = self.settings.time_budget_ms
+        return budget <= 0 or (time.perf_counter() - start) * 1e3 + next_ms <= budget
 
     def _rebase(
         self, batch: _Batch, index: torch.Tensor, targets: _Targets, camera: torch.Tensor, cost: torch.Tensor
@@ -705,7 +723,8 @@ class AnnyFitter:
     # ----- results -----
 
     def _exact_shapes(self, batch: _Batch, tracks: list[_Track | None]) -> list[AnnyShape]:
-        """Per person its exact shape (batch of 1, float64): recomputed where the phenotypes moved."""
+        """Per person its exact shape (batch of 1, float64): the base, recomputed where it is still linearised (the
+        time budget ran out before the polish)."""
         shaped = batch.fit_shape.nonzero().squeeze(1)
         exact = [batch.base.select([i]) for i in range(len(tracks))]
         if len(shaped):
