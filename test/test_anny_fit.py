@@ -107,28 +107,29 @@ def test_warm_start_by_track_id_and_untracked_people_start_afresh(body: AnnyBody
 def test_analytic_jacobian_matches_finite_differences(body: AnnyBody) -> None:
     """The fitter's d keypoints / d parameters (root rotation on the manifold, translation, bones, phenotype
     logits) against central differences of its own forward."""
-    from pose_ros.core.body.anny_fit import _DTYPE, AnnyShape, _Batch
+    from pose_ros.core.body.anny_body import AnnyShape
+    from pose_ros.core.body.anny_solver import DTYPE, AnnyLeastSquares, FitBatch
 
-    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0), body)
+    problem = AnnyLeastSquares(body, AnnyFitSettings())
     rng = np.random.default_rng(11)
     joints = len(body.bones)
-    batch = _Batch(
+    batch = FitBatch(
         axis_angle_to_matrix(torch.tensor(rng.normal(0, 1, (2, 3)))),
         torch.tensor([[0.1, 0.2, 5.0], [-0.3, 0.0, 4.0]]),
         torch.tensor(rng.normal(0, 0.4, (2, joints, 3))),
         torch.tensor(rng.normal(0, 0.5, (2, 6))),
-        AnnyShape.cat([fitter._mean_shape] * 2),
-        torch.full((2, 6), 0.5, dtype=_DTYPE),
+        AnnyShape.cat([problem.mean_shape] * 2),
+        torch.full((2, 6), 0.5, dtype=DTYPE),
         torch.tensor([True, True]),
     )
     with torch.no_grad():
-        analytic = fitter._point_jacobian(batch, *fitter._camera_points(batch))
+        analytic = problem.point_jacobian(batch, *problem.camera_points(batch))
         numeric = torch.zeros_like(analytic)
         for p in range(analytic.shape[-1]):
-            delta = torch.zeros(2, analytic.shape[-1], dtype=_DTYPE)
+            delta = torch.zeros(2, analytic.shape[-1], dtype=DTYPE)
             delta[:, p] = 1e-6
-            plus = fitter._camera_points(fitter._step(batch, delta))[0]
-            minus = fitter._camera_points(fitter._step(batch, -delta))[0]
+            plus = problem.camera_points(problem.step(batch, delta))[0]
+            minus = problem.camera_points(problem.step(batch, -delta))[0]
             numeric[..., p] = (plus - minus) / 2e-6
     assert numeric.abs().max() > 0.1
     assert torch.allclose(analytic, numeric, atol=1e-6)
