@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures.meshes import triangle_list_bytes
 from pose_ros.core.body.anny_fit import (
     HINGES,
     OPTICAL_FROM_ANNY,
@@ -23,7 +24,6 @@ from pose_ros.core.body.anny_fit import (
     create_anny_model,
     project_points_np,
 )
-from pose_ros.core.body.mesh_stage import triangle_list_bytes
 from pose_ros.core.body.rotations import axis_angle_to_matrix
 from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.person import Person
@@ -220,7 +220,7 @@ def test_decimated_mesh_and_marker_size(body: AnnyBody) -> None:
 
 
 def test_render_meshes_paints_nearest_surface_on_top() -> None:
-    from pose_ros.core.render import Mesh, render_meshes
+    from bench.fixtures.render import Mesh, render_meshes
 
     image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
 

@@ -10,8 +10,8 @@ from ros_harness import RosGraph, bgr_frame
 from test_hmr_model import random_spin_state_dict
 from visualization_msgs.msg import Marker
 
+from bench.fixtures.smpl_synthetic import make_synthetic_smpl
 from pose_ros.core.body.smpl_files import save_smpl_npz
-from pose_ros.core.body.smpl_synthetic import make_synthetic_smpl
 
 SMPL_FACES = 13776
 

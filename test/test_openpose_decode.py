@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures import openpose_peer as peer
+from bench.fixtures import openpose_synthetic as synthetic
 from pose_ros.core.decode import argmax_subpixel, find_peaks, gaussian_blur
-from pose_ros.core.openpose import layout, peer, synthetic
+from pose_ros.core.openpose import layout
 from pose_ros.core.openpose.grouping import (
     GroupingSettings,
     LimbCandidates,

