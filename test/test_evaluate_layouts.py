@@ -233,6 +233,23 @@ def test_ignore_regions_make_predictions_neither_true_nor_false(coco_gt, tmp_pat
     assert plain["metrics"]["AP"] < with_regions["metrics"]["AP"]
 
 
+def test_unlabelled_frames_and_box_only_crowds(coco_gt, tmp_path: Path, capsys) -> None:
+    """PoseTrack frames with is_labeled false are not evaluated; a crowd given as a box alone is read."""
+    gt = posetrack(coco_gt)
+    dets = coco17_detections(coco_gt, noise_px=3.0, seed=5)
+    (tmp_path / "plain").mkdir()
+    plain, _ = evaluate_detections(tmp_path / "plain", gt, dets, capsys, "--detections-layout", "coco17")
+    frame = dict(gt["images"][0], id=1, is_labeled=False)
+    crowd = {"id": 1, "image_id": gt["images"][1]["id"], "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 5, 5]}
+    gt["images"].append(frame)
+    gt["annotations"].append(crowd)
+    spurious = [dict(d, image_id=1) for d in dets[:3]]  # on the unlabelled frame: would be false positives
+    summary, err = evaluate_detections(tmp_path, gt, dets + spurious, capsys, "--detections-layout", "coco17")
+    assert summary["metrics"] == plain["metrics"]
+    assert "1 images are marked is_labeled: false" in err
+    assert "4 images" in summary["info"]["annotations"]
+
+
 def test_mpii_names_in_a_coco_file(shared_data: Path, tmp_path: Path, capsys) -> None:
     entries = json.loads((shared_data / "mpii-sample" / "test_mpii.json").read_text())
     images, annotations, dets = [], [], []

@@ -15,6 +15,8 @@ Conventions:
 - `iscrowd` (default 0) is kept: crowd regions are ignored by AP and never paired for PCK.
 - PoseTrack ignore regions: `ignore_regions_x` / `ignore_regions_y` on an image record, one list of x and
   one list of y per polygon, become `Sample.ignore_regions`.
+- PoseTrack images with `is_labeled: false` (video frames nobody annotated) are not samples: predictions
+  there could only be false positives.
 """
 
 from __future__ import annotations
@@ -223,7 +225,14 @@ def _coco_dataset(gt: dict[str, Any], path: Path, category_id: int | None) -> Da
     warnings += _gap_warnings(missing, category)
     samples = []
     regions_seen = 0
+    unlabelled = [img for img in image_records if img.get("is_labeled", True) is False]
+    if unlabelled:
+        warnings.append(
+            f"{len(unlabelled)} images are marked is_labeled: false (video frames without annotations): left out"
+        )
     for img in sorted(image_records, key=lambda r: r["id"]):
+        if img.get("is_labeled", True) is False:
+            continue
         people, areas = [], []
         for ann in by_image[img["id"]]:
             kp = np.asarray(ann["keypoints"], np.float64).reshape(k, 3)
@@ -249,6 +258,8 @@ def _complete_annotation(
 ) -> dict[str, Any] | None:
     """A copy of `ann` with keypoints checked and area, bbox, num_keypoints, iscrowd filled in (None: dropped)."""
     keypoints = ann.get("keypoints")
+    if keypoints is None and ann.get("iscrowd", 0):
+        keypoints = [0.0] * (3 * k)  # a crowd region drawn as a box only
     if not isinstance(keypoints, list) or len(keypoints) != 3 * k:
         count = len(keypoints) if isinstance(keypoints, list) else "no"
         raise AnnotationError(
@@ -259,6 +270,7 @@ def _complete_annotation(
     except (TypeError, ValueError):
         raise AnnotationError(f"{where}: keypoints must be numbers") from None
     out = {key: value for key, value in ann.items() if key != "segmentation"}
+    out["keypoints"] = keypoints
     out["category_id"] = category_id
     out["iscrowd"] = int(bool(ann.get("iscrowd", 0)))
     if "num_keypoints" not in ann:
