@@ -19,6 +19,7 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
+from pose_ros.ros import shutdown
 from pose_ros.ros.image_source import ImageSource
 from pose_ros.ros.pose_node import PoseNode, activate
 
@@ -65,13 +66,11 @@ class LaunchedNodes:
     image_source: ImageSource | None
     executor: MultiThreadedExecutor
 
-    def shutdown(self) -> None:
-        self.executor.shutdown()
-        for node in (self.pose_node, self.image_source):
-            if node is not None:
-                if isinstance(node, ImageSource):
-                    node.source.close()
-                node.destroy_node()
+    def shutdown(self, extra_nodes: tuple = (), close: tuple = ()) -> None:
+        """Stop cleanly (pose_ros.ros.shutdown.stop_nodes): callbacks in flight finish, `close` runs, then the
+        source is released and every node (these and `extra_nodes` spinning in the same executor) destroyed."""
+        source_close = (self.image_source.source.close,) if self.image_source is not None else ()
+        shutdown.stop_nodes(self.executor, (self.pose_node, self.image_source, *extra_nodes), (*close, *source_close))
 
 
 def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = None) -> LaunchedNodes:
@@ -106,20 +105,19 @@ def ros_arguments(args: LaunchArguments) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the nodes until SIGINT or SIGTERM, then stop cleanly (pose_ros.ros.shutdown) and return 0."""
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     try:
-        rclpy.init(args=ros_arguments(args))
+        shutdown.init(ros_arguments(args))
     except FileNotFoundError as error:
         print(f"pose_launcher: {error}", file=sys.stderr)
         return 2
     nodes = None
     try:
         nodes = start_nodes(args)
-        nodes.executor.spin()
-    except KeyboardInterrupt:
-        pass
+        shutdown.spin_until_stopped(nodes.executor)
     finally:
         if nodes is not None:
             nodes.shutdown()
-        rclpy.try_shutdown()
+        shutdown.finish()
     return 0
