@@ -1,7 +1,7 @@
 """Tracking under fast motion: a panning, zooming virtual camera over real multi-person photos, plus real
 people walking through the picture, with exact ground truth, the real default estimator and CLEAR-MOT.
 
-Scene (per speed v, in box heights per frame; one sequence, fixed seed):
+Scene (per speed v, in box heights per frame; fixed seeds):
 * World: the annotation file's `--backgrounds` images with the most annotated people, each letterboxed into
   a 640×424 cell of a 2×2 mosaic. Their annotated people are ground truth (a person with fewer than 5
   annotated keypoints, under 40 px tall or `iscrowd` is "don't care").
@@ -13,7 +13,10 @@ Scene (per speed v, in box heights per frame; one sequence, fixed seed):
   view, independent of the camera, at v of their own height per frame, 0.8-1.2 × the median person height;
   two at a time, a new one (new ground-truth id) entering when one has left. Nearer (lower) walkers are
   drawn over farther ones and over the photos.
-Frames are rendered until at least `--person-frames` ground-truth person-frames count (>= 50 % visible).
+A sequence lasts while the camera covers half of its ellipse (10-60 frames), so the view never returns to
+people it has left (an id lost then is a re-identification problem, not tracking); sequences (each from its
+own seed: start point, zoom phase, walkers) are rendered until at least `--person-frames` ground-truth
+person-frames count (>= 50 % visible). Each sequence starts a fresh tracker.
 
 The estimator is the default `PosePipeline` (MoveNet MultiPose, CPU) on every rendered frame; its people
 are cached on disk per frame content (~/.cache/pose_ros/bench/tracking_motion), so a rerun with other
@@ -51,7 +54,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.eval_tracking import GroundTruth, clear_mot
+from bench.eval_tracking import GroundTruth, MotCounts, clear_mot
 from bench.scenes import (
     DEFAULT_ANNOTATIONS,
     REPO_ROOT,
@@ -170,6 +173,11 @@ class Scene:
         self.next_walker_id += 1
         return Walker(self.next_walker_id, sprite, height, np.array([feet_x, feet_y]), velocity)
 
+    def perimeter(self) -> float:
+        """Length of the camera's ellipse, world pixels (Ramanujan's approximation)."""
+        a, b = self.radii
+        return float(np.pi * (3 * (a + b) - np.sqrt((3 * a + b) * (a + 3 * b))))
+
     def _view(self) -> tuple[np.ndarray, float]:
         """(2, 3) affine world -> output and the zoom of the current frame."""
         zoom = 1.0 + 0.1 * np.sin(2 * np.pi * self.frame / 50.0 + self.zoom_phase)
@@ -229,16 +237,24 @@ def _clip_box(box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.array([x0, y0, max(x1 - x0, 0.0), max(y1 - y0, 0.0)])
 
 
-def render_sequence(world, people, sprites, speed, seed, person_frames, min_visibility, max_frames=400):
-    """Frames and ground truth until `person_frames` counted ground-truth boxes (or `max_frames`)."""
-    scene = Scene(world, people, sprites, speed, seed)
-    frames, truth, counted = [], [], 0
-    while counted < person_frames and len(frames) < max_frames:
-        image, gts = scene.next()
-        frames.append(image)
-        truth.append(gts)
-        counted += sum(g.visibility >= min_visibility for g in gts)
-    return frames, truth
+def render_sequences(world, people, sprites, speed, seed, person_frames, min_visibility, max_length=60):
+    """Sequences [(frames, ground truth)] until `person_frames` counted ground-truth boxes in all.
+
+    A sequence lasts while the camera covers half its ellipse (10 to `max_length` frames), so the view never
+    comes back to people it left: an id lost then would need re-identification, not tracking.
+    """
+    sequences, counted = [], 0
+    while counted < person_frames:
+        scene = Scene(world, people, sprites, speed, seed + 1000 * len(sequences))
+        length = int(np.clip(round(0.5 * scene.perimeter() / (speed * scene.median_height)), 10, max_length))
+        frames, truth = [], []
+        for _ in range(length):
+            image, gts = scene.next()
+            frames.append(image)
+            truth.append(gts)
+            counted += sum(g.visibility >= min_visibility for g in gts)
+        sequences.append((frames, truth))
+    return sequences
 
 
 def measured_speed(truth: list[list[GroundTruth]], min_visibility: float) -> float:
@@ -280,6 +296,8 @@ class CachedEstimator:
         people = self.pipeline(self.config, image_rgb)
         self.seconds += time.perf_counter() - start
         self.misses += 1
+        if self.misses % 50 == 0:
+            print(f"  ... estimator: {self.misses} frames run, {self.hits} cached", file=sys.stderr, flush=True)
         _save_people(path, people)
         return people
 
@@ -350,10 +368,23 @@ def ablations() -> dict[str, TrackerSettings]:
 
 
 def run_tracker(factory, detections: list[list[Person]], fps: float) -> tuple[list[list[Person]], int]:
+    """Tracked people per frame (a fresh tracker, on copies) and the number of ids it issued."""
     tracker = factory()
     people = copy.deepcopy(detections)
     out = [tracker.update(frame, index / fps) for index, frame in enumerate(people)]
     return out, tracker.num_ids_issued
+
+
+def score_sequences(factory, sequences, detections, args) -> tuple[MotCounts, int]:
+    """CLEAR-MOT counts summed over the sequences (a fresh tracker each) and the ids issued in all."""
+    total, ids = MotCounts(), 0
+    for (_, truth), found in zip(sequences, detections, strict=True):
+        tracked, issued = run_tracker(factory, found, args.fps)
+        counts, _ = clear_mot(truth, tracked, args.iou, args.min_visibility)
+        for name in ("gt", "tp", "fn", "fp", "idsw", "iou_sum"):
+            setattr(total, name, getattr(total, name) + getattr(counts, name))
+        ids += issued
+    return total, ids
 
 
 def main() -> None:
@@ -385,24 +416,21 @@ def main() -> None:
           f"walkers cut from annotation ids {' '.join(map(str, sprite_ids))}")  # fmt: skip
     print(f"estimator: {config.model_name} {config.input_width}x{config.input_height} cpu; {args.fps:g} frames/s; "
           f"CLEAR-MOT at IoU >= {args.iou}, under {args.min_visibility:.0%} visible is don't care\n")  # fmt: skip
-    print("| speed (box h/frame) | measured | frames | GT | tracker | FN | FP | IDSW | IDSW/100 | MOTA | ids |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| speed (box h/frame) | measured | seqs | frames | GT | tracker | FN | FP | IDSW | IDSW/100 | MOTA | ids |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for index, speed in enumerate(args.speeds):
-        frames, truth = render_sequence(
+        sequences = render_sequences(
             world, people, sprites, speed, args.seed + index, args.person_frames, args.min_visibility
         )
-        detections = []
-        for number, frame in enumerate(frames):
-            detections.append(estimator(frame))
-            if estimator.misses and number % 25 == 24:
-                print(f"  ... speed {speed}: estimator on frame {number + 1}/{len(frames)}", file=sys.stderr)
-        moving = measured_speed(truth, args.min_visibility)
+        detections = [[estimator(frame) for frame in frames] for frames, _ in sequences]
+        moving = np.median([measured_speed(truth, args.min_visibility) for _, truth in sequences])
+        num_frames = sum(len(frames) for frames, _ in sequences)
         for name, factory in factories.items():
-            tracked, ids = run_tracker(factory, detections, args.fps)
-            c, _ = clear_mot(truth, tracked, args.iou, args.min_visibility)
-            print(f"| {speed:g} | {moving:.3f} | {len(frames)} | {c.gt} | {name} | {c.fn} | {c.fp} | {c.idsw} | "
-                  f"{100 * c.idsw / max(c.gt, 1):.2f} | {c.mota:.3f} | {ids} |", flush=True)  # fmt: skip
+            c, ids = score_sequences(factory, sequences, detections, args)
+            print(f"| {speed:g} | {moving:.3f} | {len(sequences)} | {num_frames} | {c.gt} | {name} | {c.fn} | {c.fp} | "
+                  f"{c.idsw} | {100 * c.idsw / max(c.gt, 1):.2f} | {c.mota:.3f} | {ids} |", flush=True)  # fmt: skip
         if args.save_frames and index == len(args.speeds) - 1:
+            frames = sequences[0][0]
             picks = np.linspace(0, len(frames) - 1, 4).astype(int)
             strip = np.hstack([cv2.resize(frames[i], None, fx=0.5, fy=0.5) for i in picks])
             cv2.imwrite(str(args.save_frames), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
