@@ -97,6 +97,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         int_range=(0, 1000, 1),
     ),
     ParameterSpec(
+        "tracking_camera_compensation", True,
+        "also predict every track moved by the image shift most tracks share (a panning camera)",
+    ),
+    ParameterSpec(
+        "tracking_second_pass_distance", 0.5,
+        "second matching pass for leftovers by keypoint shift, in box heights (0: off); for fast motion",
+        float_range=(0.0, 10.0),
+    ),
+    ParameterSpec(
         "depth_sync_tolerance_s", 0.05, "max stamp difference (s) between a colour image and the depth image used",
         float_range=(0.0, 1.0),
     ),

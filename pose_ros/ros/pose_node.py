@@ -144,6 +144,8 @@ class PoseNode(LifecycleNode):
             metric=str(values["tracking_metric"]),
             match_threshold=float(values["tracking_match_threshold"]),
             max_age=int(values["tracking_max_age"]),
+            camera_compensation=bool(values["tracking_camera_compensation"]),
+            second_pass_distance=float(values["tracking_second_pass_distance"]),
         )
 
     def _reject_parameters(self, reason: str) -> SetParametersResult:
