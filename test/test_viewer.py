@@ -19,7 +19,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from ros_harness import RosGraph, bgr_frame
 
 from pose_ros.ros.messages import PALETTE
-from pose_ros.ros.viewer import PortInUseError, PoseViewer
+from pose_ros.ros.viewer import PortInUseError, PoseViewer, ViewerSettings
 
 # Where to also save the screenshots (docs/images uses them); unset: only under pytest's tmp_path.
 SCREENSHOT_DIR = os.environ.get("POSE_VIEWER_SCREENSHOT_DIR")
@@ -177,3 +177,39 @@ def test_no_pose_node_status_says_so_and_waits() -> None:
             time.sleep(0.1)
         assert "waiting for pose_node: nothing publishes /people" in viewer._status.content
         assert viewer.frames_shown == 0
+
+
+def test_launchers_start_the_viewer_on_request_and_pose_node_survives_a_taken_port(tmp_path, human_models) -> None:
+    import rclpy
+    import yaml
+    from rclpy.context import Context
+    from test_launch import CONFIG_FILE, launch_arguments
+
+    from pose_ros.ros.launcher import parse_arguments, start_nodes
+
+    assert launch_arguments()["viewer"] == "false"
+    assert "pose_viewer" in (Path(__file__).parents[1] / "launch" / "pose.launch.py").read_text()
+    assert not parse_arguments([]).viewer
+    config = yaml.safe_load(CONFIG_FILE.read_text())
+    assert config["pose_viewer"]["ros__parameters"]["port"] == ViewerSettings().port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for port, expect_viewer in ((free_port(), True), (taken.getsockname()[1], False)):
+            config["pose_viewer"]["ros__parameters"]["port"] = port
+            config["pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": "none"}
+            params_file = tmp_path / f"pose_{port}.yaml"
+            params_file.write_text(yaml.safe_dump(config))
+            args = parse_arguments(["--viewer", "--params-file", str(params_file)])
+            context = Context()
+            rclpy.init(args=["pose_launcher", "--ros-args", "--params-file", str(params_file)], context=context)
+            nodes = start_nodes(args, context=context)
+            try:
+                assert nodes.pose_node._is_configured()
+                if expect_viewer:
+                    assert nodes.viewer is not None and nodes.viewer.server.get_port() == port
+                else:
+                    assert nodes.viewer is None, "a taken port leaves pose_node running without a viewer"
+            finally:
+                nodes.shutdown()
+                rclpy.try_shutdown(context=context)

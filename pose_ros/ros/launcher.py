@@ -5,6 +5,7 @@ file and the same arguments as the launch file:
 
     ros2 run pose_ros pose_launcher --source ~/.cache/pose_ros/opencv-doc/vtest.avi --device cpu
     ros2 run pose_ros pose_launcher --image /camera/image_raw --params-file my_pose.yaml
+    ros2 run pose_ros pose_launcher --source vtest.avi --viewer   # + the browser view, http://localhost:8090
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rclpy.parameter import Parameter
 
 from pose_ros.ros.image_source import ImageSource
 from pose_ros.ros.pose_node import PoseNode, activate
+from pose_ros.ros.viewer import PortInUseError, PoseViewer
 
 
 def default_params_file() -> Path:
@@ -43,6 +45,7 @@ class LaunchArguments:
     device: str | None = None
     source: str = ""
     source_overrides: dict[str, object] = field(default_factory=dict)  # extra image_source parameters
+    viewer: bool = False  # also start pose_viewer (its parameters from the file's pose_viewer section)
 
 
 def parse_arguments(argv: list[str]) -> LaunchArguments:
@@ -53,8 +56,10 @@ def parse_arguments(argv: list[str]) -> LaunchArguments:
     parser.add_argument("--mode", choices=("bottom_up", "top_down"), help="override pose_node mode")
     parser.add_argument("--device", help="override pose_node device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--source", default="", help="start image_source on this video, folder or /dev/videoN")
+    parser.add_argument("--viewer", action="store_true", help="also start pose_viewer (browser view of the results)")
     args = parser.parse_args(argv)
-    return LaunchArguments(args.params_file, args.image, args.camera_info, args.mode, args.device, args.source)
+    return LaunchArguments(args.params_file, args.image, args.camera_info, args.mode, args.device, args.source,
+                           viewer=args.viewer)
 
 
 @dataclass
@@ -64,10 +69,11 @@ class LaunchedNodes:
     pose_node: PoseNode
     image_source: ImageSource | None
     executor: MultiThreadedExecutor
+    viewer: PoseViewer | None = None
 
     def shutdown(self) -> None:
         self.executor.shutdown()
-        for node in (self.pose_node, self.image_source):
+        for node in (self.pose_node, self.image_source, self.viewer):
             if node is not None:
                 if isinstance(node, ImageSource):
                     node.source.close()
@@ -91,11 +97,17 @@ def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = N
             parameter_overrides=[Parameter(name, value=value) for name, value in source_parameters.items()],
             context=context,
         )
+    viewer = None
+    if args.viewer:
+        try:
+            viewer = PoseViewer(cli_args=remaps, context=context)
+        except PortInUseError as error:  # pose_node runs on without its viewer
+            pose_node.get_logger().error(f"pose_viewer not started: {error}")
     executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(pose_node)
-    if image_source is not None:
-        executor.add_node(image_source)
-    return LaunchedNodes(pose_node, image_source, executor)
+    for node in (pose_node, image_source, viewer):
+        if node is not None:
+            executor.add_node(node)
+    return LaunchedNodes(pose_node, image_source, executor, viewer)
 
 
 def ros_arguments(args: LaunchArguments) -> list[str]:
