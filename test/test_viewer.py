@@ -77,10 +77,14 @@ def test_browser_shows_people_where_they_are_and_follows_mode_switch(vtest_frame
         pytest.skip("needs Debian's chromium (scripts/setup.sh installs it for the tests)")
     port = free_port()
     with RosGraph() as ros, HeadlessChromium(*VIEWPORT) as browser:
-        start_viewer(ros, port, Parameter("stale_after_s", value=60.0))
+        viewer = start_viewer(ros, port, Parameter("stale_after_s", value=60.0))
         browser.navigate(f"http://127.0.0.1:{port}/")
         # 1. no pose_node yet: the page says so and waits
         browser.wait_for(f"{STATUS}.includes('waiting for pose_node')", timeout=60)
+        deadline = time.monotonic() + 10
+        while len(viewer._page_subscriptions) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(viewer._page_subscriptions) == 2, "with a page open, the viewer takes markers and overlay"
 
         # 2. pose_node on a vtest.avi frame (meshes on: the default mesh model): the page follows, live
         _, probe = ros.start_pose_node(Parameter("max_people", value=4), mesh=True, topics=("people", "markers"))
@@ -177,6 +181,9 @@ def test_no_pose_node_status_says_so_and_waits() -> None:
             time.sleep(0.1)
         assert "waiting for pose_node: nothing publishes /people" in viewer._status.content
         assert viewer.frames_shown == 0
+        # no browser: no subscription that would make pose_node build markers or the overlay
+        assert viewer._page_subscriptions == []
+        assert viewer.count_subscribers("/markers") == 0 and viewer.count_subscribers("/overlay") == 0
 
 
 def test_launchers_start_the_viewer_on_request_and_pose_node_survives_a_taken_port(tmp_path, human_models) -> None:

@@ -12,7 +12,8 @@ panel (pose_node's FPS, latency, mode, model, people) from `people` and `/diagno
 
 It cannot slow pose_node down: every subscription is best effort, keep last 1, and takes the serialized
 message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz` times a
-second, and drops the rest. With nothing publishing `people`, the page says so and waits.
+second, and drops the rest. `markers` and `overlay` (which pose_node builds only for subscribers) are
+subscribed only while a browser has the page open. With nothing publishing `people`, the page says so and waits.
 """
 
 from __future__ import annotations
@@ -200,15 +201,15 @@ class PoseViewer(Node):
         self._people: PersonArray | None = None
         self._last_people_s: float | None = None
         self.frames_shown = 0
-        topics = [("people", PersonArray), ("markers", MarkerArray)]
-        if self.settings.show_overlay:
-            topics.append(("overlay", Image))
-        for topic, msg_type in topics:
-            self.create_subscription(msg_type, topic, self._latest[topic].put, VIEWER_QOS, raw=True)
+        self.create_subscription(PersonArray, "people", self._latest["people"].put, VIEWER_QOS, raw=True)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, VIEWER_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        # markers and overlay cost pose_node work (it builds them only for subscribers): taken only while a
+        # browser shows the page
+        self._page_topics = [("markers", MarkerArray)] + ([("overlay", Image)] if self.settings.show_overlay else [])
+        self._page_subscriptions: list = []
+        self.create_timer(STATUS_PERIOD_S, self._follow_browsers)
         self._running = True
-        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._render_loop, name="pose_viewer_render", daemon=True)
         self._thread.start()
         self.get_logger().info(f"pose_viewer: open http://{self._display_host()}:{self.settings.port} in a browser")
@@ -238,6 +239,19 @@ class PoseViewer(Node):
         )
 
     # --- ROS callbacks (executor thread): store, never render ---------------------------------------------------
+    def _follow_browsers(self) -> None:
+        """Subscribe to markers and overlay while at least one browser is connected, else unsubscribe."""
+        browsers = len(self.server.get_clients())
+        if browsers and not self._page_subscriptions:
+            self._page_subscriptions = [
+                self.create_subscription(msg_type, topic, self._latest[topic].put, VIEWER_QOS, raw=True)
+                for topic, msg_type in self._page_topics
+            ]
+        elif not browsers and self._page_subscriptions:
+            for subscription in self._page_subscriptions:
+                self.destroy_subscription(subscription)
+            self._page_subscriptions = []
+
     def _on_camera_info(self, msg: CameraInfo) -> None:
         if msg.k[4] > 0:
             self._fy = float(msg.k[4])
