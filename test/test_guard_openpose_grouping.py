@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks
+from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks, gaussian_blur
 from pose_ros.core.openpose.grouping import GroupingSettings, LimbCandidates, assign_hungarian, score_limbs
 
 LIMB = np.array([[0, 1]])  # one limb type: keypoint 0 → keypoint 1
@@ -217,3 +217,25 @@ def test_bottom_right_corner_peak_and_argmax() -> None:
     edge[0, 0, 2, 6], edge[0, 0, 1, 6], edge[0, 0, 3, 6] = 0.8, 0.6, 0.2  # right border, y bends toward row 1
     xy, _ = argmax_subpixel(edge)
     np.testing.assert_allclose(xy[0, 0], [6.0, 2.0 + 0.5 * (0.6 - 0.2) / (0.6 - 1.6 + 0.2)], atol=1e-6)
+
+
+# ----- Gaussian smoothing and dtypes (mutation-testing survivors) --------------------------------------------------
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0])
+def test_gaussian_blur_equals_scipy_with_a_3_sigma_kernel_and_replicated_borders(sigma: float) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    maps = rng.random((2, 15, 17)).astype(np.float32)
+    maps[:, :, 0] = 5.0  # a bright border column: zero padding instead of replication would dim it
+    ours = gaussian_blur(torch.from_numpy(maps), sigma).numpy()
+    # scipy's kernel radius is int(truncate · σ + 0.5) = round(3σ) for these σ; mode "nearest" replicates the border
+    reference = np.stack([gaussian_filter(m.astype(np.float64), sigma, mode="nearest", truncate=3.0) for m in maps])
+    np.testing.assert_allclose(ours, reference, atol=2e-6)
+
+
+def test_argmax_subpixel_returns_float32_confidences_for_any_map_dtype() -> None:
+    maps = torch.zeros(1, 2, 6, 6, dtype=torch.float64)
+    maps[0, 0, 2, 3], maps[0, 1, 4, 1] = 0.75, 0.5
+    xy, conf = argmax_subpixel(maps)
+    assert conf.dtype == torch.float32 and xy.dtype == torch.float32
+    assert conf.tolist() == [[0.75, 0.5]] and xy.tolist() == [[[3.0, 2.0], [1.0, 4.0]]]
