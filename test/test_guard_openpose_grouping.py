@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks, gaussian_blur
+from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks, gaussian_blur, refine_peaks_parabola
 from pose_ros.core.openpose.grouping import GroupingSettings, LimbCandidates, assign_hungarian, score_limbs
 
 LIMB = np.array([[0, 1]])  # one limb type: keypoint 0 → keypoint 1
@@ -239,3 +239,12 @@ def test_argmax_subpixel_returns_float32_confidences_for_any_map_dtype() -> None
     xy, conf = argmax_subpixel(maps)
     assert conf.dtype == torch.float32 and xy.dtype == torch.float32
     assert conf.tolist() == [[0.75, 0.5]] and xy.tolist() == [[[3.0, 2.0], [1.0, 4.0]]]
+
+
+def test_refine_peaks_parabola_by_hand() -> None:
+    maps = torch.zeros(2, 5, 6)
+    maps[0, 2, 3], maps[0, 2, 2], maps[0, 2, 4], maps[0, 1, 3], maps[0, 3, 3] = 1.0, 0.6, 0.8, 0.5, 0.5
+    maps[1, 4, 0], maps[1, 4, 1], maps[1, 3, 0] = 0.9, 0.3, 0.6  # bottom-left corner: no shift on either axis
+    xy = refine_peaks_parabola(maps, torch.tensor([0, 1]), torch.tensor([2, 4]), torch.tensor([3, 0]))
+    x_offset = 0.5 * (0.6 - 0.8) / (0.6 - 2.0 + 0.8)  # vertex of the parabola through 0.6, 1.0, 0.8: +1/6
+    np.testing.assert_allclose(xy, [[3.0 + x_offset, 2.0], [0.0, 4.0]], atol=1e-6)  # equal up/down: no y shift
