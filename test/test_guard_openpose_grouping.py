@@ -248,3 +248,34 @@ def test_refine_peaks_parabola_by_hand() -> None:
     xy = refine_peaks_parabola(maps, torch.tensor([0, 1]), torch.tensor([2, 4]), torch.tensor([3, 0]))
     x_offset = 0.5 * (0.6 - 0.8) / (0.6 - 2.0 + 0.8)  # vertex of the parabola through 0.6, 1.0, 0.8: +1/6
     np.testing.assert_allclose(xy, [[3.0 + x_offset, 2.0], [0.0, 4.0]], atol=1e-6)  # equal up/down: no y shift
+
+
+def test_find_peaks_thresholds_the_smoothed_map_but_reports_original_values() -> None:
+    maps = torch.zeros(1, 9, 9)
+    maps[0, 2, 2] = 0.3  # isolated: after smoothing with σ = 0.8 its peak is 0.3 · 0.25 ≈ 0.075 < 0.1
+    maps[0, 6, 6] = 0.9
+    maps[0, 6, 5], maps[0, 6, 7], maps[0, 5, 6], maps[0, 7, 6] = 0.2, 0.4, 0.3, 0.3
+    plain = find_peaks(maps, threshold=0.1)
+    assert plain.counts.tolist() == [2]
+    smoothed = find_peaks(maps, threshold=0.1, smooth_sigma=0.8)
+    assert smoothed.counts.tolist() == [1]
+    assert smoothed.scores.tolist() == pytest.approx([0.9])  # the original value, not the smoothed one
+    x_offset = 0.5 * (0.2 - 0.4) / (0.2 - 1.8 + 0.4)  # parabola on the original values: +1/12
+    np.testing.assert_allclose(smoothed.xy, [[6.0 + x_offset, 6.0]], atol=1e-6)
+
+
+def test_threshold_is_exclusive_and_a_plateau_gives_its_top_left_pixel() -> None:
+    maps = torch.zeros(1, 8, 8)
+    maps[0, 1, 1] = 0.5  # exactly the threshold: not a peak
+    maps[0, 4:6, 3:5] = 0.7  # a 2 × 2 plateau
+    peaks = find_peaks(maps, threshold=0.5)
+    assert peaks.counts.tolist() == [1]
+    np.testing.assert_allclose(peaks.xy, [[3.5, 4.5]])  # found at its top-left pixel, refined to its centre
+
+
+def test_find_peaks_without_subpixel_gives_integer_float32_positions() -> None:
+    maps = torch.zeros(1, 6, 6)
+    maps[0, 2, 3], maps[0, 2, 4], maps[0, 2, 2] = 1.0, 0.8, 0.2  # the parabola moves x by 0.5·0.6/1.0 = 0.3
+    coarse = find_peaks(maps, threshold=0.1, subpixel=False)
+    assert coarse.xy.dtype == np.float32 and coarse.xy.tolist() == [[3.0, 2.0]]
+    np.testing.assert_allclose(find_peaks(maps, threshold=0.1).xy, [[3.3, 2.0]], atol=1e-6)
