@@ -5,7 +5,8 @@
 #     TEST_FILE: the tests that guard it (default: the known ones for the short names)
 #   MUTATE_TIME_S=600 scripts/mutate.sh grouping   # time box (default 900 s); results so far are reported
 #   MUTATE_MAX_CHILDREN=1 (default)                # parallel mutant runs (the CPU is usually shared)
-#   MUTATE_SAMPLE='*__mutmut_*[05]'                # only mutants whose name matches (here: every 5th, a sample)
+#   MUTATE_SAMPLE='*__mutmut_*[05]'                # only mutants whose name matches (here: every 5th, a sample);
+#                                                  # several globs or names: space-separated (re-checks survivors)
 # Works in a scratch copy (build/mutate/<name>/, git-ignored): your checkout is never modified. Re-running
 # continues where the last run stopped (mutmut keeps its results there); MUTATE_FRESH=1 starts over.
 # Output: score = killed / (killed + survived), and the surviving mutants; inspect one with
@@ -63,7 +64,7 @@ find "$work/pose_ros" "$work/test" -name __pycache__ -prune -exec rm -rf {} +
 cd "$work"
 echo "mutating $module with ${tests[*]} (time box ${MUTATE_TIME_S:-900} s, work dir $work)"
 sample=()
-[[ -n "${MUTATE_SAMPLE:-}" ]] && sample=("${MUTATE_SAMPLE}")
+[[ -n "${MUTATE_SAMPLE:-}" ]] && read -r -a sample <<< "$MUTATE_SAMPLE"  # space-separated globs
 # mutmut's progress display goes to run.log (its last line is the final count)
 if ! timeout --signal=INT "${MUTATE_TIME_S:-900}" mutmut run --max-children "${MUTATE_MAX_CHILDREN:-1}" \
     "${sample[@]}" > run.log 2>&1; then
