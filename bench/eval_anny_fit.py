@@ -25,14 +25,14 @@ import cv2
 import numpy as np
 import torch
 
+from bench.fixtures.meshes import triangle_list_bytes
+from bench.fixtures.render import Mesh, render_meshes
 from pose_ros.core import assets
 from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter, coco17_observations
-from pose_ros.core.body.mesh_stage import triangle_list_bytes
 from pose_ros.core.camera import default_camera_matrix, project
 from pose_ros.core.draw import ID_COLORS, draw_people, side_by_side
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
-from pose_ros.core.render import Mesh, render_meshes
 from pose_ros.core.sources import read_video_frames
 from pose_ros.core.tracking import PersonTracker
 

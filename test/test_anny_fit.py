@@ -12,9 +12,9 @@ import pytest
 import torch
 from anny_scenes import CAMERA, HEIGHT, WIDTH, errors, make_people, move, random_states, render
 
+from bench.fixtures.meshes import triangle_list_bytes
 from pose_ros.core.body.anny_body import AnnyBody, anny_cache_ready, create_anny_model
 from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter
-from pose_ros.core.body.mesh_stage import triangle_list_bytes
 from pose_ros.core.body.rotations import axis_angle_to_matrix
 from pose_ros.core.camera import project
 from pose_ros.core.skeletons import COCO17
@@ -186,7 +186,7 @@ def test_decimated_mesh_and_marker_size(body: AnnyBody) -> None:
 
 
 def test_render_meshes_paints_nearest_surface_on_top() -> None:
-    from pose_ros.core.render import Mesh, render_meshes
+    from bench.fixtures.render import Mesh, render_meshes
 
     image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
 
