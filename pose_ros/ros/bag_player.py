@@ -16,7 +16,8 @@ Pacing (`pace`):
   time      message i is published at start + (t_i - t_0) / rate of wall time (rate 1: as recorded)
   consumer  the next frame is published when a pose_ros/PersonArray with the previous frame's header stamp has
             arrived on `people` (or after pace_timeout_s, counted and logged), so a node slower than the camera
-            sees every frame; playback starts once something subscribes to the image topic
+            sees every frame
+Playback starts once something subscribes to the image topic (the first frames are not lost to discovery).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ class BagPlayer:
 
     def _play(self) -> None:
         settings = self.settings
-        if settings.pace == "consumer" and not self._wait_for_consumer():
+        if not self._wait_for_consumer():
             return
         start_wall, start_bag = None, None
         for record in self.source.messages():
@@ -190,18 +191,18 @@ class BagPlayer:
                 self.info_pub.publish(record.msg)
 
     def _wait_for_consumer(self) -> bool:
-        """Block until something subscribes to the image topic and publishes people (False when stopped)."""
+        """Block until something subscribes to the image topic (and, paced by the consumer, publishes people), so that
+        the first frames are not lost; False when stopped."""
+        consumer = self.settings.pace == "consumer"
         logged = time.monotonic()
         while self._running():
-            ready = self.image_pub.get_subscription_count() > 0 and self.people_sub.get_publisher_count() > 0
-            if ready:
+            ready = self.image_pub.get_subscription_count() > 0
+            if ready and (not consumer or self.people_sub.get_publisher_count() > 0):
                 return True
             if time.monotonic() - logged >= WAIT_LOG_PERIOD_S:
                 logged = time.monotonic()
-                self.node.get_logger().info(
-                    f"paced by the consumer: waiting for a subscriber on {self.image_topic} that publishes "
-                    f"{self.people_sub.topic_name}"
-                )
+                what = f" that publishes {self.people_sub.topic_name}" if consumer else ""
+                self.node.get_logger().info(f"waiting for a subscriber on {self.image_topic}{what}")
             self._stop.wait(0.05)
         return False
 

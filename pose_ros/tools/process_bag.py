@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import os
 
-# Before rclpy starts: no DDS discovery at all, the node is used as a library in this process only.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "OFF"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep; before torch loads
 
 import argparse
 import sys
@@ -194,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as error:
         print(f"process_bag: {error}", file=sys.stderr)
         return 2
+    # No DDS discovery at all (set before the context starts): pose_node is a library in this process only.
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "OFF"
     context = Context()
     shutdown.init(["process_bag"], context=context)
     try:
