@@ -233,3 +233,33 @@ def test_bag_without_the_topic_stops_listing_its_topics(tmp_path, walkers) -> No
     assert replay.returncode == 1, replay.stderr
     assert "has no topic /front/image_raw" in replay.stderr
     assert "/cam/unrelated (rosgraph_msgs/msg/Clock" in replay.stderr
+
+
+def test_offline_waits_for_each_frames_meshes(tmp_path, walkers) -> None:
+    """mesh_rate_hz 0 offline: every frame's meshes are fitted on that very frame (a live node would attach whatever
+    mesh its worker had finished last)."""
+    from pose_ros.core.body.anny_fit import anny_cache_ready
+
+    if not anny_cache_ready():
+        pytest.skip("needs Anny's model data from scripts/setup.sh (python -m pose_ros.tools.prepare_anny)")
+    bag = tmp_path / "recording"
+    stamps, _, _ = write_bag(bag, walkers[:3])
+    out = tmp_path / "meshes"
+    result = run_process_bag(
+        str(bag), str(out), "-p", "device:=cpu", "-p", "mesh_model:=anny_fit", "-p", "mesh_rate_hz:=0.0", "--quiet"
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    store = pose_ros_typestore()
+    with Reader(out) as reader:
+        topics = {c.topic: c for c in reader.connections}
+        people = [store.deserialize_cdr(raw, c.msgtype) for c, _, raw in reader.messages([topics["/people"]])]
+        markers = [store.deserialize_cdr(raw, c.msgtype) for c, _, raw in reader.messages([topics["/markers"]])]
+    assert [(m.header.stamp.sec, m.header.stamp.nanosec) for m in people] == stamps
+    for frame, frame_markers in zip(people, markers, strict=True):
+        meshed = [p for p in frame.people if p.body_model.name]
+        assert len(meshed) >= max(1, len(frame.people) // 2), "most people of every frame have a mesh"
+        for person in meshed:
+            assert person.body_model.name == "anny"
+            assert (person.body_model.stamp.sec, person.body_model.stamp.nanosec) == (
+                frame.header.stamp.sec, frame.header.stamp.nanosec), "fitted on this very frame"
+        assert sum(m.ns == "mesh" for m in frame_markers.markers) == len(meshed)
