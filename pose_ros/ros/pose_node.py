@@ -5,10 +5,12 @@ image, deactivate unsubscribes, cleanup drops the model. With `auto_activate` (d
 activates itself at start-up, so `ros2 run pose_ros pose_node` just works.
 
 Topics (relative names; remap them):
-  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo, optional),
+  in   image (sensor_msgs/Image; with image_transport=compressed: image/compressed, sensor_msgs/CompressedImage),
+       camera_info (sensor_msgs/CameraInfo, optional),
        depth_image (sensor_msgs/Image 16UC1 mm or 32FC1 m, registered to image; optional),
        depth_camera_info (sensor_msgs/CameraInfo of the depth image; optional)
-  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image),
+  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image;
+       overlay/compressed with overlay_transport compressed or both),
        /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz)
 Every output carries the input image's header unchanged.
 """
@@ -31,7 +33,7 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from pose_ros.core.camera import default_camera_matrix
@@ -43,7 +45,7 @@ from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
-from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, to_rgb8
+from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
 from pose_ros.ros.messages import people_to_markers, people_to_msg
 from pose_ros.ros.parameters import (
     PARAMETER_NAMES,
@@ -53,6 +55,7 @@ from pose_ros.ros.parameters import (
     mesh_config,
     pipeline_config,
 )
+from pose_ros.ros.transport import ImageOutput, create_image_subscription
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 ERROR_LOG_PERIOD_S = 5.0
@@ -169,14 +172,18 @@ class PoseNode(LifecycleNode):
         self._load_mesh_stage()
         self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
         self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
-        self._overlay_pub = self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
+        self._overlay_pub = ImageOutput(
+            self, "overlay", self.get_parameter("overlay_transport").value, OUTPUT_QOS,
+            self.create_lifecycle_publisher, self.get_parameter("overlay_jpeg_quality").value,
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         reliability = self.get_parameter("image_reliability").value
         policy = QoSReliabilityPolicy.RELIABLE if reliability == "reliable" else QoSReliabilityPolicy.BEST_EFFORT
         image_qos = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
-        self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos)
+        transport = self.get_parameter("image_transport").value
+        self._image_sub = create_image_subscription(self, "image", transport, self._on_image, image_qos)
         depth_qos = QoSProfile(depth=5, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
         self._subscriptions_active = [
             self._image_sub,
@@ -184,7 +191,9 @@ class PoseNode(LifecycleNode):
             self.create_subscription(Image, "depth_image", self._on_depth_image, depth_qos),
             self.create_subscription(CameraInfo, "depth_camera_info", self._on_depth_camera_info, image_qos),
         ]
-        self.get_logger().info(f"subscribed to {self._image_sub.topic_name} ({reliability}, keep last 1)")
+        self.get_logger().info(
+            f"subscribed to {self._image_sub.topic_name} ({transport}, {reliability}, keep last 1)"
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -195,9 +204,11 @@ class PoseNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for publisher in (self._people_pub, self._markers_pub, self._overlay_pub):
+        for publisher in (self._people_pub, self._markers_pub):
             if publisher is not None:
                 self.destroy_publisher(publisher)
+        if self._overlay_pub is not None:
+            self._overlay_pub.destroy()
         self._people_pub = self._markers_pub = self._overlay_pub = None
         self._pipeline = PosePipeline()
         self._mesh_stage = None
@@ -252,7 +263,7 @@ class PoseNode(LifecycleNode):
         """Keep recent depth frames; they are decoded only when a colour frame matches one."""
         self._depth_frames.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, msg)
 
-    def _add_depth(self, msg: Image, people: list[Person], camera_matrix: np.ndarray) -> None:
+    def _add_depth(self, msg: Image, people: list[Person], camera_matrix: np.ndarray, image_hw: tuple) -> None:
         """3D keypoints from the depth frame matching `msg`'s stamp, if there is one."""
         match = self._depth_frames.match(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         if match is None or not people:
@@ -267,7 +278,7 @@ class PoseNode(LifecycleNode):
             self._log_error("bad_depth", f"depth image ignored: {error}")
             return
         depth_k = self._depth_camera_matrix
-        if depth_k is None and depth_m.shape[:2] != (msg.height, msg.width):
+        if depth_k is None and depth_m.shape[:2] != image_hw:
             self._log_error("bad_depth", "depth image of another size needs depth_camera_info; ignored")
             return
         settings = DepthSettings(window=int(self.get_parameter("depth_window").value))
@@ -283,11 +294,11 @@ class PoseNode(LifecycleNode):
             self.errors_logged[kind] += 1
             self.get_logger().error(f"{text} [{kind}: {self.counters[kind]} so far]")
 
-    def _on_image(self, msg: Image, info: dict) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: dict) -> None:
         self.counters["frames_received"] += 1
         self.statistics.on_received(time.monotonic(), info.get("publication_sequence_number"))
         try:
-            image_rgb = to_rgb8(msg)
+            image_rgb = message_to_rgb8(msg)
         except ImageConversionError as error:
             self._log_error("bad_image", f"frame dropped, bad image: {error}")
             return
@@ -300,10 +311,11 @@ class PoseNode(LifecycleNode):
         if self.get_parameter("tracking").value:
             stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             people = self._tracker.update(people, stamp_s)
+        height, width = image_rgb.shape[:2]
         camera_matrix = self._camera_matrix if self._camera_matrix is not None else default_camera_matrix(
-            msg.width, msg.height
+            width, height
         )
-        self._add_depth(msg, people, camera_matrix)
+        self._add_depth(msg, people, camera_matrix, (height, width))
         self._add_meshes(image_rgb, people, camera_matrix)
         self._publish(msg, image_rgb, people, config, camera_matrix)
         self.counters["frames_processed"] += 1
