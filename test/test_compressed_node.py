@@ -157,6 +157,7 @@ def test_bad_compressed_frames_are_counted_and_the_node_keeps_serving(graph, vte
             time.sleep(0.01)
     assert node.counters["bad_image"] == before + 3
     assert "says png" in node.last_error["bad_image"]
+    assert f"bad image on {CAMERA}/compressed" in node.last_error["bad_image"], "the error names the topic"
     assert node.errors_logged["bad_image"] >= 1
     good.header.stamp.sec = 600
     probe.image_pub.publish(good)

@@ -68,7 +68,8 @@ def encoding_info(encoding: str) -> EncodingInfo:
         return ENCODINGS[encoding]
     except KeyError:
         raise ImageConversionError(
-            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}; publish one of these "
+            f"(bgr8 or rgb8 for colour), or JPEG/PNG on <image>/compressed with image_transport: compressed"
         ) from None
 
 

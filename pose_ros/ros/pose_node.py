@@ -300,7 +300,8 @@ class PoseNode(LifecycleNode):
         try:
             image_rgb = message_to_rgb8(msg)
         except ImageConversionError as error:
-            self._log_error("bad_image", f"frame dropped, bad image: {error}")
+            topic = self._image_sub.topic_name if self._image_sub is not None else "image"
+            self._log_error("bad_image", f"frame dropped, bad image on {topic}: {error}")
             return
         config = self._config
         try:
