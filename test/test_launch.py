@@ -7,6 +7,7 @@ import ast
 import contextlib
 import importlib.util
 import io
+import shlex
 import sys
 import time
 import types
@@ -271,6 +272,34 @@ def launcher_help() -> str:
     with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
         parse_arguments(["--help"])
     return text.getvalue()
+
+
+def documented_commands(prefix: str) -> list[list[str]]:
+    """Argument lists of the documented command lines starting with `prefix` (README, docs/launch.md)."""
+    commands = []
+    for document in (REPO / "README.md", REPO / "docs" / "launch.md"):
+        for line in document.read_text().splitlines():
+            line = line.strip().split("  #", 1)[0].strip()
+            if line.startswith(prefix):
+                commands.append(shlex.split(line.removeprefix(prefix)))
+    return commands
+
+
+def test_documented_launch_commands_use_declared_arguments(launch_file) -> None:
+    commands = documented_commands("ros2 launch pose_ros pose.launch.py")
+    assert len(commands) >= 5 and any("image_transport:=compressed" in c for c in commands)
+    for command in commands:
+        given = dict(word.split(":=", 1) for word in command)
+        assert set(given) <= set(launch_arguments()), command
+        if "params_file" not in given:  # a user's file: not here
+            assert "pose_node" in run_launch(launch_file, **given)
+
+
+def test_documented_pose_launcher_commands_parse() -> None:
+    commands = documented_commands("pose_launcher") + documented_commands("ros2 run pose_ros pose_launcher")
+    assert len(commands) >= 5 and any("--image-transport" in c for c in commands)
+    for command in commands:
+        parse_arguments(command)  # argparse exits on an unknown option
 
 
 @pytest.mark.parametrize(("argv", "expected_mode"), [([], "top_down"), (["--mode", "bottom_up"], "bottom_up")])
