@@ -25,8 +25,8 @@ import torch
 from bench.fixtures.meshes import triangle_list_bytes
 from bench.fixtures.render import Mesh, render_meshes
 from pose_ros.core import assets
-from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter, coco17_observations, project_points_np
-from pose_ros.core.camera import default_camera_matrix
+from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter, coco17_observations
+from pose_ros.core.camera import default_camera_matrix, project
 from pose_ros.core.draw import ID_COLORS, draw_people, side_by_side
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
@@ -60,7 +60,7 @@ class Stats:
             if person.body_model is None:
                 continue
             xy, conf = coco17_observations(person, fitter.settings.min_confidence)
-            fitted = project_points_np(person.keypoints_3d.astype(np.float64), self.camera)
+            fitted = project(person.keypoints_3d.astype(np.float64), self.camera)
             self.keypoint_errors_px += np.linalg.norm(fitted - xy, axis=1)[conf > 0].tolist()
 
     def summary(self) -> dict[str, float]:

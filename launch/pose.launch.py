@@ -4,9 +4,11 @@
     ros2 launch pose_ros pose.launch.py image:=/camera/image_raw image_transport:=compressed
     ros2 launch pose_ros pose.launch.py source:=/path/video.avi mode:=bottom_up device:=cpu
     ros2 launch pose_ros pose.launch.py source:=0                       # camera index 0 (/dev/video0)
+    ros2 launch pose_ros pose.launch.py source:=/path/video.avi viewer:=true   # + browser view, localhost:8090
 
 An argument left unset changes nothing: the parameters file (params_file) decides. `mode`, `device` and
-`image_transport` set the pose_node parameter of the same name only when given; `source` starts image_source.
+`image_transport` set the pose_node parameter of the same name only when given; `source` starts image_source;
+`viewer:=true` starts pose_viewer.
 Without `launch` installed, `ros2 run pose_ros pose_launcher` starts the same nodes with the same file and
 arguments of the same meaning.
 """
@@ -27,6 +29,7 @@ ARGUMENTS = (
     ("device", "", "pose_node torch device: auto, cpu, cuda, cuda:N (unset: the parameters file's)"),
     ("image_transport", "", "pose_node input: raw or compressed (unset: the parameters file's)"),
     ("source", "", "if set, start image_source on this video file, image folder, /dev/videoN or camera index"),
+    ("viewer", "false", "if true, start pose_viewer: a browser view of the results (http://localhost:8090)"),
 )
 # Launch arguments that set the pose_node parameter of the same name, and only when given.
 POSE_NODE_PARAMETERS = ("mode", "device", "image_transport")
@@ -35,6 +38,14 @@ POSE_NODE_PARAMETERS = ("mode", "device", "image_transport")
 def given(values: dict, names: tuple) -> dict:
     """The parameters among `names` whose argument is non-empty, as strings (launch would type `0` as an int)."""
     return {name: ParameterValue(values[name], value_type=str) for name in names if values[name]}
+
+
+def is_true(name: str, value: str) -> bool:
+    """A boolean argument read as launch's IfCondition reads it: true/1 or false/0, any case."""
+    text = value.strip().lower()
+    if text not in ("true", "1", "false", "0"):
+        raise ValueError(f"launch argument {name} must be true or false, got {value!r}")
+    return text in ("true", "1")
 
 
 def launch_nodes(context, *args, **kwargs) -> list:
@@ -61,6 +72,17 @@ def launch_nodes(context, *args, **kwargs) -> list:
                 output="screen",
                 parameters=[values["params_file"], given(values, ("source",))],
                 remappings=remappings,
+            )
+        )
+    if is_true("viewer", values["viewer"]):
+        nodes.append(
+            Node(
+                package="pose_ros",
+                executable="pose_viewer",
+                name="pose_viewer",
+                output="screen",
+                parameters=[values["params_file"]],
+                remappings=[("camera_info", values["camera_info"])],
             )
         )
     return nodes

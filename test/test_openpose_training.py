@@ -76,7 +76,8 @@ def test_training_on_synthetic_coco_recovers_the_people(tmp_path):
     assert np.mean(losses[:5]) / np.mean(losses[-10:]) >= 10.0, (losses[:5], losses[-10:])
     model = load_model(output)
     assert isinstance(model, CompactOpenPose) and model.stride == 4
-    estimator = OpenPoseEstimator(OpenPoseSettings(device="cpu", target_height=SIZE, upsample=4), model=model)
+    settings = OpenPoseSettings(device="cpu", input_width=SIZE, input_height=SIZE, upsample=4)
+    estimator = OpenPoseEstimator(settings, model=model)
     recovered = total = 0
     for name, (truth, _) in read_coco_people(annotations).items():
         image = cv2.imread(str(tmp_path / name))[..., ::-1].copy()

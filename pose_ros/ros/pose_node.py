@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
@@ -44,6 +44,7 @@ from pose_ros.core.person import BodyModelParams, Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
+from pose_ros.ros import shutdown
 from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
 from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
 from pose_ros.ros.messages import people_to_markers, people_to_msg
@@ -146,6 +147,8 @@ class PoseNode(LifecycleNode):
             metric=str(values["tracking_metric"]),
             match_threshold=float(values["tracking_match_threshold"]),
             max_age=int(values["tracking_max_age"]),
+            camera_compensation=bool(values["tracking_camera_compensation"]),
+            second_pass_distance=float(values["tracking_second_pass_distance"]),
         )
 
     def _reject_parameters(self, reason: str) -> SetParametersResult:
@@ -324,6 +327,8 @@ class PoseNode(LifecycleNode):
         self.statistics.on_processed(time.monotonic(), latency_ms)
 
     def _publish_diagnostics(self) -> None:
+        if not shutdown.may_publish(self):  # stopping: nothing is published any more
+            return
         errors = {k: v for k, v in self.counters.items() if k not in ("frames_received", "frames_processed")}
         self._diagnostics_pub.publish(
             diagnostics_message(
@@ -341,6 +346,8 @@ class PoseNode(LifecycleNode):
     def _publish(
         self, msg: Image, image_rgb: np.ndarray, people: list[Person], config: PipelineConfig, camera_matrix: np.ndarray
     ) -> None:
+        if not shutdown.may_publish(self):  # stopping: nothing is published any more
+            return
         height, width = image_rgb.shape[:2]
         keypoint_threshold = float(self.get_parameter("keypoint_threshold").value)
         self._people_pub.publish(
@@ -366,15 +373,16 @@ def activate(node: PoseNode) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    """Run pose_node until SIGINT or SIGTERM, then stop cleanly (pose_ros.ros.shutdown) and return 0."""
+    shutdown.init(argv if argv is not None else sys.argv)
     node = PoseNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        if node.get_parameter("auto_activate").value:
+        if node.get_parameter("auto_activate").value and not shutdown.stop_requested():
             activate(node)
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
+        shutdown.spin_until_stopped(executor)
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown.stop_nodes(executor, [node])
+        shutdown.finish()
     return 0

