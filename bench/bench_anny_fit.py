@@ -11,6 +11,10 @@ fitted; the two fitters alternate frame by frame so that load changes hit both a
 - warm: frames of the tracked sequence where every person starts from its previous solution;
 - cold: every person new (the fitter reset): the COCO sample images and every `--cold-every`-th vtest frame.
 Error: distance (px) between the fitted Anny keypoints, projected, and the detected keypoints of confidence ≥ 0.3.
+
+Recovery (`--scenes N`): the synthetic scenes of test/test_anny_fit.py (known Anny people → projected keypoints → fit
+cold, then twice warm after a small motion), scene 0 being the test's own; per frame, the 2D and hip-centred 3D
+errors (medians per scene, averaged over the scenes) of both fitters.
 """
 
 from __future__ import annotations
@@ -116,6 +120,44 @@ class Run:
         return out
 
 
+def recovery(baseline: ModuleType, model, scenes: int) -> dict:
+    """Both fitters on the recovery test's scenes: per fitter, scene 0's and the scene-averaged errors per frame."""
+    sys.path.insert(0, str(REPO / "test"))
+    import anny_scenes as scenes_module
+
+    body, old_body = AnnyBody(model), baseline.AnnyBody(model)
+    makers = {
+        "baseline": lambda: baseline.AnnyFitter(baseline.AnnyFitSettings(time_budget_ms=0), old_body),
+        "new": lambda: anny_fit.AnnyFitter(anny_fit.AnnyFitSettings(time_budget_ms=0), body),
+    }
+    out = {}
+    for name, make in makers.items():
+        results = []  # (scene, frame, [2D px, 3D mm, 3D scaled mm])
+        for scene in range(scenes):
+            rng = np.random.default_rng(scene)
+            truth = scenes_module.random_states(body, rng, 3)
+            fitter = make()
+            frames = []
+            for frame in range(3):
+                if frame:
+                    scenes_module.move(truth, rng)
+                points, pixels = scenes_module.render(body, truth)
+                people = scenes_module.make_people(pixels)
+                fitter.fit(people, scenes_module.CAMERA, (scenes_module.WIDTH, scenes_module.HEIGHT))
+                frames.append(scenes_module.errors(people, points, pixels))
+            results.append(frames)
+        table = np.array(results)
+        out[name] = {
+            "scene0_2d_px": table[0, :, 0].round(2).tolist(),
+            "scene0_3d_mm": table[0, :, 1].round(1).tolist(),
+            "scene0_3d_scaled_mm": table[0, :, 2].round(1).tolist(),
+            "mean_2d_px": table[:, :, 0].mean(0).round(2).tolist(),
+            "mean_3d_mm": table[:, :, 1].mean(0).round(1).tolist(),
+            "mean_3d_scaled_mm": table[:, :, 2].mean(0).round(1).tolist(),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, default=assets.demo_data_dir() / "vtest.avi")
@@ -125,6 +167,7 @@ def main() -> None:
     parser.add_argument("--coco", type=Path, default=COCO_SAMPLES)
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
     parser.add_argument("--budget-ms", type=float, default=0.0, help="both fitters' time budget (0: none)")
+    parser.add_argument("--scenes", type=int, default=10, help="recovery scenes (0: skip)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -173,6 +216,8 @@ def main() -> None:
         kind: results["new"][kind]["keypoint_error_median_px"] - results["baseline"][kind]["keypoint_error_median_px"]
         for kind in ("warm", "cold")
     }
+    if args.scenes > 0:
+        results["recovery"] = recovery(baseline, model, args.scenes)
     results["config"] = vars(args) | {"threads": 1, "load_average_1min": os.getloadavg()[0]}
     print(json.dumps(results, indent=2, default=str))
     if args.json:

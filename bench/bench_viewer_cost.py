@@ -10,7 +10,8 @@ machine. Phases alternate, each `--phase-s` seconds after a settle time:
     open         Chromium shows the page (the viewer takes markers and overlay; pose_node builds them)
 
 and the first phase runs without pose_viewer at all. Per phase: pose_node's delivered FPS (PersonArrays
-received by this script), and the CPU use (% of one core) of pose_viewer and of Chromium.
+received by this script), the CPU time pose_launcher spends per delivered frame (pose_node's own work, less
+sensitive than FPS to other load on the machine), and the CPU use (% of one core) of pose_viewer and Chromium.
 
     source scripts/env.sh && python bench/bench_viewer_cost.py                 # default config, CPU
     python bench/bench_viewer_cost.py --phase-s 20 --rounds 2 --mesh-model none
@@ -88,14 +89,16 @@ class Counter(Node):
             self._rviz_like = []
 
 
-def measure(counter: Counter, seconds: float, pids: list[int]) -> tuple[float, list[float]]:
-    """(people messages per second, CPU % of one core per pid) over `seconds` of spinning."""
+def measure(counter: Counter, seconds: float, launcher_pid: int, pids: list[int]) -> tuple[float, float, list[float]]:
+    """(people messages per second, pose_node CPU ms per message, CPU % of one core per pid) over `seconds`."""
     start_count, start = counter.count, time.monotonic()
+    start_launcher = cpu_seconds([launcher_pid])
     start_cpu = [cpu_seconds([p]) for p in pids]
     while time.monotonic() - start < seconds:
         rclpy.spin_once(counter, timeout_sec=0.1)
-    elapsed = time.monotonic() - start
-    return (counter.count - start_count) / elapsed, [
+    elapsed, frames = time.monotonic() - start, counter.count - start_count
+    ms_per_frame = 1e3 * (cpu_seconds([launcher_pid]) - start_launcher) / max(frames, 1)
+    return frames / elapsed, ms_per_frame, [
         100 * (cpu_seconds([p]) - c) / elapsed for p, c in zip(pids, start_cpu, strict=True)
     ]
 
@@ -151,28 +154,29 @@ def main() -> None:
                     raise RuntimeError("pose_node produced no results within 120 s")
                 settle(counter, 0.5)
             settle(counter, args.settle_s)
-            fps, _ = measure(counter, args.phase_s, [])
-            rows.append(("no pose_viewer", fps, None, None))
+            fps, ms, _ = measure(counter, args.phase_s, launcher.pid, [])
+            rows.append(("no pose_viewer", fps, ms, None, None))
             viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             width, height = (int(v) for v in args.window.split("x"))
             with HeadlessChromium(width, height) as browser:
+                pids = [viewer.pid, browser.process.pid]
                 for _ in range(args.rounds):
                     browser.navigate("about:blank")
                     settle(counter, args.settle_s)
-                    fps, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, [viewer.pid, browser.process.pid])
-                    rows.append(("pose_viewer, page closed", fps, viewer_cpu, browser_cpu))
+                    fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid, pids)
+                    rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, browser_cpu))
                     counter.listen_like_rviz(True)  # what pose_node itself pays for markers + overlay (as for RViz)
                     settle(counter, args.settle_s)
-                    fps, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, [viewer.pid, browser.process.pid])
-                    rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, viewer_cpu, browser_cpu))
+                    fps, ms, cpus = measure(counter, args.phase_s, launcher.pid, pids)
+                    rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, *cpus))
                     counter.listen_like_rviz(False)
                     browser.navigate(f"http://127.0.0.1:{port}/")
                     browser.wait_for("document.body && document.body.innerText.includes('pose_node running')",
                                      timeout=60)
                     settle(counter, args.settle_s)
-                    fps, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, [viewer.pid, browser.process.pid])
-                    rows.append(("pose_viewer, page open in Chromium", fps, viewer_cpu, browser_cpu))
+                    fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid, pids)
+                    rows.append(("pose_viewer, page open in Chromium", fps, ms, viewer_cpu, browser_cpu))
                 if args.screenshot:
                     save_screenshot(browser, args.screenshot)
         finally:
@@ -187,16 +191,17 @@ def main() -> None:
             rclpy.try_shutdown()
     print(f"pose_node: vtest.avi at 30 Hz, device cpu, mesh_model {args.mesh_model}, {args.phase_s:.0f} s per phase; "
           f"browser viewport {args.window}")
-    print("| phase | pose_node FPS | pose_viewer CPU % | Chromium CPU % |")
-    print("|---|---|---|---|")
-    for name, fps, viewer_cpu, browser_cpu in rows:
+    print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | Chromium CPU % |")
+    print("|---|---|---|---|---|")
+    for name, fps, ms, viewer_cpu, browser_cpu in rows:
         cells = [f"{v:.0f}" if v is not None else "–" for v in (viewer_cpu, browser_cpu)]
-        print(f"| {name} | {fps:.2f} | {cells[0]} | {cells[1]} |")
-    closed = [r[1] for r in rows if r[0].endswith("closed")]
-    opened = [r[1] for r in rows if r[0].endswith("Chromium")]
-    if closed and opened:
-        ratio = (sum(opened) / len(opened)) / (sum(closed) / len(closed))
-        print(f"page open / page closed FPS: {ratio:.3f} ({100 * (1 - ratio):+.1f}% lower)")
+        print(f"| {name} | {fps:.2f} | {ms:.0f} | {cells[0]} | {cells[1]} |")
+    for what, column in (("FPS", 1), ("CPU ms/frame", 2)):
+        closed = [r[column] for r in rows if r[0].endswith("closed")]
+        opened = [r[column] for r in rows if r[0].endswith("Chromium")]
+        if closed and opened:
+            ratio = (sum(opened) / len(opened)) / (sum(closed) / len(closed))
+            print(f"pose_node {what}, page open / page closed: {ratio:.3f}")
 
 
 if __name__ == "__main__":

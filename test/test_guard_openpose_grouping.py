@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks
+from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks, gaussian_blur, refine_peaks_parabola
 from pose_ros.core.openpose.grouping import GroupingSettings, LimbCandidates, assign_hungarian, score_limbs
 
 LIMB = np.array([[0, 1]])  # one limb type: keypoint 0 → keypoint 1
@@ -217,3 +217,65 @@ def test_bottom_right_corner_peak_and_argmax() -> None:
     edge[0, 0, 2, 6], edge[0, 0, 1, 6], edge[0, 0, 3, 6] = 0.8, 0.6, 0.2  # right border, y bends toward row 1
     xy, _ = argmax_subpixel(edge)
     np.testing.assert_allclose(xy[0, 0], [6.0, 2.0 + 0.5 * (0.6 - 0.2) / (0.6 - 1.6 + 0.2)], atol=1e-6)
+
+
+# ----- Gaussian smoothing and dtypes (mutation-testing survivors) --------------------------------------------------
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0])
+def test_gaussian_blur_equals_scipy_with_a_3_sigma_kernel_and_replicated_borders(sigma: float) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    maps = rng.random((2, 15, 17)).astype(np.float32)
+    maps[:, :, 0] = 5.0  # a bright border column: zero padding instead of replication would dim it
+    ours = gaussian_blur(torch.from_numpy(maps), sigma).numpy()
+    # scipy's kernel radius is int(truncate · σ + 0.5) = round(3σ) for these σ; mode "nearest" replicates the border
+    reference = np.stack([gaussian_filter(m.astype(np.float64), sigma, mode="nearest", truncate=3.0) for m in maps])
+    np.testing.assert_allclose(ours, reference, atol=2e-6)
+
+
+def test_argmax_subpixel_returns_float32_confidences_for_any_map_dtype() -> None:
+    maps = torch.zeros(1, 2, 6, 6, dtype=torch.float64)
+    maps[0, 0, 2, 3], maps[0, 1, 4, 1] = 0.75, 0.5
+    xy, conf = argmax_subpixel(maps)
+    assert conf.dtype == torch.float32 and xy.dtype == torch.float32
+    assert conf.tolist() == [[0.75, 0.5]] and xy.tolist() == [[[3.0, 2.0], [1.0, 4.0]]]
+
+
+def test_refine_peaks_parabola_by_hand() -> None:
+    maps = torch.zeros(2, 5, 6)
+    maps[0, 2, 3], maps[0, 2, 2], maps[0, 2, 4], maps[0, 1, 3], maps[0, 3, 3] = 1.0, 0.6, 0.8, 0.5, 0.5
+    maps[1, 4, 0], maps[1, 4, 1], maps[1, 3, 0] = 0.9, 0.3, 0.6  # bottom-left corner: no shift on either axis
+    xy = refine_peaks_parabola(maps, torch.tensor([0, 1]), torch.tensor([2, 4]), torch.tensor([3, 0]))
+    x_offset = 0.5 * (0.6 - 0.8) / (0.6 - 2.0 + 0.8)  # vertex of the parabola through 0.6, 1.0, 0.8: +1/6
+    np.testing.assert_allclose(xy, [[3.0 + x_offset, 2.0], [0.0, 4.0]], atol=1e-6)  # equal up/down: no y shift
+
+
+def test_find_peaks_thresholds_the_smoothed_map_but_reports_original_values() -> None:
+    maps = torch.zeros(1, 9, 9)
+    maps[0, 2, 2] = 0.3  # isolated: after smoothing with σ = 0.8 its peak is 0.3 · 0.25 ≈ 0.075 < 0.1
+    maps[0, 6, 6] = 0.9
+    maps[0, 6, 5], maps[0, 6, 7], maps[0, 5, 6], maps[0, 7, 6] = 0.2, 0.4, 0.3, 0.3
+    plain = find_peaks(maps, threshold=0.1)
+    assert plain.counts.tolist() == [2]
+    smoothed = find_peaks(maps, threshold=0.1, smooth_sigma=0.8)
+    assert smoothed.counts.tolist() == [1]
+    assert smoothed.scores.tolist() == pytest.approx([0.9])  # the original value, not the smoothed one
+    x_offset = 0.5 * (0.2 - 0.4) / (0.2 - 1.8 + 0.4)  # parabola on the original values: +1/12
+    np.testing.assert_allclose(smoothed.xy, [[6.0 + x_offset, 6.0]], atol=1e-6)
+
+
+def test_threshold_is_exclusive_and_a_plateau_gives_its_top_left_pixel() -> None:
+    maps = torch.zeros(1, 8, 8)
+    maps[0, 1, 1] = 0.5  # exactly the threshold: not a peak
+    maps[0, 4:6, 3:5] = 0.7  # a 2 × 2 plateau
+    peaks = find_peaks(maps, threshold=0.5)
+    assert peaks.counts.tolist() == [1]
+    np.testing.assert_allclose(peaks.xy, [[3.5, 4.5]])  # found at its top-left pixel, refined to its centre
+
+
+def test_find_peaks_without_subpixel_gives_integer_float32_positions() -> None:
+    maps = torch.zeros(1, 6, 6)
+    maps[0, 2, 3], maps[0, 2, 4], maps[0, 2, 2] = 1.0, 0.8, 0.2  # the parabola moves x by 0.5·0.6/1.0 = 0.3
+    coarse = find_peaks(maps, threshold=0.1, subpixel=False)
+    assert coarse.xy.dtype == np.float32 and coarse.xy.tolist() == [[3.0, 2.0]]
+    np.testing.assert_allclose(find_peaks(maps, threshold=0.1).xy, [[3.3, 2.0]], atol=1e-6)

@@ -158,3 +158,36 @@ def test_rgb16_and_bgr16_channel_order(big_endian: bool) -> None:
     assert as_rgb.tolist() == [[[0x11, 0x22, 0x33]]]
     assert as_bgr.tolist() == [[[0x33, 0x22, 0x11]]]
     assert as_rgb.flags.c_contiguous and as_bgr.flags.c_contiguous
+
+
+def test_last_row_may_omit_its_padding_but_not_pixels() -> None:
+    pixels = random_pixels("rgb16", height=3, width=4)
+    msg = padded_message(pixels, "rgb16", pad=6, big_endian=True)
+    msg.data = msg.data[:-6]  # step × (H − 1) + row bytes: complete
+    np.testing.assert_array_equal(image_to_array(msg), pixels)
+    msg.data = msg.data[:-1]
+    expected = r"truncated image data: 83 bytes for 4x3 rgb16 with step 30 \(needs 84"  # 30 × 2 + 24
+    with pytest.raises(ImageConversionError, match=expected):
+        image_to_array(msg)
+
+
+def test_step_equal_to_the_row_size_is_enough() -> None:
+    pixels = random_pixels("mono16", height=2, width=3)
+    msg = padded_message(pixels, "mono16", pad=0, big_endian=False)
+    assert msg.step == 6
+    np.testing.assert_array_equal(image_to_array(msg), pixels)
+    msg.step = 5
+    with pytest.raises(ImageConversionError, match=r"step 5 is smaller than width\*channels\*bytes = 3\*1\*2 = 6"):
+        image_to_array(msg)
+
+
+def test_float_image_without_finite_pixels_is_black_and_constant_is_black() -> None:
+    assert not to_rgb8(array_to_image(np.full((2, 3), np.nan, np.float32), "32FC1")).any()
+    assert not to_rgb8(array_to_image(np.full((2, 3), 4.5, np.float32), "32FC1")).any()
+
+
+def test_single_channel_arrays_with_a_trailing_axis_are_accepted() -> None:
+    pixels = random_pixels("mono8", height=3, width=2)
+    msg = array_to_image(pixels[:, :, None], "mono8")
+    assert (msg.height, msg.width, msg.step) == (3, 2, 2)
+    np.testing.assert_array_equal(image_to_array(msg), pixels)

@@ -46,11 +46,11 @@ def colour_mask(image: np.ndarray, rgb01, tolerance: int = 40) -> np.ndarray:
 
 
 def canvas_boxes(people, image_size, canvas) -> dict[int, tuple[float, float, float, float]]:
-    """Each person's bbox (x0, y0, x1, y1) in canvas pixels: the viewer looks from the camera with its vertical FOV
-    (default intrinsics fx = fy = max(W, H), principal point at the centre), so image pixel (u, v) lands at
-    (Wc/2 + (u - cx) Hc/H, Hc/2 + (v - cy) Hc/H)."""
+    """Each person's bbox (x0, y0, x1, y1) in canvas pixels: the viewer looks from the camera (default intrinsics
+    fx = fy = max(W, H), principal point at the centre) with a field of view that fits the whole image into the
+    canvas, so image pixel (u, v) lands at (Wc/2 + (u - cx) s, Hc/2 + (v - cy) s), s = min(Wc/W, Hc/H)."""
     width, height = image_size
-    scale = canvas["height"] / height
+    scale = min(canvas["width"] / width, canvas["height"] / height)
     cx, cy = (width - 1) / 2, (height - 1) / 2
     boxes = {}
     for person in people:
@@ -59,6 +59,48 @@ def canvas_boxes(people, image_size, canvas) -> dict[int, tuple[float, float, fl
         y0 = canvas["height"] / 2 + (y - cy) * scale
         boxes[person.id] = (x0, y0, x0 + w * scale, y0 + h * scale)
     return boxes
+
+
+def scene_problems(png: bytes, canvas: dict, people, image_size, has_meshes: bool) -> list[str]:
+    """What is wrong with the 3D view of a screenshot: each person's id colour must appear inside that person's
+    box (projected into the canvas) and hardly anywhere else; a mesh must fill a good part of its box."""
+    import cv2
+
+    if canvas["width"] < 300 or canvas["height"] < 300:
+        return [f"3D view too small: {canvas}"]
+    shot = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    top, left = int(canvas["y"]), int(canvas["x"])
+    view = shot[top: top + int(canvas["height"]), left: left + int(canvas["width"])].copy()
+    view[-AXES_GIZMO_PX:, :AXES_GIZMO_PX] = 255
+    boxes = canvas_boxes(people, image_size, canvas)
+    rows, cols = np.mgrid[: view.shape[0], : view.shape[1]]
+
+    def near(box) -> np.ndarray:
+        x0, y0, x1, y1 = box
+        m = 0.25 * (y1 - y0)
+        return (cols >= x0 - m) & (cols <= x1 + m) & (rows >= y0 - m) & (rows <= y1 + m)
+
+    problems = []
+    for person in people:
+        colour = PALETTE[person.id % len(PALETTE)]
+        mask = colour_mask(view, colour)
+        in_any = np.zeros_like(mask)
+        for other in people:
+            if other.id % len(PALETTE) == person.id % len(PALETTE):
+                in_any |= near(boxes[other.id])
+        found, stray = int((mask & near(boxes[person.id])).sum()), int((mask & ~in_any).sum())
+        if found < 20:
+            problems.append(f"person {person.id}: only {found} pixels of its colour {colour} at {boxes[person.id]}")
+        if stray > 0.2 * mask.sum():
+            problems.append(f"person {person.id}: {stray} of {mask.sum()} pixels of its colour elsewhere")
+    if has_meshes:  # a mesh covers much more of its box than a skeleton of 3 px lines does
+        person = max(people, key=lambda p: p.bbox[3])
+        x0, y0, x1, y1 = boxes[person.id]
+        box = view[max(0, int(y0)): int(y1), max(0, int(x0)): int(x1)]
+        filled = float((box.astype(int).sum(axis=2) < 700).mean())
+        if filled < 0.2:
+            problems.append(f"the mesh of person {person.id} fills only {filled:.0%} of its box")
+    return problems
 
 
 def save(png: bytes, name: str, tmp_path: Path) -> None:
@@ -81,7 +123,7 @@ def test_browser_shows_people_where_they_are_and_follows_mode_switch(vtest_frame
         browser.navigate(f"http://127.0.0.1:{port}/")
         # 1. no pose_node yet: the page says so and waits
         browser.wait_for(f"{STATUS}.includes('waiting for pose_node')", timeout=60)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while len(viewer._page_subscriptions) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(viewer._page_subscriptions) == 2, "with a page open, the viewer takes markers and overlay"
@@ -96,44 +138,18 @@ def test_browser_shows_people_where_they_are_and_follows_mode_switch(vtest_frame
         ids = ", ".join(str(p.id) for p in people)
         browser.wait_for(f"{STATUS}.includes('pose_node running') && {STATUS}.includes('(ids {ids})')", timeout=60)
         has_meshes = any(m.ns == "mesh" for m in out["markers"].markers)
-        time.sleep(2.0)  # the scene arrives with the status; let software WebGL draw it
+        # the scene arrives with the status; software WebGL may take a while to draw it: poll the pixels
         browser.evaluate(DISMISS_NOTICES)
-        time.sleep(0.5)
-        png = browser.screenshot_png()
+        image_size = (out["people"].image_width, out["people"].image_height)
+        deadline, problems = time.monotonic() + 45, ["no screenshot yet"]
+        while problems and time.monotonic() < deadline:
+            time.sleep(1.0)
+            png = browser.screenshot_png()
+            canvas = browser.evaluate("(r => ({x: r.x, y: r.y, width: r.width, height: r.height}))"
+                                      "(document.querySelector('canvas').getBoundingClientRect())")
+            problems = scene_problems(png, canvas, people, image_size, has_meshes)
         save(png, "viewer_bottom_up.png", tmp_path)
-        shot = browser.screenshot()
-        canvas = browser.evaluate("(r => ({x: r.x, y: r.y, width: r.width, height: r.height}))"
-                                  "(document.querySelector('canvas').getBoundingClientRect())")
-        assert canvas["width"] > 300 and canvas["height"] > 300
-        top, left = int(canvas["y"]), int(canvas["x"])
-        view = shot[top: top + int(canvas["height"]), left: left + int(canvas["width"])].copy()
-        view[-AXES_GIZMO_PX:, :AXES_GIZMO_PX] = 255
-        boxes = canvas_boxes(people, (out["people"].image_width, out["people"].image_height), canvas)
-        rows, cols = np.mgrid[: view.shape[0], : view.shape[1]]
-        for person in people:
-            colour = PALETTE[person.id % len(PALETTE)]
-            mask = colour_mask(view, colour)
-            x0, y0, x1, y1 = boxes[person.id]
-            margin = 0.25 * (y1 - y0)
-            inside = (cols >= x0 - margin) & (cols <= x1 + margin) & (rows >= y0 - margin) & (rows <= y1 + margin)
-            same_colour = [boxes[p.id] for p in people if p.id % len(PALETTE) == person.id % len(PALETTE)]
-            in_any = np.zeros_like(mask)
-            for bx0, by0, bx1, by1 in same_colour:
-                m = 0.25 * (by1 - by0)
-                in_any |= (cols >= bx0 - m) & (cols <= bx1 + m) & (rows >= by0 - m) & (rows <= by1 + m)
-            if not (x1 > 0 and x0 < view.shape[1]):
-                continue  # this person is outside the 3D view's horizontal extent (the view is narrower than the image)
-            found = int((mask & inside).sum())
-            assert found >= 20, f"person {person.id}: only {found} pixels of its colour {colour} at {boxes[person.id]}"
-            stray = int((mask & ~in_any).sum())
-            assert stray <= 0.2 * mask.sum(), f"person {person.id}: {stray} of {mask.sum()} colour pixels elsewhere"
-        if has_meshes:
-            # a mesh covers much more of its box than a skeleton of 3 px lines does
-            person = max(people, key=lambda p: p.bbox[3])
-            x0, y0, x1, y1 = boxes[person.id]
-            box = view[max(0, int(y0)): int(y1), max(0, int(x0)): int(x1)]
-            not_white = (box.astype(int).sum(axis=2) < 700).mean()
-            assert not_white > 0.2, f"the mesh of person {person.id} fills only {not_white:.0%} of its box"
+        assert not problems, f"{problems} (screenshot: {tmp_path / 'viewer_bottom_up.png'})"
 
         # 3. live mode switch through the parameter service (as `ros2 param set /pose_node mode top_down`)
         client = AsyncParameterClient(probe, "pose_node")

@@ -9,6 +9,12 @@ missed): a coasting prediction grows less certain, so its tolerance grows. The c
 Hungarian method (`scipy.optimize.linear_sum_assignment`) in a matching cascade — tracks seen in the last
 frame first, then those missed once, and so on — and pairs below `match_threshold` are never matched.
 
+Fast motion (issue 17: at 0.16 box heights per frame a new track, which has no velocity yet, fails the OKS
+gate on every frame): with `camera_compensation`, the image shift shared by most tracks seen last frame (a
+panning camera) is voted from the detections, and every track is also compared at its last state moved by
+that shift (the better similarity counts); with `second_pass_distance` > 0, detections and tracks left over
+by the OKS/IoU pass are matched by the median keypoint shift from the prediction, in box heights, gated.
+
 Matched tracks take the detection's keypoints; unmatched detections start new tracks; unmatched tracks
 coast on their prediction (velocity damped each missed frame) and are dropped after `max_age` consecutive
 misses. Track ids count up from 0 and are never reused in the life of a `PersonTracker` (not even after

@@ -25,7 +25,7 @@ from rclpy.parameter import Parameter
 
 from pose_ros.ros import shutdown
 from pose_ros.ros.image_source import ImageSource
-from pose_ros.ros.pose_node import PoseNode, activate
+from pose_ros.ros.pose_node import PoseNode, activate, node_executor
 
 
 def default_params_file() -> Path:
@@ -115,7 +115,7 @@ def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = N
             viewer = PoseViewer(cli_args=remaps, context=context)
         except PortInUseError as error:  # pose_node runs on without its viewer
             pose_node.get_logger().error(f"pose_viewer not started: {error}")
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor = node_executor(context)  # services answered while a parameter set loads a model
     for node in (pose_node, image_source, viewer):
         if node is not None:
             executor.add_node(node)

@@ -126,7 +126,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("hmr_checkpoint_path", "", "HMR checkpoint in SPIN's layout (.pt; you bring it) for smpl_hmr"),
     ParameterSpec("smpl_mean_params_path", "", "SPIN smpl_mean_params.npz (optional)"),
     ParameterSpec(
-        "mesh_rate_hz", 2.0, "how often meshes are recomputed (0: every frame); between, a track keeps its mesh",
+        "mesh_rate_hz", 2.0, "at most this many mesh fits per second, beside the 2D path (0: as often as the "
+        "mesh worker can); a tracked person keeps its newest mesh",
         float_range=(0.0, 100.0),
     ),
     ParameterSpec(

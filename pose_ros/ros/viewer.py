@@ -162,9 +162,12 @@ def marker_rgb(marker: Marker) -> tuple[int, int, int]:
     return tuple(round(255 * min(max(v, 0.0), 1.0)) for v in (c.r, c.g, c.b))
 
 
-def camera_fov_y(image_height: int, fy: float) -> float:
-    """Vertical field of view (radians) of a pinhole camera with focal length fy (pixels)."""
-    return 2.0 * float(np.arctan2(image_height / 2.0, fy))
+def fitted_fov_y(image_size: tuple[int, int], focal_px: float, view_aspect: float) -> float:
+    """Vertical field of view (radians) of a view from the camera, with aspect `view_aspect` (width / height),
+    that shows the whole image of `image_size` (width, height) pixels taken with focal length `focal_px`."""
+    width, height = image_size
+    half_height = max(height / 2.0, width / 2.0 / max(view_aspect, 1e-3))
+    return 2.0 * float(np.arctan2(half_height, focal_px))
 
 
 def status_markdown(state: dict[str, str]) -> str:
@@ -193,6 +196,7 @@ class PoseViewer(Node):
             Node.destroy_node(self)  # nothing else was started
             raise
         self._setup_page()
+        self.server.on_client_connect(self._fit_view)
         self._latest = {name: LatestMessage() for name in ("people", "markers", "overlay")}
         self._diagnostics: dict[str, str] = {}
         self._fy: float | None = None
@@ -295,14 +299,24 @@ class PoseViewer(Node):
             self.server.flush()
 
     def _update_camera(self, width: int, height: int) -> None:
-        """Match the page's view to the camera (from the origin, same vertical FOV) when the image size changes."""
+        """When the image size changes: every page's view from the camera shows the whole image."""
         if (width, height) == self._image_size or height == 0:
             return
         self._image_size = (width, height)
-        fov = camera_fov_y(height, self._fy or float(max(width, height)))  # pose_node's default intrinsics
-        self.server.initial_camera.fov = fov
+        self.server.initial_camera.fov = fitted_fov_y(self._image_size, self._focal_px(), 4 / 3)
         for client in self.server.get_clients().values():
-            client.camera.fov = fov
+            self._fit_view(client)
+
+    def _focal_px(self) -> float:
+        """fy from camera_info, else pose_node's default intrinsics (fx = fy = max(W, H))."""
+        return self._fy or float(max(self._image_size))
+
+    def _fit_view(self, client) -> None:
+        """Look from the camera with a field of view that fits the whole image into this browser's 3D view."""
+        if self._image_size is None:
+            return
+        aspect = client.camera.image_width / max(client.camera.image_height, 1)
+        client.camera.fov = fitted_fov_y(self._image_size, self._focal_px(), aspect)
 
     def _show_markers(self, array: MarkerArray) -> None:
         """Replace the 3D scene by a MarkerArray (pose_node's arrays start with DELETEALL)."""

