@@ -163,3 +163,29 @@ def test_bad_compressed_frames_are_counted_and_the_node_keeps_serving(graph, vte
     probe.image_pub.publish(good)
     assert len(probe.wait("people", 600).people) >= 4, "the node keeps serving good frames"
     assert not any(500 <= s < 510 for s in probe.received["people"]), "no output for a bad frame"
+
+
+RAW_OVERLAY = {"/cam/overlay": "sensor_msgs/msg/Image"}
+COMPRESSED_OVERLAY = {"/cam/overlay/compressed": "sensor_msgs/msg/CompressedImage"}
+
+
+@pytest.mark.parametrize(
+    ("transport", "expected"),
+    [("raw", RAW_OVERLAY), ("compressed", COMPRESSED_OVERLAY), ("both", RAW_OVERLAY | COMPRESSED_OVERLAY)],
+)
+def test_overlay_transport_chooses_the_published_topics(transport, expected) -> None:
+    """In namespace /cam: `overlay` resolves to /cam/overlay, its compressed form to /cam/overlay/compressed."""
+    from pose_ros.ros.transport import ImageOutput
+
+    with RosGraph() as ros:
+        node = ros.add(Node("overlay_owner", namespace="/cam", context=ros.context))
+        output = ImageOutput(node, "overlay", transport, RELIABLE)
+        published = {
+            name: types[0]
+            for name, types in node.get_publisher_names_and_types_by_node("overlay_owner", "/cam")
+            if "overlay" in name
+        }
+        assert published == expected
+        assert output.get_subscription_count() == 0
+        output.destroy()
+        assert not [n for n, _ in node.get_publisher_names_and_types_by_node("overlay_owner", "/cam") if "overlay" in n]
