@@ -2,6 +2,7 @@
 
     ros2 launch pose_ros pose.launch.py image:=/camera/image_raw
     ros2 launch pose_ros pose.launch.py source:=/path/video.avi mode:=bottom_up device:=cpu
+    ros2 launch pose_ros pose.launch.py source:=/path/video.avi viewer:=true   # + browser view, localhost:8090
 
 Without `launch` installed, `ros2 run pose_ros pose_launcher` starts the same nodes with the same file.
 """
@@ -21,6 +22,7 @@ ARGUMENTS = (
     ("mode", "bottom_up", "pose_node mode: bottom_up or top_down"),
     ("device", "auto", "pose_node torch device: auto, cpu, cuda, cuda:N"),
     ("source", "", "if set, start image_source on this video file, image folder or /dev/videoN"),
+    ("viewer", "false", "if true, start pose_viewer: a browser view of the results (http://localhost:8090)"),
 )
 
 
@@ -44,5 +46,14 @@ def generate_launch_description() -> LaunchDescription:
         remappings=[("image", LaunchConfiguration("image")), ("camera_info", LaunchConfiguration("camera_info"))],
         condition=IfCondition(NotEqualsSubstitution(source, "")),
     )
+    viewer = Node(
+        package="pose_ros",
+        executable="pose_viewer",
+        name="pose_viewer",
+        output="screen",
+        parameters=[params_file],
+        remappings=[("camera_info", LaunchConfiguration("camera_info"))],
+        condition=IfCondition(LaunchConfiguration("viewer")),
+    )
     declared = [DeclareLaunchArgument(name, default_value=value, description=text) for name, value, text in ARGUMENTS]
-    return LaunchDescription([*declared, pose_node, image_source])
+    return LaunchDescription([*declared, pose_node, image_source, viewer])

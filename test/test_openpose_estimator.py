@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.fixtures import openpose_synthetic as synthetic
 from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings, prepare_input
 from pose_ros.core.models.openpose import LightweightOpenPose
-from pose_ros.core.openpose import layout, synthetic
+from pose_ros.core.openpose import layout
 from pose_ros.core.pipeline import PipelineConfig, create_estimator
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures import openpose_synthetic as synthetic
 from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
 from pose_ros.core.models.openpose import CompactOpenPose, load_model
-from pose_ros.core.openpose import synthetic
 from pose_ros.core.skeletons import coco17_to_coco18, coco18_to_coco17
 from pose_ros.core.training.openpose import TargetSettings, make_sample, read_coco_people, stage_loss
 from pose_ros.tools import train_openpose

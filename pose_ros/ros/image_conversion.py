@@ -91,7 +91,7 @@ def image_to_array(msg: Image) -> np.ndarray:
     if len(buffer) < needed:
         raise ImageConversionError(
             f"truncated image data: {len(buffer)} bytes for {width}x{height} {msg.encoding} with step {step} "
-            f"(needs {step * height})"
+            f"(needs {needed}: step × (height − 1) + one row)"
         )
     dtype = info.dtype.newbyteorder(">" if msg.is_bigendian else "<") if info.dtype.itemsize > 1 else info.dtype
     pixels = np.ndarray(

@@ -11,6 +11,7 @@ import sys
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -18,6 +19,7 @@ from std_msgs.msg import Header
 
 from pose_ros.core.camera import CameraCalibration, load_camera_calibration
 from pose_ros.core.sources import SourceError, open_source
+from pose_ros.ros import shutdown
 from pose_ros.ros.image_conversion import array_to_image
 
 IMAGE_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -74,7 +76,7 @@ class ImageSource(Node):
 
     def publish_next(self) -> None:
         """Publish the next frame and its CameraInfo; stop the timer at the end of the source."""
-        if self.finished:
+        if self.finished or not shutdown.may_publish(self):
             return
         frame = next(self.frames, None)
         if frame is None or (self.max_frames and self.published >= self.max_frames):
@@ -91,20 +93,19 @@ class ImageSource(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    """Publish until the source ends, or SIGINT/SIGTERM; then stop cleanly (pose_ros.ros.shutdown), return 0."""
+    shutdown.init(argv if argv is not None else sys.argv)
     try:
         node = ImageSource()
     except (SourceError, ValueError) as error:
         print(f"image_source: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.5)
-    except KeyboardInterrupt:
-        pass
+        shutdown.spin_until_stopped(executor, done=lambda: node.finished)
     finally:
-        node.source.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown.stop_nodes(executor, [node], close=[node.source.close])
+        shutdown.finish()
     return 0

@@ -5,6 +5,7 @@ file and the same arguments as the launch file:
 
     ros2 run pose_ros pose_launcher --source ~/.cache/pose_ros/opencv-doc/vtest.avi --device cpu
     ros2 run pose_ros pose_launcher --image /camera/image_raw --params-file my_pose.yaml
+    ros2 run pose_ros pose_launcher --source vtest.avi --viewer   # + the browser view, http://localhost:8090
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
+from pose_ros.ros import shutdown
 from pose_ros.ros.image_source import ImageSource
-from pose_ros.ros.pose_node import PoseNode, activate
+from pose_ros.ros.pose_node import PoseNode, activate, node_executor
 
 
 def default_params_file() -> Path:
@@ -43,6 +45,7 @@ class LaunchArguments:
     device: str | None = None
     source: str = ""
     source_overrides: dict[str, object] = field(default_factory=dict)  # extra image_source parameters
+    viewer: bool = False  # also start pose_viewer (its parameters from the file's pose_viewer section)
 
 
 def parse_arguments(argv: list[str]) -> LaunchArguments:
@@ -53,8 +56,10 @@ def parse_arguments(argv: list[str]) -> LaunchArguments:
     parser.add_argument("--mode", choices=("bottom_up", "top_down"), help="override pose_node mode")
     parser.add_argument("--device", help="override pose_node device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--source", default="", help="start image_source on this video, folder or /dev/videoN")
+    parser.add_argument("--viewer", action="store_true", help="also start pose_viewer (browser view of the results)")
     args = parser.parse_args(argv)
-    return LaunchArguments(args.params_file, args.image, args.camera_info, args.mode, args.device, args.source)
+    return LaunchArguments(args.params_file, args.image, args.camera_info, args.mode, args.device, args.source,
+                           viewer=args.viewer)
 
 
 @dataclass
@@ -64,14 +69,14 @@ class LaunchedNodes:
     pose_node: PoseNode
     image_source: ImageSource | None
     executor: MultiThreadedExecutor
+    viewer: rclpy.node.Node | None = None  # pose_viewer, when started
 
-    def shutdown(self) -> None:
-        self.executor.shutdown()
-        for node in (self.pose_node, self.image_source):
-            if node is not None:
-                if isinstance(node, ImageSource):
-                    node.source.close()
-                node.destroy_node()
+    def shutdown(self, extra_nodes: tuple = (), close: tuple = ()) -> None:
+        """Stop cleanly (pose_ros.ros.shutdown.stop_nodes): callbacks in flight finish, `close` runs, then the
+        source is released and every node (these and `extra_nodes` spinning in the same executor) destroyed."""
+        source_close = (self.image_source.source.close,) if self.image_source is not None else ()
+        nodes = (self.pose_node, self.image_source, self.viewer, *extra_nodes)
+        shutdown.stop_nodes(self.executor, nodes, (*close, *source_close))
 
 
 def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = None) -> LaunchedNodes:
@@ -91,11 +96,19 @@ def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = N
             parameter_overrides=[Parameter(name, value=value) for name, value in source_parameters.items()],
             context=context,
         )
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(pose_node)
-    if image_source is not None:
-        executor.add_node(image_source)
-    return LaunchedNodes(pose_node, image_source, executor)
+    viewer = None
+    if args.viewer:
+        from pose_ros.ros.viewer import PortInUseError, PoseViewer  # viser only loads when the viewer is asked for
+
+        try:
+            viewer = PoseViewer(cli_args=remaps, context=context)
+        except PortInUseError as error:  # pose_node runs on without its viewer
+            pose_node.get_logger().error(f"pose_viewer not started: {error}")
+    executor = node_executor(context)  # services answered while a parameter set loads a model
+    for node in (pose_node, image_source, viewer):
+        if node is not None:
+            executor.add_node(node)
+    return LaunchedNodes(pose_node, image_source, executor, viewer)
 
 
 def ros_arguments(args: LaunchArguments) -> list[str]:
@@ -106,20 +119,19 @@ def ros_arguments(args: LaunchArguments) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the nodes until SIGINT or SIGTERM, then stop cleanly (pose_ros.ros.shutdown) and return 0."""
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     try:
-        rclpy.init(args=ros_arguments(args))
+        shutdown.init(ros_arguments(args))
     except FileNotFoundError as error:
         print(f"pose_launcher: {error}", file=sys.stderr)
         return 2
     nodes = None
     try:
         nodes = start_nodes(args)
-        nodes.executor.spin()
-    except KeyboardInterrupt:
-        pass
+        shutdown.spin_until_stopped(nodes.executor)
     finally:
         if nodes is not None:
             nodes.shutdown()
-        rclpy.try_shutdown()
+        shutdown.finish()
     return 0

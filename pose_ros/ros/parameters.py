@@ -97,6 +97,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         int_range=(0, 1000, 1),
     ),
     ParameterSpec(
+        "tracking_camera_compensation", True,
+        "also predict every track moved by the image shift most tracks share (a panning camera)",
+    ),
+    ParameterSpec(
+        "tracking_second_pass_distance", 0.5,
+        "second matching pass for leftovers by keypoint shift, in box heights (0: off); for fast motion",
+        float_range=(0.0, 10.0),
+    ),
+    ParameterSpec(
         "depth_sync_tolerance_s", 0.05, "max stamp difference (s) between a colour image and the depth image used",
         float_range=(0.0, 1.0),
     ),
@@ -116,7 +125,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("hmr_checkpoint_path", "", "HMR checkpoint in SPIN's layout (.pt; you bring it) for smpl_hmr"),
     ParameterSpec("smpl_mean_params_path", "", "SPIN smpl_mean_params.npz (optional)"),
     ParameterSpec(
-        "mesh_rate_hz", 2.0, "how often meshes are recomputed (0: every frame); between, a track keeps its mesh",
+        "mesh_rate_hz", 2.0, "at most this many mesh fits per second, beside the 2D path (0: as often as the "
+        "mesh worker can); a tracked person keeps its newest mesh",
         float_range=(0.0, 100.0),
     ),
     ParameterSpec(

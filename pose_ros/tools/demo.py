@@ -23,7 +23,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -32,6 +31,7 @@ from visualization_msgs.msg import MarkerArray
 
 from pose_ros.core import assets
 from pose_ros.msg import PersonArray
+from pose_ros.ros import shutdown
 from pose_ros.ros.image_conversion import to_rgb8
 from pose_ros.ros.launcher import LaunchArguments, default_params_file, ros_arguments, start_nodes
 from pose_ros.ros.recorder import BagRecorder
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         source_overrides={"max_frames": args.frames, "rate": args.rate, "loop": False},
     )
-    rclpy.init(args=ros_arguments(launch_args))
+    shutdown.init(ros_arguments(launch_args))  # SIGINT/SIGTERM: stop cleanly, report what was done, exit 0
     progress = tqdm(total=args.frames or None, unit="frame", desc="pose_node output", file=sys.stdout)
     nodes = collector = recorder = None
     try:
@@ -163,28 +163,30 @@ def run(args: argparse.Namespace) -> int:
             nodes.executor.add_node(node)
         spin_until_done(nodes, collector)
     finally:
-        progress.close()
-        for node in (collector, recorder):
-            if node is not None:
-                node.close()
-                node.destroy_node()
+        extra = tuple(node for node in (collector, recorder) if node is not None)
         if nodes is not None:
-            nodes.shutdown()
-        rclpy.try_shutdown()
-    published = nodes.image_source.published if nodes and nodes.image_source else 0
+            nodes.shutdown(extra_nodes=extra, close=tuple(node.close for node in extra))
+        shutdown.finish()
+        progress.close()
+    if shutdown.stop_reason() in ("SIGINT", "SIGTERM"):
+        print(f"\nstopped by {shutdown.stop_reason()}; results so far:")
+    if nodes is None or collector is None or recorder is None:
+        return 0  # stopped while starting
+    published = nodes.image_source.published if nodes.image_source else 0
     print("\n" + collector.stats.report(published))
     print(f"overlay video: {args.output_dir / 'overlay.mp4'} ({collector.overlays} frames)")
     print(f"overlay PNGs: {', '.join(str(p) for p in collector.pngs)}")
     print(f"recording (MCAP rosbag2): {bag_path}  messages: {recorder.counts}")
     print(f"pose_node counters: {dict(nodes.pose_node.counters)}")
-    return 0 if collector.stats.frames else 1
+    return 0 if collector.stats.frames or shutdown.stop_requested() else 1
 
 
 def spin_until_done(nodes, collector: DemoCollector, drain_s: float = 3.0) -> None:
-    """Spin until image_source has finished and every frame came back or none arrived for `drain_s` s."""
+    """Spin until image_source has finished and every frame came back or none arrived for `drain_s` s, or
+    until a stop was requested (SIGINT, SIGTERM)."""
     finished_at = None
-    while True:
-        nodes.executor.spin_once(timeout_sec=0.1)
+    while not shutdown.stop_requested():
+        nodes.executor.spin_once(timeout_sec=shutdown.SPIN_PERIOD_S)
         if finished_at is None and (nodes.image_source is None or nodes.image_source.finished):
             finished_at = time.time()
         if finished_at is None:
@@ -193,7 +195,7 @@ def spin_until_done(nodes, collector: DemoCollector, drain_s: float = 3.0) -> No
         last_activity = max(finished_at, collector.stats.last_receive)
         if collector.stats.frames >= published or time.time() - last_activity > drain_s:
             end = time.time() + 0.5  # let the last overlay and markers arrive too
-            while time.time() < end:
+            while time.time() < end and not shutdown.stop_requested():
                 nodes.executor.spin_once(timeout_sec=0.05)
             return
 
