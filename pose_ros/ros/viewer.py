@@ -352,7 +352,7 @@ class PoseViewer(Node):
                 faces = np.arange(len(vertices), dtype=np.uint32).reshape(-1, 3)
                 opacity = float(marker.color.a) if marker.color.a < 1.0 else None
                 scene.add_mesh_simple(name, vertices, faces, color=color, opacity=opacity, flat_shading=True,
-                                      side="double")
+                                      side="double", cast_shadow=False, receive_shadow=False)  # cheaper to draw
             else:
                 continue
             names.add(name)
