@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
@@ -39,7 +38,7 @@ from std_msgs.msg import Header
 from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
 from pose_ros.ros.bag_source import BagMessage, BagSource
-from pose_ros.ros.image_conversion import array_to_image
+from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, compressed_to_rgb8
 
 PACES = ("time", "consumer")
 PLAYBACK_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -83,11 +82,10 @@ def stamp_key(msg) -> tuple[int, int]:
 
 
 def decode_compressed(msg: CompressedImage) -> Image:
-    """A bgr8 Image (same header) of a JPEG/PNG CompressedImage; ValueError when it does not decode."""
-    bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot decode CompressedImage (format {msg.format!r}, {len(msg.data)} bytes)")
-    return array_to_image(bgr, "bgr8", msg.header)
+    """A bgr8 Image (same header) of a JPEG/PNG CompressedImage, decoded as pose_node decodes it (its `format`
+    honoured); ImageConversionError when it does not decode."""
+    rgb = compressed_to_rgb8(msg)
+    return array_to_image(np.ascontiguousarray(rgb[:, :, ::-1]), "bgr8", msg.header)
 
 
 def image_size(msg: Image) -> tuple[int, int]:
@@ -229,7 +227,7 @@ class BagPlayer:
         if self._decode:
             try:
                 msg = decode_compressed(msg)
-            except ValueError as error:
+            except ImageConversionError as error:
                 self.decode_errors += 1
                 self.node.get_logger().error(f"frame skipped: {error} [{self.decode_errors} so far]")
                 return False

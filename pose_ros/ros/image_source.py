@@ -54,7 +54,9 @@ class ImageSource(Node):
         self.declare_parameters(
             "",
             [
-                ("source", "", ParameterDescriptor(description="video file, image folder, /dev/videoN or index")),
+                # Dynamically typed: `-p source:=0` and launch's `source:=0` give an integer (a camera index).
+                ("source", "", ParameterDescriptor(
+                    description="video file, image folder, /dev/videoN or camera index", dynamic_typing=True)),
                 ("rate", 10.0, ParameterDescriptor(
                     description="frames per second to publish (0: the video's own rate, else 10)",
                     floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0)])),
@@ -99,7 +101,7 @@ class ImageSource(Node):
         if is_bag(str(p["source"])):
             self._start_bag(str(p["source"]), bool(p["loop"]))
             return
-        self.source = open_source(p["source"], loop=bool(p["loop"]))
+        self.source = open_source(str(p["source"]), loop=bool(p["loop"]))
         self.frames = iter(self.source)
         self.image_pub = self.create_publisher(Image, "image", IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", IMAGE_QOS)

@@ -5,7 +5,10 @@ file and the same arguments as the launch file:
 
     ros2 run pose_ros pose_launcher --source ~/.cache/pose_ros/opencv-doc/vtest.avi --device cpu
     ros2 run pose_ros pose_launcher --image /camera/image_raw --params-file my_pose.yaml
+    ros2 run pose_ros pose_launcher --image /camera/image_raw --image-transport compressed
     ros2 run pose_ros pose_launcher --source vtest.avi --viewer   # + the browser view, http://localhost:8090
+
+An option left out changes nothing: the parameters file decides (as with the launch file's arguments).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def default_params_file() -> Path:
 
 @dataclass
 class LaunchArguments:
-    """The launch file's arguments (same names, same defaults)."""
+    """The launch file's arguments (same names, same meaning): None leaves the parameters file's value alone."""
 
     params_file: Path
     image: str = "image"
@@ -45,6 +48,7 @@ class LaunchArguments:
     device: str | None = None
     source: str = ""
     source_overrides: dict[str, object] = field(default_factory=dict)  # extra image_source parameters
+    image_transport: str | None = None  # raw | compressed
     viewer: bool = False  # also start pose_viewer (its parameters from the file's pose_viewer section)
 
 
@@ -55,11 +59,18 @@ def parse_arguments(argv: list[str]) -> LaunchArguments:
     parser.add_argument("--camera-info", default="camera_info", help="camera info topic")
     parser.add_argument("--mode", choices=("bottom_up", "top_down"), help="override pose_node mode")
     parser.add_argument("--device", help="override pose_node device (auto, cpu, cuda, cuda:N)")
-    parser.add_argument("--source", default="", help="start image_source on this video, folder or /dev/videoN")
+    parser.add_argument(
+        "--image-transport", choices=("raw", "compressed"), help="override pose_node image_transport (raw, compressed)"
+    )
+    parser.add_argument(
+        "--source", default="", help="start image_source on this video, folder, /dev/videoN or camera index"
+    )
     parser.add_argument("--viewer", action="store_true", help="also start pose_viewer (browser view of the results)")
     args = parser.parse_args(argv)
-    return LaunchArguments(args.params_file, args.image, args.camera_info, args.mode, args.device, args.source,
-                           viewer=args.viewer)
+    return LaunchArguments(
+        args.params_file, args.image, args.camera_info, args.mode, args.device, args.source,
+        image_transport=args.image_transport, viewer=args.viewer,
+    )
 
 
 @dataclass
@@ -83,7 +94,7 @@ def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = N
     """Create, configure and activate the nodes of the launch file; rclpy must be initialised with
     `--ros-args --params-file args.params_file` (see `ros_arguments`)."""
     remaps = ["--ros-args", "-r", f"image:={args.image}", "-r", f"camera_info:={args.camera_info}"]
-    chosen = (("mode", args.mode), ("device", args.device))
+    chosen = (("mode", args.mode), ("device", args.device), ("image_transport", args.image_transport))
     overrides = [Parameter(name, value=value) for name, value in chosen if value]
     pose_node = PoseNode(cli_args=remaps, parameter_overrides=overrides, context=context)
     if pose_node.get_parameter("auto_activate").value:

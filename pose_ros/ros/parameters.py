@@ -20,6 +20,7 @@ from pose_ros.core.pipeline import (
     TOP_DOWN_MODELS,
     PipelineConfig,
 )
+from pose_ros.ros.transport import IMAGE_TRANSPORTS, OUTPUT_TRANSPORTS
 
 RELIABILITIES = ("best_effort", "reliable")
 
@@ -143,6 +144,17 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         read_only=True,
     ),
     ParameterSpec("auto_activate", True, "configure and activate the lifecycle node at start-up", read_only=True),
+    ParameterSpec(
+        "image_transport", "raw", "input: raw (sensor_msgs/Image on image) or compressed (sensor_msgs/CompressedImage "
+        "JPEG/PNG on <resolved image topic>/compressed, as image_transport names it)", IMAGE_TRANSPORTS, read_only=True,
+    ),
+    ParameterSpec(
+        "overlay_transport", "raw", "overlay output: raw (overlay), compressed (overlay/compressed, JPEG) or both",
+        OUTPUT_TRANSPORTS, read_only=True,
+    ),
+    ParameterSpec(
+        "overlay_jpeg_quality", 90, "JPEG quality of overlay/compressed (1-100)", int_range=(1, 100, 1), read_only=True,
+    ),
 )
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
 PIPELINE_FIELDS = tuple(f.name for f in fields(PipelineConfig))

@@ -5,10 +5,12 @@ image, deactivate unsubscribes, cleanup drops the model. With `auto_activate` (d
 activates itself at start-up, so `ros2 run pose_ros pose_node` just works.
 
 Topics (relative names; remap them):
-  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo, optional),
+  in   image (sensor_msgs/Image; with image_transport=compressed: image/compressed, sensor_msgs/CompressedImage),
+       camera_info (sensor_msgs/CameraInfo, optional),
        depth_image (sensor_msgs/Image 16UC1 mm or 32FC1 m, registered to image; optional),
        depth_camera_info (sensor_msgs/CameraInfo of the depth image; optional)
-  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image),
+  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image;
+       overlay/compressed with overlay_transport compressed or both),
        /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz)
 Every output carries the input image's header unchanged.
 
@@ -41,7 +43,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
@@ -55,7 +57,7 @@ from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
 from pose_ros.ros.diagnostics import LATENCY_FROM_RECEIPT, LATENCY_FROM_STAMP, FrameStatistics, diagnostics_message
-from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, to_rgb8
+from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
 from pose_ros.ros.messages import (
     camera_matrix_from_info,
     people_to_markers,
@@ -71,6 +73,7 @@ from pose_ros.ros.parameters import (
     mesh_config,
     pipeline_config,
 )
+from pose_ros.ros.transport import ImageOutput, create_image_subscription
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 ERROR_LOG_PERIOD_S = 5.0
@@ -266,7 +269,10 @@ class PoseNode(LifecycleNode):
             self._replace_mesh_worker(self._start_mesh_worker(self._settings.mesh))
             self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
             self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
-            self._overlay_pub = self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
+            self._overlay_pub = ImageOutput(
+                self, "overlay", self.get_parameter("overlay_transport").value, OUTPUT_QOS,
+                self.create_lifecycle_publisher, self.get_parameter("overlay_jpeg_quality").value,
+            )
             return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -275,7 +281,10 @@ class PoseNode(LifecycleNode):
         image_qos = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
         depth_qos = QoSProfile(depth=5, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
         group = self._input_group
-        self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos, callback_group=group)
+        transport = self.get_parameter("image_transport").value
+        self._image_sub = create_image_subscription(
+            self, "image", transport, self._on_image, image_qos, callback_group=group
+        )
         self._subscriptions_active = [
             self._image_sub,
             self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos, callback_group=group),
@@ -284,7 +293,9 @@ class PoseNode(LifecycleNode):
                 CameraInfo, "depth_camera_info", self._on_depth_camera_info, image_qos, callback_group=group
             ),
         ]
-        self.get_logger().info(f"subscribed to {self._image_sub.topic_name} ({reliability}, keep last 1)")
+        self.get_logger().info(
+            f"subscribed to {self._image_sub.topic_name} ({transport}, {reliability}, keep last 1)"
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -298,9 +309,11 @@ class PoseNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._lock:
             self._wait_for_frames()
-            for publisher in (self._people_pub, self._markers_pub, self._overlay_pub):
+            for publisher in (self._people_pub, self._markers_pub):
                 if publisher is not None:
                     self.destroy_publisher(publisher)
+            if self._overlay_pub is not None:
+                self._overlay_pub.destroy()
             self._people_pub = self._markers_pub = self._overlay_pub = None
             self._pipeline = PosePipeline()
             self._replace_mesh_worker(None)
@@ -348,7 +361,7 @@ class PoseNode(LifecycleNode):
         """Keep recent depth frames; they are decoded only when a colour frame matches one."""
         self._depth_frames.add(stamp_seconds(msg.header.stamp), msg)
 
-    def _on_image(self, msg: Image, info: dict) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: dict) -> None:
         """Hand the image to the frame thread; an image still waiting there is replaced (keep last 1)."""
         self.counters["frames_received"] += 1
         with self._statistics_lock:
@@ -386,7 +399,7 @@ class PoseNode(LifecycleNode):
             except Exception as error:
                 self._log_error("frame_error", f"frame dropped: {type(error).__name__}: {error}")
 
-    def process_now(self, msg: Image, outputs: tuple, camera_info: CameraInfo | None = None) -> None:
+    def process_now(self, msg: Image | CompressedImage, outputs: tuple, camera_info: CameraInfo | None = None) -> None:
         """Run one frame through the frame path on the frame thread and wait for it: offline processing
         (pose_ros.tools.process_bag). `outputs` (people, markers, overlay) are publisher-like sinks (`publish(msg)`,
         `get_subscription_count()`) taking the messages instead of the node's publishers (configured, not active);
@@ -395,16 +408,19 @@ class PoseNode(LifecycleNode):
             self._on_camera_info(camera_info)
         self._frame_thread.submit(self._process, msg, None, outputs).result()
 
-    def _process(self, msg: Image, received_s: float | None = None, outputs: tuple | None = None) -> None:
+    def _process(
+        self, msg: Image | CompressedImage, received_s: float | None = None, outputs: tuple | None = None
+    ) -> None:
         """One frame, one result: settings snapshot → people → tracks → depth → meshes → each message once."""
         settings = self._settings  # the one snapshot this frame reads
         people_pub, markers_pub, overlay_pub = outputs or (self._people_pub, self._markers_pub, self._overlay_pub)
         if people_pub is None:
             return  # cleaned up meanwhile
         try:
-            image_rgb = to_rgb8(msg)
+            image_rgb = message_to_rgb8(msg)
         except ImageConversionError as error:
-            self._log_error("bad_image", f"frame dropped, bad image: {error}")
+            topic = self._image_sub.topic_name if self._image_sub is not None else "image"
+            self._log_error("bad_image", f"frame dropped, bad image on {topic}: {error}")
             return
         try:
             people = self._pipeline(settings.pipeline, image_rgb)  # filtered, best first, ids 0..N-1
@@ -414,10 +430,11 @@ class PoseNode(LifecycleNode):
         stamp_ns = stamp_nanoseconds(msg.header.stamp)
         if settings.tracking:
             people = self._track(people, stamp_ns * 1e-9, settings)
+        image_hw = image_rgb.shape[:2]  # a CompressedImage has no width/height fields
         camera_matrix = self._camera_matrix
         if camera_matrix is None:
-            camera_matrix = default_camera_matrix(msg.width, msg.height)
-        measured = self._depth_keypoints(msg, people, camera_matrix, settings)
+            camera_matrix = default_camera_matrix(image_hw[1], image_hw[0])
+        measured = self._depth_keypoints(msg, people, camera_matrix, settings, image_hw)
         people = [
             p if xyz is None else replace(p, keypoints_3d=xyz, keypoints_3d_source="depth")
             for p, xyz in zip(people, measured, strict=True)
@@ -443,7 +460,12 @@ class PoseNode(LifecycleNode):
         return self._tracker.update(people, stamp_s)
 
     def _depth_keypoints(
-        self, msg: Image, people: list[Person], camera_matrix: np.ndarray, settings: FrameSettings
+        self,
+        msg: Image | CompressedImage,
+        people: list[Person],
+        camera_matrix: np.ndarray,
+        settings: FrameSettings,
+        image_hw: tuple[int, int],
     ) -> list[np.ndarray | None]:
         """Per person the (K, 3) keypoints measured in the depth frame matching `msg`'s stamp (None without one)."""
         none: list[np.ndarray | None] = [None] * len(people)
@@ -463,7 +485,7 @@ class PoseNode(LifecycleNode):
             self._log_error("bad_depth", f"depth image ignored: {error}")
             return none
         depth_k = self._depth_camera_matrix
-        if depth_k is None and depth_m.shape[:2] != (msg.height, msg.width):
+        if depth_k is None and depth_m.shape[:2] != image_hw:
             self._log_error("bad_depth", "depth image of another size needs depth_camera_info; ignored")
             return none
         return [

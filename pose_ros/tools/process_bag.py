@@ -14,8 +14,8 @@ time; --copy-input adds the image (and camera info) topics as recorded.
 Meshes: a live node fits meshes beside the 2D path (each frame carries its tracks' newest mesh). Offline, the
 frames due by mesh_rate_hz in recording time (every frame with mesh_rate_hz: 0) are fitted on the frame itself
 and waited for; the frames between carry their tracks' newest mesh, as live (BodyModel.stamp names the frame).
-A CompressedImage topic is decoded (JPEG/PNG). Exit status: 0, 1 when some frames gave no result (logged), 2 for
-bad arguments or a bag without the topic (the message lists the bag's topics).
+A CompressedImage topic is decoded by pose_node as live (JPEG/PNG). Exit status: 0, 1 when some frames gave no
+result (logged), 2 for bad arguments or a bag without the topic (the message lists the bag's topics).
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ from pathlib import Path
 
 from rclpy.context import Context
 from rclpy.lifecycle import TransitionCallbackReturn
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
 from pose_ros.core.sources import SourceError
 from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
-from pose_ros.ros.bag_player import decode_compressed
 from pose_ros.ros.bag_source import BagSource, open_bag
 from pose_ros.ros.bag_writer import STORAGES, BagWriter
 from pose_ros.ros.launcher import default_params_file
@@ -160,8 +159,7 @@ def process(args: argparse.Namespace, source: BagSource, context: Context) -> Su
                     continue
                 summary.frames += 1
                 try:
-                    image = decode_compressed(record.msg) if isinstance(record.msg, CompressedImage) else record.msg
-                    node.process_now(image, (people, markers, overlay), camera_info)
+                    node.process_now(record.msg, (people, markers, overlay), camera_info)  # Image or CompressedImage
                 except Exception as error:  # the node logged model/image errors already; this frame has no result
                     node.get_logger().error(f"frame {summary.frames}: {type(error).__name__}: {error}")
                 camera_info = None
