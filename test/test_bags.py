@@ -19,7 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from ros_harness import RosGraph
+from ros_harness import CPU_NO_MESH, Probe, RosGraph
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -31,6 +31,7 @@ from pose_ros.ros.bag_writer import BagWriter
 from pose_ros.ros.diagnostics import LATENCY_FROM_RECEIPT
 from pose_ros.ros.image_conversion import array_to_image
 from pose_ros.ros.image_source import ImageSource, calibration_to_msg
+from pose_ros.ros.pose_node import PoseNode, activate
 from pose_ros.ros.recorder import pose_ros_typestore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -263,3 +264,44 @@ def test_offline_waits_for_each_frames_meshes(tmp_path, walkers) -> None:
             assert (person.body_model.stamp.sec, person.body_model.stamp.nanosec) == (
                 frame.header.stamp.sec, frame.header.stamp.nanosec), "fitted on this very frame"
         assert sum(m.ns == "mesh" for m in frame_markers.markers) == len(meshed)
+
+
+def test_compressed_bag_replayed_to_a_compressed_pose_node_and_offline_alike(tmp_path, walkers) -> None:
+    """A CompressedImage recording: replayed as recorded on image/compressed to pose_node with image_transport
+    compressed (paced by it), and processed offline: the same people for every frame."""
+    bag = tmp_path / "jpeg"
+    stamps, _, _ = write_bag(bag, walkers[:3], storage="sqlite3", compressed=True)
+    with RosGraph() as graph:
+        node = PoseNode(context=graph.context, parameter_overrides=[
+            *CPU_NO_MESH, Parameter("image_reliability", value="reliable"),
+            Parameter("image_transport", value="compressed"),
+        ])
+        assert activate(node)
+        graph.add(node)
+        probe = graph.add(Probe(graph.context, topics=("people",)))
+        source = graph.add(ImageSource(context=graph.context, parameter_overrides=[
+            Parameter("source", value=str(bag)), Parameter("bag_pace", value="consumer"),
+            Parameter("bag_pace_timeout_s", value=120.0), Parameter("loop", value=False),
+        ]))
+        wait_for(lambda: source.finished, 300, "the bag was not played to its end")
+        online = dict(probe.received["people"])
+        assert source.player.image_topic == "/image/compressed" and source.player.pace_timeouts == 0
+        assert node.counters["frames_processed"] == len(stamps)
+    assert sorted(online) == stamps
+
+    out = tmp_path / "processed"
+    result = run_process_bag(str(bag), str(out), "-p", "device:=cpu", "-p", "mesh_model:=none", "--no-markers")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    store = pose_ros_typestore()
+    with Reader(out) as reader:
+        assert {c.topic for c in reader.connections} == {"/people"}
+        offline = {}
+        for connection, _, raw in reader.messages():
+            msg = store.deserialize_cdr(raw, connection.msgtype)
+            offline[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+    assert sorted(offline) == stamps
+    for key in stamps:
+        ours, theirs = people_of(offline[key]), people_of(online[key])
+        assert [i for i, _ in ours] == [i for i, _ in theirs] and ours, f"same people and track ids at {key}"
+        for (_, a), (_, b) in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-3)
