@@ -25,6 +25,7 @@ Threads (the walk of a frame is in the README's architecture section):
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -245,6 +246,11 @@ class PoseNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._lock:
             config = self._settings.pipeline
+            meshes = None  # the mesh process loads its model while this one loads the 2D model
+            if self._settings.mesh.resolved_model() != "none":
+                with contextlib.suppress(*MODEL_ERRORS):  # (reported by _start_mesh_worker)
+                    self._settings.mesh.validate()
+                    meshes = RemoteMeshStage(self._settings.mesh, nice=MESH_NICE, wait=False)
             try:
                 started = time.perf_counter()
                 self._pipeline.estimator(config)
@@ -256,8 +262,10 @@ class PoseNode(LifecycleNode):
                 )
             except MODEL_ERRORS as error:
                 self._log_error("model_load", f"cannot load the model: {error}")
+                if meshes is not None:
+                    meshes.close()
                 return TransitionCallbackReturn.FAILURE
-            self._replace_mesh_worker(self._start_mesh_worker(self._settings.mesh))
+            self._replace_mesh_worker(self._start_mesh_worker(self._settings.mesh, meshes))
             self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
             self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
             self._overlay_pub = self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
@@ -309,15 +317,18 @@ class PoseNode(LifecycleNode):
             self._pending = None
         self._frame_thread.submit(lambda: None).result()
 
-    def _start_mesh_worker(self, config: MeshConfig) -> MeshWorker | None:
-        """A worker running the mesh stage `config` asks for; None for "none" or (said once) when it cannot load."""
+    def _start_mesh_worker(self, config: MeshConfig, stage: RemoteMeshStage | None = None) -> MeshWorker | None:
+        """A worker running the mesh stage `config` asks for (`stage`: its process, already starting); None for
+        "none" or (said once) when it cannot load."""
         model = config.resolved_model()
         if model == "none":
             return None
         try:
             started = time.perf_counter()
             config.validate()
-            stage = RemoteMeshStage(config, nice=MESH_NICE)  # its own process: fits never hold this one's GIL
+            if stage is None:
+                stage = RemoteMeshStage(config, nice=MESH_NICE, wait=False)  # own process: fits never hold our GIL
+            stage.wait_ready()
         except MODEL_ERRORS as error:
             self._log_error("mesh_model_unavailable", f"mesh model {model} unavailable, publishing 2D only: {error}")
             return None
@@ -411,6 +422,8 @@ class PoseNode(LifecycleNode):
         ]
         meshes = self._meshes(image_rgb, people, camera_matrix, stamp_ns, settings)
         people = [self._with_mesh(p, mesh) for p, mesh in zip(people, meshes, strict=True)]
+        if not self.context.ok():
+            return  # shutting down: nothing is published after shutdown begins
         self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub)
         self.counters["frames_processed"] += 1
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6

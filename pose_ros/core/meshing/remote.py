@@ -52,11 +52,13 @@ class RemoteMeshStage:
         config: which stage (not "none").
         nice: niceness of the child process (the 2D path goes first); 0 keeps the parent's.
         num_threads: torch threads of the child.
+        wait: wait until the stage is ready (else call `wait_ready` before the first call: the child loads its
+            model meanwhile, e.g. while the caller loads another).
     Raises what creating the stage raises in the child (ValueError, FileNotFoundError, RuntimeError naming the
     cause), and RuntimeError when the child cannot start.
     """
 
-    def __init__(self, config: MeshConfig, nice: int = 10, num_threads: int = 1) -> None:
+    def __init__(self, config: MeshConfig, nice: int = 10, num_threads: int = 1, wait: bool = True) -> None:
         config.validate()
         self.name = config.resolved_model()
         root = str(Path(__file__).resolve().parents[3])  # this checkout's pose_ros first, as in the parent
@@ -69,11 +71,20 @@ class RemoteMeshStage:
             env=env,
         )
         self._lock = threading.Lock()
+        self._ready = False
         _send(self._process.stdin, (config, nice, num_threads))
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the child built its stage; raise what building it raised (the child has then ended)."""
+        if self._ready:
+            return
         reply = self._reply()
         if reply[0] != "ready":
             self.close()
             raise reply[1]
+        self._ready = True
 
     def _reply(self) -> tuple:
         try:
@@ -131,9 +142,6 @@ def _serve() -> None:
     os.dup2(2, 1)
     channel_in = sys.stdin.buffer
     config, nice, num_threads = _receive(channel_in)
-    if nice > 0:
-        with contextlib.suppress(OSError):
-            os.nice(nice)
     import torch
 
     from pose_ros.core.meshing.stages import create_mesh_stage, warm_up
@@ -145,6 +153,9 @@ def _serve() -> None:
     except Exception as error:  # reported to the parent, which raises it
         _send(channel_out, ("error", _portable(error)))
         return
+    if nice > 0:  # loaded at full priority (start-up is not delayed); fitting yields to the 2D path
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     _send(channel_out, ("ready",))
     while True:
         try:
