@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.fixtures when run as bench/x.py
+from bench.fixtures import tfjs_reference
 from pose_ros.core import assets
 from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings
 from pose_ros.core.sources import read_video_frames
-from pose_ros.tools import tfjs_reference
 
 SIZES = ((512, 384), (256, 192))
 

@@ -25,13 +25,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from pose_ros.core.openpose import layout, peer, synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.fixtures when run as bench/x.py
+from bench.fixtures import openpose_peer as peer
+from bench.fixtures import openpose_synthetic as synthetic
+from pose_ros.core.openpose import layout
 from pose_ros.core.openpose.grouping import GroupingSettings, group_people
 
 SIZES = (46, 92)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,12 +42,13 @@ import cv2
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.fixtures when run as bench/x.py
+from bench.fixtures.openpose_synthetic import render_maps
 from pose_ros.core import assets
 from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
 from pose_ros.core.metrics import greedy_match, oks
 from pose_ros.core.models.openpose import OpenPoseCMU
 from pose_ros.core.openpose.grouping import group_people
-from pose_ros.core.openpose.synthetic import render_maps
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, create_estimator
 from pose_ros.core.skeletons import coco17_to_coco18

@@ -17,9 +17,9 @@ from functools import partial
 
 import torch
 
+from bench.fixtures.smpl_synthetic import make_synthetic_smpl
 from pose_ros.core.body.smpl import Smpl
 from pose_ros.core.body.smpl_files import SmplModelData, official_arrays
-from pose_ros.core.body.smpl_synthetic import make_synthetic_smpl
 
 
 def build_smplx(data: SmplModelData) -> torch.nn.Module:

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.fixtures.meshes import triangle_list_bytes, triangle_list_points
+from bench.fixtures.smpl_synthetic import make_synthetic_smpl
 from pose_ros.core.body.hmr import Hmr
-from pose_ros.core.body.mesh_stage import SmplHmrMeshStage, triangle_list_bytes, triangle_list_points
 from pose_ros.core.body.smpl_files import save_smpl_npz
-from pose_ros.core.body.smpl_synthetic import make_synthetic_smpl
+from pose_ros.core.meshing.smpl_hmr import SmplHmrMeshStage
 from pose_ros.core.person import Person
 
 BUDGETS = (None, 5000, 2000, 1000)

@@ -6,7 +6,10 @@
 People come from the default estimator (`PosePipeline`, MoveNet multi-pose on the CPU), tracked with
 `PersonTracker` as in pose_node, so each tracked person warm-starts from its previous solution. Errors are the
 distances (px) between the fitted Anny COCO-17 keypoints, projected with the default intrinsics
-(`default_camera_matrix`), and the detected keypoints with confidence ≥ the fitter's `min_confidence`.
+(`default_camera_matrix`), and the detected keypoints with confidence ≥ the fitter's `min_confidence`. Time per
+person: wall time of `fit` (`ms_per_person_*`, what the time budget sees) and its CPU time (`cpu_ms_per_person_*`,
+`time.thread_time`, steadier on a shared machine). The side-by-side comparison with the old fitter is
+bench/bench_anny_fit.py.
 """
 
 from __future__ import annotations
@@ -22,18 +25,22 @@ import cv2
 import numpy as np
 import torch
 
+from bench.fixtures.meshes import triangle_list_bytes
+from bench.fixtures.render import Mesh, render_meshes
 from pose_ros.core import assets
-from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter, coco17_observations, project_points_np
-from pose_ros.core.body.mesh_stage import triangle_list_bytes
-from pose_ros.core.camera import default_camera_matrix
+from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter, coco17_observations
+from pose_ros.core.camera import default_camera_matrix, project
 from pose_ros.core.draw import ID_COLORS, draw_people, side_by_side
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
-from pose_ros.core.render import Mesh, render_meshes
 from pose_ros.core.sources import read_video_frames
 from pose_ros.core.tracking import PersonTracker
 
 REPO = Path(__file__).resolve().parents[1]
+COCO_SAMPLES = next(
+    (p / "shared" / "data" / "coco-sample" for p in (REPO.parent, REPO.parent.parent) if (p / "shared").is_dir()),
+    REPO.parent / "shared" / "data" / "coco-sample",
+)  # the main checkout's sibling, or a worktree's grandparent's
 DECIMATED_FACES = (5000, 2000)
 
 
@@ -43,24 +50,26 @@ class Stats:
 
     keypoint_errors_px: list[float] = field(default_factory=list)
     person_errors_px: list[float] = field(default_factory=list)
-    ms_per_person: list[float] = field(default_factory=list)
+    ms_per_person: list[float] = field(default_factory=list)  # wall time (fit_ms + mesh_ms)
+    cpu_ms_per_person: list[float] = field(default_factory=list)  # time.thread_time of the fit call
     iterations: list[int] = field(default_factory=list)
     people: int = 0
     camera: np.ndarray = field(default_factory=lambda: np.eye(3))  # intrinsics of the current image
 
-    def add(self, fitter: AnnyFitter, people: list[Person]) -> None:
+    def add(self, fitter: AnnyFitter, people: list[Person], cpu_s: float) -> None:
         report = fitter.report
         if report.people == 0:
             return
         self.people += report.people
         self.person_errors_px += report.reprojection_px
         self.ms_per_person.append((report.fit_ms + report.mesh_ms) / report.people)
+        self.cpu_ms_per_person.append(1e3 * cpu_s / report.people)
         self.iterations.append(report.iterations)
         for person in people:
             if person.body_model is None:
                 continue
             xy, conf = coco17_observations(person, fitter.settings.min_confidence)
-            fitted = project_points_np(person.keypoints_3d.astype(np.float64), self.camera)
+            fitted = project(person.keypoints_3d.astype(np.float64), self.camera)
             self.keypoint_errors_px += np.linalg.norm(fitted - xy, axis=1)[conf > 0].tolist()
 
     def summary(self) -> dict[str, float]:
@@ -73,6 +82,7 @@ class Stats:
             "person_error_median_px": float(np.median(self.person_errors_px)),
             "ms_per_person_median": float(np.median(self.ms_per_person)),
             "ms_per_person_mean": float(np.mean(self.ms_per_person)),
+            "cpu_ms_per_person_median": float(np.median(self.cpu_ms_per_person)),
             "iterations_median": float(np.median(self.iterations)),
         }
 
@@ -124,8 +134,10 @@ def run_video(fitter: AnnyFitter, pipeline: PosePipeline, frames: list[np.ndarra
     people: list[Person] = []
     for index, frame in enumerate(frames):
         people = tracker.update(pipeline(config, frame), index / fps)
+        cpu_start = time.thread_time()
         fitter.fit(people, camera, (frame.shape[1], frame.shape[0]))
-        (warm if fitter.report.warm == fitter.report.people else cold).add(fitter, people)
+        cpu_s = time.thread_time() - cpu_start
+        (warm if fitter.report.warm == fitter.report.people else cold).add(fitter, people, cpu_s)
         print(
             f"frame {index}: {fitter.report.people} people ({fitter.report.warm} warm), "
             f"{fitter.report.iterations} it, {fitter.report.fit_ms + fitter.report.mesh_ms:.0f} ms, "
@@ -144,8 +156,10 @@ def run_images(fitter: AnnyFitter, pipeline: PosePipeline, paths: list[Path]) ->
         stats.camera = default_camera_matrix(image.shape[1], image.shape[0])
         people = pipeline(config, image)
         fitter.reset()
+        cpu_start = time.thread_time()
         fitter.fit(people, stats.camera, (image.shape[1], image.shape[0]))
-        stats.add(fitter, people)
+        cpu_s = time.thread_time() - cpu_start
+        stats.add(fitter, people, cpu_s)
         print(f"{path.name}: {fitter.report.people} people, errors {np.round(fitter.report.reprojection_px, 1)} px")
     return stats
 
@@ -156,7 +170,7 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=290, help="first frame (290: six walkers in view)")
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of the video (vtest.avi: 10)")
-    parser.add_argument("--coco", type=Path, default=REPO.parent / "shared" / "data" / "coco-sample")
+    parser.add_argument("--coco", type=Path, default=COCO_SAMPLES)
     parser.add_argument("--budget-ms", type=float, default=AnnyFitSettings.time_budget_ms)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared machine)")
     parser.add_argument("--image", type=Path, default=REPO / "docs" / "images" / "anny_fit.png")

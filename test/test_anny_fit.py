@@ -1,36 +1,23 @@
-"""Anny fitting: exactness of the folded keypoint regressor, recovery of known poses/shapes through a known camera
-(cold and warm start), warm starts by track id and by box overlap, 3D targets, time budget, decimation.
+"""Anny fitting: exactness of the folded keypoint regressor and of the fitter's analytic Jacobian, recovery of known
+poses/shapes through a known camera (cold and warm start), warm starts by track id, 3D targets, time budget,
+decimation.
 
 Needs PyPI anny and its built cache (scripts/setup.sh runs `python -m pose_ros.tools.prepare_anny`); skips otherwise.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
+from anny_scenes import CAMERA, HEIGHT, WIDTH, errors, make_people, move, random_states, render
 
-from pose_ros.core.body.anny_fit import (
-    HINGES,
-    OPTICAL_FROM_ANNY,
-    AnnyBody,
-    AnnyFitSettings,
-    AnnyFitter,
-    AnnyState,
-    anny_cache_ready,
-    create_anny_model,
-    project_points_np,
-)
-from pose_ros.core.body.mesh_stage import triangle_list_bytes
+from bench.fixtures.meshes import triangle_list_bytes
+from pose_ros.core.body.anny_body import AnnyBody, anny_cache_ready, create_anny_model
+from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter
 from pose_ros.core.body.rotations import axis_angle_to_matrix
-from pose_ros.core.camera import default_camera_matrix
-from pose_ros.core.person import Person
+from pose_ros.core.camera import project
 from pose_ros.core.skeletons import COCO17
-
-WIDTH, HEIGHT = 768, 576
-CAMERA = default_camera_matrix(WIDTH, HEIGHT)
 
 
 @pytest.fixture(scope="module")
@@ -39,61 +26,6 @@ def body() -> AnnyBody:
     if not anny_cache_ready():
         pytest.skip("needs Anny's built cache: run python -m pose_ros.tools.prepare_anny (scripts/setup.sh does)")
     return AnnyBody(create_anny_model("cpu"))
-
-
-def random_states(body: AnnyBody, rng: np.random.Generator, count: int) -> list[AnnyState]:
-    """Plausible random people 4-7 m in front of the camera: bones ~ 0.25 rad, elbows/knees flexed 0-1.2 rad,
-    phenotypes in [0.2, 0.8], turned up to ±57° about the vertical."""
-    states = []
-    axes = body.hinge_axes.double().numpy()
-    for _ in range(count):
-        bones = rng.normal(0.0, 0.25, (len(body.bones), 3))
-        for i, name in enumerate(body.bones):
-            if name in HINGES:
-                bones[i] = axes[i] * abs(rng.normal(0.6, 0.3))
-        yaw = rng.uniform(-1.0, 1.0)
-        turn = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
-        translation = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-0.3, 0.3), rng.uniform(4.0, 7.0)])
-        states.append(AnnyState(turn @ OPTICAL_FROM_ANNY, translation, bones, rng.uniform(0.2, 0.8, 6), np.zeros(4)))
-    return states
-
-
-def render(body: AnnyBody, states: list[AnnyState]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """True COCO-17 keypoints of each state: (17, 3) m in the camera frame and (17, 2) px through CAMERA."""
-    bones = torch.tensor(np.stack([s.bones for s in states]), dtype=body.dtype)
-    phenotypes = torch.tensor(np.stack([s.phenotypes for s in states]), dtype=body.dtype)
-    with torch.no_grad():
-        keypoints = body.keypoints(bones, body.shape(phenotypes)).double().numpy()
-    points = [k @ s.rotation.T + s.translation for k, s in zip(keypoints, states, strict=True)]
-    return points, [project_points_np(p, CAMERA) for p in points]
-
-
-def make_people(pixels: list[np.ndarray], tracked: bool = True) -> list[Person]:
-    return [
-        Person(xy.astype(np.float32), np.ones(17, np.float32), 1.0, np.zeros(4, np.float32), COCO17.name, i, tracked)
-        for i, xy in enumerate(pixels)
-    ]
-
-
-def errors(people: list[Person], points: list[np.ndarray], pixels: list[np.ndarray]) -> tuple[float, float, float]:
-    """Median 2D reprojection error (px) of the fitted keypoints, and median 3D joint errors (mm) after aligning the
-    hip centres, then also the scale (size and depth along the viewing ray trade off in 2D keypoints alone)."""
-    error_2d, error_3d, error_scaled = [], [], []
-    for person, true_points, true_pixels in zip(people, points, pixels, strict=True):
-        fitted = person.keypoints_3d.astype(np.float64)
-        error_2d.append(np.linalg.norm(project_points_np(fitted, CAMERA) - true_pixels, axis=1))
-        centred, truth = fitted - fitted[11:13].mean(0), true_points - true_points[11:13].mean(0)
-        error_3d.append(1000 * np.linalg.norm(centred - truth, axis=1))
-        scale = (centred * truth).sum() / (centred * centred).sum()
-        error_scaled.append(1000 * np.linalg.norm(scale * centred - truth, axis=1))
-    return tuple(float(np.median(np.concatenate(e))) for e in (error_2d, error_3d, error_scaled))
-
-
-def move(states: list[AnnyState], rng: np.random.Generator) -> None:
-    """One frame of motion: every bone turns by ~3° per axis, the body shifts by ~2 cm."""
-    for state in states:
-        state.bones = state.bones + rng.normal(0.0, 0.03, state.bones.shape)
-        state.translation = state.translation + rng.normal(0.0, 0.02, 3)
 
 
 def test_folded_regressor_equals_anny(body: AnnyBody) -> None:
@@ -119,14 +51,14 @@ def test_recovery_cold_then_warm(body: AnnyBody) -> None:
     people = make_people(pixels)
     fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
     cold_2d, cold_3d, cold_scaled = errors(people, points, pixels)
-    assert fitter.report.warm == 0 and fitter.report.iterations == fitter.settings.cold_iterations
+    assert fitter.report.warm == 0 and 1 < fitter.report.iterations <= fitter.settings.cold_iterations
     warm_2d, warm_3d, warm_scaled = [], [], []
     for _ in range(2):
         move(truth, rng)
         points, pixels = render(body, truth)
         people = make_people(pixels)
         fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
-        assert fitter.report.warm == 3 and fitter.report.iterations == fitter.settings.warm_iterations
+        assert fitter.report.warm == 3 and 1 <= fitter.report.iterations <= fitter.settings.warm_iterations
         e2d, e3d, escaled = errors(people, points, pixels)
         warm_2d.append(e2d)
         warm_3d.append(e3d)
@@ -148,25 +80,59 @@ def test_recovery_cold_then_warm(body: AnnyBody) -> None:
         # depth trades off against body size (phenotypes) in 2D: only a loose bound
         assert abs(model.translation[2] - state.translation[2]) < 0.35 * state.translation[2]
         # the mesh sits where the keypoints are: its projected box contains the true keypoints (with margin)
-        mesh_px = project_points_np(model.vertices.astype(np.float64), CAMERA)
-        true_px = project_points_np(render(body, [state])[0][0], CAMERA)
+        mesh_px = project(model.vertices.astype(np.float64), CAMERA)
+        true_px = project(render(body, [state])[0][0], CAMERA)
         assert np.all(true_px > mesh_px.min(0) - 5) and np.all(true_px < mesh_px.max(0) + 5)
 
 
-def test_warm_start_by_box_overlap_for_untracked_people(body: AnnyBody) -> None:
+def test_warm_start_by_track_id_and_untracked_people_start_afresh(body: AnnyBody) -> None:
     rng = np.random.default_rng(3)
     truth = random_states(body, rng, 2)
-    truth[0].translation[0], truth[1].translation[0] = -1.2, 1.2  # apart, so boxes do not overlap
-    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0, cold_iterations=30), body)
-    fitter.fit(make_people(render(body, truth)[1], tracked=False), CAMERA, (WIDTH, HEIGHT))
+    truth[0].translation[0], truth[1].translation[0] = -1.2, 1.2
+    fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0), body)
+    fitter.fit(make_people(render(body, truth)[1]), CAMERA, (WIDTH, HEIGHT))
     move(truth, rng)
-    people = make_people(render(body, truth)[1][::-1], tracked=False)  # other order: matched by overlap, not index
+    people = make_people(render(body, truth)[1])[::-1]  # other order: matched by track id, not by index
     fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
-    assert fitter.report.warm == 2
+    assert fitter.report.warm == 2 and fitter.report.iterations <= fitter.settings.warm_iterations
     assert people[0].body_model.translation[0] > 0.5 and people[1].body_model.translation[0] < -0.5
-    fitter.reset()
-    fitter.fit(people, CAMERA, (WIDTH, HEIGHT))
+    untracked = make_people(render(body, truth)[1], tracked=False)
+    fitter.fit(untracked, CAMERA, (WIDTH, HEIGHT))
     assert fitter.report.warm == 0
+    fitter.reset()
+    fitter.fit(make_people(render(body, truth)[1]), CAMERA, (WIDTH, HEIGHT))
+    assert fitter.report.warm == 0
+
+
+def test_analytic_jacobian_matches_finite_differences(body: AnnyBody) -> None:
+    """The fitter's d keypoints / d parameters (root rotation on the manifold, translation, bones, phenotype
+    logits) against central differences of its own forward."""
+    from pose_ros.core.body.anny_body import AnnyShape
+    from pose_ros.core.body.anny_solver import DTYPE, AnnyLeastSquares, FitBatch
+
+    problem = AnnyLeastSquares(body, AnnyFitSettings())
+    rng = np.random.default_rng(11)
+    joints = len(body.bones)
+    batch = FitBatch(
+        axis_angle_to_matrix(torch.tensor(rng.normal(0, 1, (2, 3)))),
+        torch.tensor([[0.1, 0.2, 5.0], [-0.3, 0.0, 4.0]]),
+        torch.tensor(rng.normal(0, 0.4, (2, joints, 3))),
+        torch.tensor(rng.normal(0, 0.5, (2, 6))),
+        AnnyShape.cat([problem.mean_shape] * 2),
+        torch.full((2, 6), 0.5, dtype=DTYPE),
+        torch.tensor([True, True]),
+    )
+    with torch.no_grad():
+        analytic = problem.point_jacobian(batch, *problem.camera_points(batch))
+        numeric = torch.zeros_like(analytic)
+        for p in range(analytic.shape[-1]):
+            delta = torch.zeros(2, analytic.shape[-1], dtype=DTYPE)
+            delta[:, p] = 1e-6
+            plus = problem.camera_points(problem.step(batch, delta))[0]
+            minus = problem.camera_points(problem.step(batch, -delta))[0]
+            numeric[..., p] = (plus - minus) / 2e-6
+    assert numeric.abs().max() > 0.1
+    assert torch.allclose(analytic, numeric, atol=1e-6)
 
 
 def test_3d_targets_fix_the_depth(body: AnnyBody) -> None:
@@ -220,7 +186,7 @@ def test_decimated_mesh_and_marker_size(body: AnnyBody) -> None:
 
 
 def test_render_meshes_paints_nearest_surface_on_top() -> None:
-    from pose_ros.core.render import Mesh, render_meshes
+    from bench.fixtures.render import Mesh, render_meshes
 
     image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
 
@@ -240,7 +206,7 @@ def test_render_meshes_paints_nearest_surface_on_top() -> None:
 
 
 @pytest.mark.parametrize(
-    "field, value", [("warm_iterations", 0), ("min_confidence", 1.5), ("iou_threshold", 0.0), ("bones", ())]
+    "field, value", [("warm_iterations", 0), ("min_confidence", 1.5), ("damping", 0.0), ("bones", ())]
 )
 def test_settings_validation(field: str, value: object) -> None:
     from dataclasses import replace

@@ -137,4 +137,6 @@ def test_camera_publisher_killed_and_restarted(graph, vtest_frames) -> None:
             break
         except TimeoutError:
             continue
+    else:
+        raise AssertionError("no people message within 10 frames after the camera publisher was restarted")
     assert len(out["people"].people) >= 4

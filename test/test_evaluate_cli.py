@@ -179,3 +179,81 @@ def test_pck_pairs_only_people_above_the_minimum_score(shared_data: Path, tmp_pa
         pck[min_score] = json.loads(summary.read_text())["metrics"]
     assert pck["0.2"]["PCK@0.2"] == 0.0 and pck["0.05"]["PCK@0.2"] > 0.8
     assert pck["0.2"]["AP"] == pck["0.05"]["AP"] > 0.5  # AP ranks every detection whatever its score
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Every unusable argument or file: exit 2 with one line on stderr, before any model is built.
+
+
+def _coco_file(tmp_path: Path, gt_path: Path, edit) -> Path:
+    gt = json.loads(gt_path.read_text())
+    edit(gt)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(gt))
+    return path
+
+
+def _no_image(gt: dict[str, Any]) -> None:
+    gt["images"][1]["file_name"] = "missing/000.jpg"
+
+
+def _bad_count(gt: dict[str, Any]) -> None:
+    gt["categories"][0]["keypoints"] = gt["categories"][0]["keypoints"][:14]
+
+
+def _no_overlap(gt: dict[str, Any]) -> None:
+    gt["categories"][0]["keypoints"] = [f"marker_{i}" for i in range(17)]
+
+
+def _no_names(gt: dict[str, Any]) -> None:
+    del gt["categories"][0]["keypoints"]
+
+
+def _unknown_image(gt: dict[str, Any]) -> None:
+    gt["annotations"][0]["image_id"] = 999
+
+
+BAD_INPUTS = {
+    "input size without height": (["--input-size", "256"], None, "expected WIDTHxHEIGHT such as 512x384"),
+    "input size not multiple of 32": (["--input-size", "250x200"], None, "multiples of 32"),
+    "negative limit": (["--limit", "-1"], None, "expected a whole number"),
+    "no people": (["--max-people", "0"], None, "max_people must be in"),
+    "score out of range": (["--pck-min-score", "2"], None, "expected a number in [0, 1]"),
+    "model of the other mode": (["--mode", "top_down", "--model", "openpose"], None, "not a top_down model"),
+    "unknown option": (["--frobnicate"], None, "unrecognized arguments"),
+    "annotation file missing": (["--annotations", "{tmp}/none.json"], None, "does not exist"),
+    "annotation file not JSON": (["--annotations", "{tmp}/text.json"], None, "is not valid JSON"),
+    "not an annotation file": (["--annotations", "{tmp}/other.json"], None, "neither a COCO keypoint file"),
+    "keypoint count mismatch": ([], _bad_count, "has 51 keypoint values; its category names 14 joints"),
+    "no joint names": ([], _no_names, "has no 'keypoints' list naming its joints"),
+    "no joint in common": ([], _no_overlap, "no joint of the annotations"),
+    "annotation of unknown image": ([], _unknown_image, "refers to image 999"),
+    "image folder missing": (["--images", "{tmp}/nowhere"], None, "does not exist"),
+    "image missing": ([], _no_image, "missing/000.jpg"),
+    "detections missing": (["--detections", "{tmp}/none.json"], None, "detections file"),
+    "detections of another layout": (["--detections", "{tmp}/five.json"], None, "detections have 5 keypoints"),
+    "render folder is a file": (["--render", "{tmp}/text.json"], None, "is a file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_stops_with_one_line(case: str, shared_data: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    extra, edit, reason = BAD_INPUTS[case]
+    gt_path = shared_data / "coco-sample" / "test_coco.json"
+    (tmp_path / "text.json").write_text("this is not json")
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    (tmp_path / "five.json").write_text(json.dumps([{"image_id": 785, "category_id": 1, "keypoints": [0] * 15,
+                                                      "score": 1.0}]))  # fmt: skip
+    if edit is not None:
+        gt_path = _coco_file(tmp_path, gt_path, edit)
+
+    def no_inference(config):
+        raise AssertionError("a model was built for unusable input")
+
+    monkeypatch.setattr(evaluate, "build_estimator", no_inference)
+    args = ["--annotations", str(gt_path), "--images", str(shared_data / "coco-sample")]
+    args += [a.format(tmp=tmp_path) for a in extra]
+    code, out, err = run(args, capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("evaluate: "), err
+    assert reason in err, err

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures.meshes import triangle_list_bytes, triangle_list_points
+from bench.fixtures.smpl_synthetic import SMPL_NUM_FACES, SMPL_NUM_VERTICES, make_synthetic_smpl
 from pose_ros.core.body.decimation import MeshDecimator, decimate_mesh
 from pose_ros.core.body.hmr import Hmr, crop_square
-from pose_ros.core.body.mesh_stage import SmplHmrMeshStage, triangle_list_bytes, triangle_list_points
 from pose_ros.core.body.smpl import Smpl
 from pose_ros.core.body.smpl_files import SMPL_SOURCE_URL, load_smpl_model, save_smpl_npz
-from pose_ros.core.body.smpl_synthetic import SMPL_NUM_FACES, SMPL_NUM_VERTICES, make_synthetic_smpl
 from pose_ros.core.camera import project
+from pose_ros.core.meshing.smpl_hmr import SmplHmrMeshStage
 from pose_ros.core.person import Person
 
 

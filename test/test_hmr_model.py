@@ -182,3 +182,30 @@ def test_mean_params_file(tmp_path: Path) -> None:
 def test_missing_checkpoint_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"model_checkpoint\.pt.*SPIN"):
         Hmr.from_files(tmp_path / "model_checkpoint.pt")
+
+
+def reference_ief(model: Hmr, images: torch.Tensor, iterations: int) -> tuple[torch.Tensor, ...]:
+    """SPIN's regressor loop written out from the paper/code: start at the mean parameters; each iteration feeds
+    [features, pose, β, camera] through fc1 → fc2 and adds the decoders' residuals (dropout off in eval)."""
+    features = model.encode(images)
+    n = features.shape[0]
+    pose, betas, cam = (model.init_pose.expand(n, -1), model.init_shape.expand(n, -1), model.init_cam.expand(n, -1))
+    for _ in range(iterations):
+        x = torch.cat([features, pose, betas, cam], dim=1)
+        x = model.fc2(model.fc1(x))
+        pose, betas, cam = pose + model.decpose(x), betas + model.decshape(x), cam + model.deccam(x)
+    return pose, betas, cam
+
+
+def test_iterative_error_feedback_runs_three_iterations(model: Hmr, images: torch.Tensor, output: HmrOutput) -> None:
+    """The default forward equals the reference loop with SPIN's 3 iterations, and not with 2 or 4."""
+    model.eval()
+    with torch.inference_mode():
+        runs = {k: reference_ief(model, images, k) for k in (2, 3, 4)}
+    pose, betas, cam = runs[3]
+    torch.testing.assert_close(output.pose_6d, pose, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(output.betas, betas, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(output.camera, cam, rtol=1e-5, atol=1e-6)
+    for other in (2, 4):  # each iteration moves the estimate measurably: a wrong count cannot pass the check above
+        assert (runs[other][0] - pose).abs().max() > 1e-3
+        assert (runs[other][2] - cam).abs().max() > 1e-4

@@ -125,3 +125,69 @@ def test_array_to_image_rejects_mismatched_arrays() -> None:
         array_to_image(np.zeros((4, 4, 3), np.uint16), "rgb8")
     with pytest.raises(ImageConversionError):
         array_to_image(np.zeros((4, 4), np.uint8), "rgb8")
+
+
+# ----- guards (issue 22): byte order by hand, native dtypes, 16-bit colour channel order --------------------------
+@pytest.mark.parametrize("encoding", ["mono16", "16UC1", "rgb16", "bgr16", "32FC1"])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_multibyte_pixels_come_back_native(encoding: str, big_endian: bool) -> None:
+    """Whatever the message's byte order, the array has the machine's byte order (torch, cv2 need it)."""
+    pixels = random_pixels(encoding, height=3, width=4)
+    back = image_to_array(padded_message(pixels, encoding, pad=2, big_endian=big_endian))
+    assert back.dtype == ENCODINGS[encoding].dtype and back.dtype.isnative
+    np.testing.assert_array_equal(back, pixels)
+
+
+def test_big_endian_bytes_by_hand() -> None:
+    # Two 16-bit pixels stored as 01 02 | A0 0B: big-endian 0x0102 = 258 and 0xA00B = 40971, little-endian 513, 2976.
+    msg = Image(height=1, width=2, encoding="mono16", step=4)
+    msg.data = array.array("B", [0x01, 0x02, 0xA0, 0x0B])
+    msg.is_bigendian = True
+    assert image_to_array(msg).tolist() == [[258, 40971]]
+    assert to_rgb8(msg)[0].tolist() == [[1, 1, 1], [160, 160, 160]]  # 16 → 8 bits keeps the high byte
+    msg.is_bigendian = False
+    assert image_to_array(msg).tolist() == [[513, 2976]]
+    assert to_rgb8(msg)[0].tolist() == [[2, 2, 2], [11, 11, 11]]
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_rgb16_and_bgr16_channel_order(big_endian: bool) -> None:
+    channels = np.array([[[0x1180, 0x22FF, 0x3301]]], np.uint16)  # high bytes 0x11, 0x22, 0x33
+    as_rgb = to_rgb8(padded_message(channels, "rgb16", pad=0, big_endian=big_endian))
+    as_bgr = to_rgb8(padded_message(channels, "bgr16", pad=0, big_endian=big_endian))
+    assert as_rgb.tolist() == [[[0x11, 0x22, 0x33]]]
+    assert as_bgr.tolist() == [[[0x33, 0x22, 0x11]]]
+    assert as_rgb.flags.c_contiguous and as_bgr.flags.c_contiguous
+
+
+def test_last_row_may_omit_its_padding_but_not_pixels() -> None:
+    pixels = random_pixels("rgb16", height=3, width=4)
+    msg = padded_message(pixels, "rgb16", pad=6, big_endian=True)
+    msg.data = msg.data[:-6]  # step × (H − 1) + row bytes: complete
+    np.testing.assert_array_equal(image_to_array(msg), pixels)
+    msg.data = msg.data[:-1]
+    expected = r"truncated image data: 83 bytes for 4x3 rgb16 with step 30 \(needs 84"  # 30 × 2 + 24
+    with pytest.raises(ImageConversionError, match=expected):
+        image_to_array(msg)
+
+
+def test_step_equal_to_the_row_size_is_enough() -> None:
+    pixels = random_pixels("mono16", height=2, width=3)
+    msg = padded_message(pixels, "mono16", pad=0, big_endian=False)
+    assert msg.step == 6
+    np.testing.assert_array_equal(image_to_array(msg), pixels)
+    msg.step = 5
+    with pytest.raises(ImageConversionError, match=r"step 5 is smaller than width\*channels\*bytes = 3\*1\*2 = 6"):
+        image_to_array(msg)
+
+
+def test_float_image_without_finite_pixels_is_black_and_constant_is_black() -> None:
+    assert not to_rgb8(array_to_image(np.full((2, 3), np.nan, np.float32), "32FC1")).any()
+    assert not to_rgb8(array_to_image(np.full((2, 3), 4.5, np.float32), "32FC1")).any()
+
+
+def test_single_channel_arrays_with_a_trailing_axis_are_accepted() -> None:
+    pixels = random_pixels("mono8", height=3, width=2)
+    msg = array_to_image(pixels[:, :, None], "mono8")
+    assert (msg.height, msg.width, msg.step) == (3, 2, 2)
+    np.testing.assert_array_equal(image_to_array(msg), pixels)

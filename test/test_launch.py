@@ -4,11 +4,18 @@ image_source, over real DDS."""
 from __future__ import annotations
 
 import ast
+import contextlib
+import importlib.util
+import io
+import shlex
+import sys
 import time
+import types
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import rclpy
 import yaml
 from rclpy.context import Context
@@ -19,7 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from pose_ros.core.camera import default_camera_matrix, load_camera_calibration
 from pose_ros.msg import PersonArray
 from pose_ros.ros.image_source import ImageSource
-from pose_ros.ros.launcher import LaunchArguments, parse_arguments, start_nodes
+from pose_ros.ros.launcher import LaunchArguments, parse_arguments, ros_arguments, start_nodes
 from pose_ros.ros.parameters import PARAMETERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,22 +64,277 @@ def launch_arguments() -> dict[str, object]:
     raise AssertionError("no ARGUMENTS table in the launch file")
 
 
-def test_launch_arguments_match_the_config_file_and_the_embedded_launcher() -> None:
+# ----- the launch file, run against small stand-ins of the launch / launch_ros APIs it uses -------------------------
+# `launch` is not installable here. These stand-ins follow the documented behaviour of the real classes (launch 3.4,
+# launch_ros 0.26): a LaunchConfiguration performs to the argument's value (its declared default when not given),
+# an OpaqueFunction calls its function with the context, and launch_ros reads a plain string parameter value as
+# YAML (so "0" would become the integer 0) unless it is a ParameterValue with value_type=str.
+
+
+class FakeContext:
+    def __init__(self, launch_configurations: dict[str, str]) -> None:
+        self.launch_configurations = dict(launch_configurations)
+
+
+class FakeSubstitution:
+    def perform(self, context: FakeContext) -> str:
+        raise NotImplementedError
+
+
+class LaunchConfiguration(FakeSubstitution):
+    def __init__(self, variable_name: str) -> None:
+        self.variable_name = variable_name
+
+    def perform(self, context: FakeContext) -> str:
+        return context.launch_configurations[self.variable_name]
+
+
+class FindPackageShare(FakeSubstitution):
+    def __init__(self, package: str) -> None:
+        assert package == "pose_ros"
+
+    def perform(self, context: FakeContext) -> str:
+        return str(REPO)  # the source checkout stands in for share/pose_ros
+
+
+class PathJoinSubstitution(FakeSubstitution):
+    def __init__(self, substitutions: list) -> None:
+        self.substitutions = substitutions
+
+    def perform(self, context: FakeContext) -> str:
+        parts = [s if isinstance(s, str) else s.perform(context) for s in self.substitutions]
+        return str(Path(*parts))
+
+
+class DeclareLaunchArgument:
+    def __init__(self, name: str, *, default_value=None, description: str = "") -> None:
+        self.name, self.default_value, self.description = name, default_value, description
+
+    def execute(self, context: FakeContext) -> None:
+        """As the real action: the default applies when the argument was not given on the command line."""
+        if self.name not in context.launch_configurations:
+            default = self.default_value
+            context.launch_configurations[self.name] = default if isinstance(default, str) else default.perform(context)
+
+
+class OpaqueFunction:
+    def __init__(self, *, function, args=None, kwargs=None) -> None:
+        self.function, self.args, self.kwargs = function, args or [], kwargs or {}
+
+    def execute(self, context: FakeContext) -> list:
+        return self.function(context, *self.args, **self.kwargs)
+
+
+class LaunchDescription:
+    def __init__(self, entities: list) -> None:
+        self.entities = list(entities)
+
+
+class ParameterValue:
+    def __init__(self, value, *, value_type=None) -> None:
+        self.value, self.value_type = value, value_type
+
+
+class Node:
+    def __init__(self, *, package: str, executable: str, name: str, output: str, parameters: list, remappings) -> None:
+        self.package, self.executable, self.name, self.output = package, executable, name, output
+        self.parameters, self.remappings = parameters, remappings
+
+    def effective_parameters(self) -> dict[str, object]:
+        """What the node is given: each parameters file's section for this node, then dicts, later ones winning."""
+        result: dict[str, object] = {}
+        for entry in self.parameters:
+            if isinstance(entry, str):
+                result.update(yaml.safe_load(Path(entry).read_text())[self.name]["ros__parameters"])
+                continue
+            for key, value in entry.items():
+                if isinstance(value, ParameterValue):
+                    result[key] = value.value_type(value.value) if value.value_type else yaml.safe_load(value.value)
+                else:
+                    result[key] = yaml.safe_load(value) if isinstance(value, str) else value
+        return result
+
+
+def fake_launch_modules() -> dict[str, types.ModuleType]:
+    contents = {
+        "launch": {"LaunchDescription": LaunchDescription},
+        "launch.actions": {"DeclareLaunchArgument": DeclareLaunchArgument, "OpaqueFunction": OpaqueFunction},
+        "launch.substitutions": {
+            "LaunchConfiguration": LaunchConfiguration,
+            "PathJoinSubstitution": PathJoinSubstitution,
+        },
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": Node},
+        "launch_ros.parameter_descriptions": {"ParameterValue": ParameterValue},
+        "launch_ros.substitutions": {"FindPackageShare": FindPackageShare},
+    }
+    modules = {}
+    for name, attributes in contents.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        modules[name] = module
+    return modules
+
+
+@pytest.fixture
+def launch_file(monkeypatch):
+    """The launch file imported with the stand-ins in sys.modules (only for this test)."""
+    for name, module in fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("pose_launch_under_test", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_launch(launch_file, **given: str) -> dict[str, Node]:
+    """`ros2 launch pose_ros pose.launch.py name:=value ...`: the nodes it starts, by name."""
+    description = launch_file.generate_launch_description()
+    context = FakeContext(given)
+    started: list[Node] = []
+    for entity in description.entities:
+        result = entity.execute(context)
+        started.extend(result or [])
+    assert all(isinstance(node, Node) for node in started)
+    return {node.name: node for node in started}
+
+
+def params_file(tmp_path: Path, **pose_node: object) -> str:
+    config = yaml.safe_load(CONFIG_FILE.read_text())
+    config["pose_node"]["ros__parameters"].update(pose_node)
+    path = tmp_path / "my_pose.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_unset_launch_arguments_leave_the_parameters_file_alone(launch_file, tmp_path) -> None:
+    file_values = {"mode": "top_down", "device": "cpu", "image_transport": "compressed", "input_width": 320}
+    nodes = run_launch(launch_file, params_file=params_file(tmp_path, **file_values))
+    assert set(nodes) == {"pose_node"}, "no source: image_source is not started"
+    effective = nodes["pose_node"].effective_parameters()
+    assert {k: effective[k] for k in file_values} == file_values
+    assert nodes["pose_node"].remappings == [("image", "image"), ("camera_info", "camera_info")]
+    # The default parameters file is the package's config/pose.yaml, taken as it is.
+    default = run_launch(launch_file)["pose_node"]
+    assert default.parameters == [str(CONFIG_FILE)]
+    assert default.effective_parameters() == yaml.safe_load(CONFIG_FILE.read_text())["pose_node"]["ros__parameters"]
+
+
+def test_given_launch_arguments_override_the_file(launch_file, tmp_path) -> None:
+    file = params_file(tmp_path, mode="top_down", device="cpu")
+    nodes = run_launch(
+        launch_file, params_file=file, mode="bottom_up", image="/cam/image_raw", image_transport="compressed"
+    )
+    effective = nodes["pose_node"].effective_parameters()
+    assert (effective["mode"], effective["device"], effective["image_transport"]) == ("bottom_up", "cpu", "compressed")
+    assert ("image", "/cam/image_raw") in nodes["pose_node"].remappings
+
+
+@pytest.mark.parametrize(("source", "expected"), [("0", "0"), ("/dev/video2", "/dev/video2"), ("1.5", "1.5")])
+def test_source_starts_image_source_with_a_string(launch_file, tmp_path, source, expected) -> None:
+    """`source:=0` (a camera index) reaches image_source as the string "0", not the integer launch would make."""
+    nodes = run_launch(launch_file, params_file=params_file(tmp_path), source=source, image="/cam/image_raw")
+    image_source = nodes["image_source"]
+    value = image_source.effective_parameters()["source"]
+    assert value == expected and isinstance(value, str)
+    assert image_source.effective_parameters()["frame_id"] == "camera_optical_frame"  # the rest: from the file
+    assert image_source.remappings == nodes["pose_node"].remappings
+
+
+@pytest.mark.parametrize(("viewer", "started"), [(None, False), ("false", False), ("true", True), ("1", True)])
+def test_viewer_argument(launch_file, tmp_path, viewer, started) -> None:
+    given = {"viewer": viewer} if viewer is not None else {}
+    file = params_file(tmp_path)
+    nodes = run_launch(launch_file, params_file=file, camera_info="/cam/camera_info", **given)
+    assert ("pose_viewer" in nodes) == started
+    if started:
+        assert nodes["pose_viewer"].parameters == [file]
+        assert nodes["pose_viewer"].remappings == [("camera_info", "/cam/camera_info")]
+
+
+def test_viewer_argument_that_is_not_a_boolean(launch_file) -> None:
+    with pytest.raises(ValueError, match="viewer must be true or false"):
+        run_launch(launch_file, viewer="yes please")
+
+
+def test_launch_file_and_pose_launcher_take_the_same_arguments_with_the_same_meaning(launch_file) -> None:
     arguments = launch_arguments()
     config = yaml.safe_load(CONFIG_FILE.read_text())
     pose_params = config["pose_node"]["ros__parameters"]
     assert set(pose_params) == {spec.name for spec in PARAMETERS}, "config/pose.yaml lists every pose_node parameter"
     for spec in PARAMETERS:
         assert pose_params[spec.name] == spec.default, f"{spec.name}: config default differs from the node's"
-    for overridden in ("mode", "device"):
-        assert overridden in arguments and overridden in pose_params
-        assert arguments[overridden] == pose_params[overridden]
+    # Every argument named after a pose_node parameter is unset by default: the file decides.
+    for name in set(arguments) & set(pose_params):
+        assert arguments[name] == "", f"launch argument {name} must default to unset, not override the file"
+    assert set(launch_file.POSE_NODE_PARAMETERS) == set(arguments) & set(pose_params)
     assert {"params_file", "image", "camera_info", "source"} <= set(arguments)
-    # The embedded launcher takes the same arguments with the same defaults.
+    # The embedded launcher takes the same arguments with the same defaults (None: unset).
     parsed = parse_arguments([])
+    options = {name.replace("_", "-") for name in arguments}
+    help_words = launcher_help().split()
+    assert all(f"--{option}" in help_words for option in options), (options, help_words)
     assert (parsed.image, parsed.camera_info, parsed.source) == (arguments["image"], arguments["camera_info"], "")
+    assert (parsed.mode, parsed.device, parsed.image_transport) == (None, None, None)
     assert parsed.params_file.name == "pose.yaml" and "'config', 'pose.yaml'" in arguments["params_file"]
+    given = parse_arguments(["--mode", "top_down", "--image-transport", "compressed", "--source", "0"])
+    assert (given.mode, given.image_transport, given.source) == ("top_down", "compressed", "0")
     assert set(config["image_source"]["ros__parameters"]) >= {"source", "rate", "loop", "frame_id", "camera_info_file"}
+
+
+def launcher_help() -> str:
+    """pose_launcher --help."""
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+        parse_arguments(["--help"])
+    return text.getvalue()
+
+
+def documented_commands(prefix: str) -> list[list[str]]:
+    """Argument lists of the documented command lines starting with `prefix` (README, docs/launch.md)."""
+    commands = []
+    for document in (REPO / "README.md", REPO / "docs" / "launch.md"):
+        for line in document.read_text().splitlines():
+            line = line.strip().split("  #", 1)[0].strip()
+            if line.startswith(prefix):
+                commands.append(shlex.split(line.removeprefix(prefix)))
+    return commands
+
+
+def test_documented_launch_commands_use_declared_arguments(launch_file) -> None:
+    commands = documented_commands("ros2 launch pose_ros pose.launch.py")
+    assert len(commands) >= 5 and any("image_transport:=compressed" in c for c in commands)
+    for command in commands:
+        given = dict(word.split(":=", 1) for word in command)
+        assert set(given) <= set(launch_arguments()), command
+        if "params_file" not in given:  # a user's file: not here
+            assert "pose_node" in run_launch(launch_file, **given)
+
+
+def test_documented_pose_launcher_commands_parse() -> None:
+    commands = documented_commands("pose_launcher") + documented_commands("ros2 run pose_ros pose_launcher")
+    assert len(commands) >= 5 and any("--image-transport" in c for c in commands)
+    for command in commands:
+        parse_arguments(command)  # argparse exits on an unknown option
+
+
+@pytest.mark.parametrize(("argv", "expected_mode"), [([], "top_down"), (["--mode", "bottom_up"], "bottom_up")])
+def test_pose_launcher_honours_the_file_unless_told(tmp_path, argv, expected_mode) -> None:
+    """Real nodes: a file with mode top_down stays top_down under pose_launcher unless --mode is given."""
+    file = Path(params_file(tmp_path, mode="top_down", image_transport="compressed", auto_activate=False))
+    args = parse_arguments(["--params-file", str(file), "--image", "/cam/image_raw", *argv])
+    context = Context()
+    rclpy.init(args=ros_arguments(args), context=context)
+    nodes = start_nodes(args, context=context)
+    try:
+        node = nodes.pose_node
+        assert node.get_parameter("mode").value == expected_mode
+        assert node.get_parameter("image_transport").value == "compressed"  # from the file
+        assert node.get_parameter("device").value == "auto"
+        assert nodes.image_source is None
+    finally:
+        nodes.shutdown()
+        rclpy.try_shutdown(context=context)
 
 
 def test_embedded_launcher_runs_source_and_pose_node_from_the_params_file(demo_data, human_models) -> None:

@@ -58,9 +58,9 @@ def test_mode_switches_live_and_back_without_reloading(graph, demo_data) -> None
     top_down = send_frame(probe, frame, sec=2)
     assert top_down.mode == "top_down" and top_down.model == "centernet+movenet_thunder"
     assert len(top_down.people) == 2, "both basketball players"
-    estimator = pipeline.estimator(node._config)
+    estimator = pipeline.estimator(node.settings.pipeline)
     assert isinstance(estimator, TopDownEstimator)
-    direct = pipeline(node._config, frame)
+    direct = pipeline(node.settings.pipeline, frame)
     for sent, expected in zip(top_down.people, direct, strict=True):
         np.testing.assert_allclose([[k.x, k.y] for k in sent.keypoints], expected.keypoints_xy, atol=1e-3)
 
@@ -79,6 +79,6 @@ def test_mode_switches_live_and_back_without_reloading(graph, demo_data) -> None
     assert node.set_parameters([Parameter("mode", value="top_down")])[0].successful
     assert send_frame(probe, frame, sec=5).mode == "top_down"
     assert pipeline.num_loaded == 2, "switching back and forth reuses the cached estimators"
-    assert pipeline.estimator(node._config) is estimator
+    assert pipeline.estimator(node.settings.pipeline) is estimator
     assert node._image_sub is subscription, "the image subscription was never recreated"
     assert node.counters["rejected_parameter"] >= 1

@@ -1,7 +1,7 @@
 """MoveNet MultiPose imported into torch == the same TF.js model run by TF.js itself, on real frames.
 
 The reference runtime is npm @tensorflow/tfjs 4.22.0 on its pure-JavaScript CPU backend under node
-(pose_ros/tools/tfjs_reference.cjs). Both runtimes get the SAME int32 input tensor (the estimator's own
+(bench/fixtures/tfjs_reference.cjs). Both runtimes get the SAME int32 input tensor (the estimator's own
 preprocessing). Measured here (2026-11-24, 4 frames): max abs difference of the raw (1, 6, 56) outputs
 6e-8 for normalised keypoint/box coordinates and 1.2e-6 for scores (float32 sums in another order over
 ~80 conv layers). Tolerance: 1e-5 for both, ~10× the worst measurement, still 0.005 px at 512 px input.
@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.fixtures import tfjs_reference
 from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings
-from pose_ros.tools import tfjs_reference
 
 TOLERANCE = 1e-5  # normalised coordinates and scores, see the module docstring
 PIXEL_TOLERANCE = 0.01  # keypoints in image pixels after the back-mapping

@@ -3,7 +3,7 @@
 CenterNet (with its "asymmetric" resize) and MoveNet Thunder are checked against TF.js by
 test_top_down_reference.py; MultiPose by test_movenet_reference.py. Lightning shares Thunder's op set but
 not its weights or input size, so it gets its own check here. Reference runtime: npm @tensorflow/tfjs on its
-pure-JS CPU backend (pose_ros/tools/tfjs_reference.cjs). Input: basketball1.png letterboxed to int32 192×192.
+pure-JS CPU backend (bench/fixtures/tfjs_reference.cjs). Input: basketball1.png letterboxed to int32 192×192.
 
 Measured (2026-11-24): max abs diff of the (1, 1, 17, 3) output 1.1e-6 (normalised y, x and scores; float32
 sums in another order over ~50 conv layers). Tolerance 1e-5.
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures import tfjs_reference
 from pose_ros.core.estimators.letterbox import Letterbox
 from pose_ros.core.models.tfjs_graph import build_module
-from pose_ros.tools import tfjs_reference
 
 TOLERANCE = 1e-5
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures import openpose_peer as peer
+from bench.fixtures import openpose_synthetic as synthetic
 from pose_ros.core.decode import argmax_subpixel, find_peaks, gaussian_blur
-from pose_ros.core.openpose import layout, peer, synthetic
+from pose_ros.core.openpose import layout
 from pose_ros.core.openpose.grouping import (
     GroupingSettings,
     LimbCandidates,
@@ -128,6 +130,16 @@ def _assert_recovered(found_xy: np.ndarray, truth_xy: np.ndarray, visible: np.nd
         assert np.isnan(found_xy[match[0], ~vis]).all(), "keypoints from someone else attached (swap)"
 
 
+def _num_recovered(found_xy: np.ndarray, truth_xy: np.ndarray, visible: np.ndarray, tol: float = 0.5) -> int:
+    """How many true people `_assert_recovered` accepts (found once, with all and only their keypoints)."""
+    count = 0
+    for person, vis in zip(truth_xy, visible, strict=True):
+        err = np.linalg.norm(found_xy[:, vis] - person[vis], axis=-1)
+        match = np.flatnonzero(np.nan_to_num(err, nan=np.inf).max(axis=1) < tol)
+        count += match.size == 1 and bool(np.isnan(found_xy[match[0], ~vis]).all())
+    return count
+
+
 @pytest.mark.parametrize("assignment", ["hungarian", "greedy"])
 def test_decoder_recovers_synthetic_people(assignment):
     rng = np.random.default_rng(7)
@@ -218,12 +230,12 @@ def test_same_people_as_lightweight_openpose_when_it_recovers_everyone():
         heat, paf = synthetic.render_maps(kp, visible, size, size, sigma=1.5)
         peer_xy, _ = peer.peer_decode(*peer.to_peer_maps(heat.numpy(), paf.numpy(), keypoints_module),
                                       keypoints_module)
-        try:
-            _assert_recovered(peer_xy, kp, visible)
-        except AssertionError:
-            continue
         ours = group_people(heat, paf)
-        _assert_recovered(ours.keypoints_xy, peer_xy, visible, tol=0.01)
-        assert len(ours) == len(peer_xy)
-        compared += 1
-    assert compared >= 3
+        peer_found = _num_recovered(peer_xy, kp, visible)
+        if peer_found == n:  # the peer recovers everyone: we find exactly the same people
+            _assert_recovered(ours.keypoints_xy, peer_xy, visible, tol=0.01)
+            assert len(ours) == len(peer_xy)
+            compared += 1
+        else:  # a crowd beyond the peer: we recover at least the people it does
+            assert _num_recovered(ours.keypoints_xy, kp, visible) >= peer_found
+    assert compared == 3  # the scenes of 1, 4 and 8 people (seeded); the 12-person crowd defeats the peer

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench.fixtures import openpose_peer as peer
 from pose_ros.core.models.openpose import (
     CompactOpenPose,
     LightweightOpenPose,
@@ -14,7 +15,6 @@ from pose_ros.core.models.openpose import (
     detect_architecture,
     load_model,
 )
-from pose_ros.core.openpose import peer
 
 # Published layout of body_pose_model.pth: (name, in, out, kernel); every conv has "<name>.weight" and ".bias".
 VGG = [("conv1_1", 3, 64), ("conv1_2", 64, 64), ("conv2_1", 64, 128), ("conv2_2", 128, 128), ("conv3_1", 128, 256),

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures import openpose_synthetic as synthetic
 from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
 from pose_ros.core.models.openpose import CompactOpenPose, load_model
-from pose_ros.core.openpose import synthetic
 from pose_ros.core.skeletons import coco17_to_coco18, coco18_to_coco17
 from pose_ros.core.training.openpose import TargetSettings, make_sample, read_coco_people, stage_loss
 from pose_ros.tools import train_openpose
@@ -76,7 +76,8 @@ def test_training_on_synthetic_coco_recovers_the_people(tmp_path):
     assert np.mean(losses[:5]) / np.mean(losses[-10:]) >= 10.0, (losses[:5], losses[-10:])
     model = load_model(output)
     assert isinstance(model, CompactOpenPose) and model.stride == 4
-    estimator = OpenPoseEstimator(OpenPoseSettings(device="cpu", target_height=SIZE, upsample=4), model=model)
+    settings = OpenPoseSettings(device="cpu", input_width=SIZE, input_height=SIZE, upsample=4)
+    estimator = OpenPoseEstimator(settings, model=model)
     recovered = total = 0
     for name, (truth, _) in read_coco_people(annotations).items():
         image = cv2.imread(str(tmp_path / name))[..., ::-1].copy()

@@ -161,3 +161,4 @@ def test_parameters_have_descriptions_and_ranges(graph) -> None:
         assert descriptor.description, name
     assert node.describe_parameter("input_width").integer_range[0].step == 32
     assert node.describe_parameter("score_threshold").floating_point_range[0].to_value == 1.0
+

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 
+from bench.fixtures.smpl_synthetic import make_synthetic_smpl
 from pose_ros.core.body.smpl_files import SMPL_SOURCE_URL, SmplModelData, load_smpl_model, save_smpl_npz
-from pose_ros.core.body.smpl_synthetic import make_synthetic_smpl
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures.smpl_synthetic import SMPL_NUM_FACES, SMPL_NUM_VERTICES, make_synthetic_smpl
 from pose_ros.core.body.rotations import axis_angle_to_matrix
 from pose_ros.core.body.smpl import Smpl, ancestor_jumps
 from pose_ros.core.body.smpl_files import SmplModelData, official_arrays
-from pose_ros.core.body.smpl_synthetic import SMPL_NUM_FACES, SMPL_NUM_VERTICES, make_synthetic_smpl
 from pose_ros.core.skeletons import SMPL24_PARENTS
 
 

@@ -1,6 +1,6 @@
 """Top-down models imported into torch == the same TF.js graphs run by TF.js itself, on one real image each.
 
-Reference runtime: npm @tensorflow/tfjs on its pure-JavaScript CPU backend (pose_ros/tools/tfjs_reference.cjs).
+Reference runtime: npm @tensorflow/tfjs on its pure-JavaScript CPU backend (bench/fixtures/tfjs_reference.cjs).
 
 * CenterNet on basketball1.png letterboxed to 512×512: its three upsampling layers are TF ResizeBilinear in
   the legacy "asymmetric" mode (src = dst × in/out, no half-pixel shift). Measured (2026-11-24): class
@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
+from bench.fixtures import tfjs_reference
 from pose_ros.core.estimators.centernet import CenterNetDetector, CenterNetSettings
 from pose_ros.core.estimators.crops import boxes_to_crop_transforms, sample_crops
 from pose_ros.core.estimators.movenet_single import MoveNetSinglePose, MoveNetSingleSettings
 from pose_ros.core.models.tfjs_graph import build_module
-from pose_ros.tools import tfjs_reference
 
 pytestmark = pytest.mark.skipif(
     tfjs_reference.unavailable_reason() is not None, reason=f"TF.js reference: {tfjs_reference.unavailable_reason()}"

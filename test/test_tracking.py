@@ -89,8 +89,10 @@ def test_crossing_with_offset_paths_keeps_ids():
 
 def test_without_motion_model_a_full_occlusion_swaps_ids():
     # Control for the test above: with the velocity damped to zero at once, the hidden walker is predicted
-    # where it vanished, so it cannot be recovered behind the other one (this is what the model buys).
-    settings = TrackerSettings(max_age=10, velocity_damping=0.0)
+    # where it vanished, so it cannot be recovered behind the other one (this is what the model buys). The
+    # distance-gated second pass is off here: it would hand the id back (it accepts 1.3 box heights after 6
+    # missed frames), which would hide what the OKS pass alone does.
+    settings = TrackerSettings(max_age=10, velocity_damping=0.0, second_pass_distance=0.0)
     assignments = run(PersonTracker(settings), crossing_frames())
     assert id_switches(assignments) > 0
 
@@ -161,6 +163,8 @@ def test_settings_are_validated():
         PersonTracker(TrackerSettings(metric="euclid"))
     with pytest.raises(ValueError, match="max_age"):
         TrackerSettings(max_age=-1).validate()
+    with pytest.raises(ValueError, match="second_pass_distance"):
+        TrackerSettings(second_pass_distance=-0.1).validate()
 
 
 def test_velocity_follows_the_body_not_the_box():
@@ -184,6 +188,60 @@ def test_speed_is_clipped_to_max_speed():
     assert len(tracker.tracks) == 1
     height = tracker.tracks[0].bbox_xywh[3]
     np.testing.assert_allclose(np.linalg.norm(tracker.tracks[0].velocity), 3.0 * height, rtol=1e-6)
+
+
+def fast_walkers(num_frames=10, speed=0.16, height=200.0, seed=0):
+    """Three people walking apart from frame 0 at `speed` box heights per frame (so no track has a velocity
+    yet when the first jump comes), with 2 px keypoint noise."""
+    rng = np.random.default_rng(seed)
+    starts = np.array([[300.0, 300.0], [700.0, 300.0], [500.0, 700.0]])
+    directions = np.array([[-1.0, 0.0], [1.0, 0.0], [0.6, 0.8]])
+    step = speed * height * 0.95  # make_person's keypoint box is 0.95 of `height` tall
+    return [
+        [(k, make_person(starts[k] + i * step * directions[k], height, rng)) for k in range(3)]
+        for i in range(num_frames)
+    ]
+
+
+def test_fast_new_people_keep_ids_with_the_second_pass():
+    # At 0.16 box heights per frame a new track's prediction (no velocity yet) is 0.16 box heights off: OKS
+    # about 0.1, below the 0.3 gate, so without the distance-gated second pass every frame starts new ids.
+    tracker = PersonTracker()
+    assert id_switches(run(tracker, fast_walkers())) == 0 and tracker.num_ids_issued == 3
+    control = PersonTracker(TrackerSettings(second_pass_distance=0.0, camera_compensation=False))
+    assert id_switches(run(control, fast_walkers())) >= 10
+
+
+def panning_frames(speed=0.3, height=200.0, num_frames=12, reverse_at=6, seed=0):
+    """Five standing people 0.7 box heights apart seen by a camera panning at `speed` box heights per frame
+    to the right, then back from frame `reverse_at` on (the image moves the other way)."""
+    rng = np.random.default_rng(seed)
+    world_x = 200.0 + 0.7 * height * np.arange(5)
+    frames, pan = [], 0.0
+    for i in range(num_frames):
+        frames.append([(k, make_person((x - pan, 400.0), height, rng)) for k, x in enumerate(world_x)])
+        pan += speed * height * 0.95 * (1 if i < reverse_at else -1)
+    return frames
+
+
+def test_camera_compensation_follows_a_pan_reversal():
+    # When the pan reverses, every track's velocity points the wrong way: its prediction is 0.6 box heights
+    # off, beyond the second pass's gate. The shift shared by all tracks (the camera's) is found from the
+    # detections and the tracks' predictions moved by it match.
+    assert id_switches(run(PersonTracker(), panning_frames())) == 0
+    control = PersonTracker(TrackerSettings(camera_compensation=False))
+    assert id_switches(run(control, panning_frames())) > 0
+
+
+def test_camera_compensation_leaves_independent_walkers_alone():
+    # A static camera with two people walking in opposite directions and one standing: no common shift of
+    # two or more tracks exists, so nothing changes (the crossing tests above cover occlusions).
+    tracker = PersonTracker()
+    frames = [
+        [(0, make_person((100 + 15 * i, 300))), (1, make_person((900 - 15 * i, 300))), (2, make_person((500, 700)))]
+        for i in range(20)
+    ]
+    assert id_switches(run(tracker, frames)) == 0 and tracker.num_ids_issued == 3
 
 
 def test_clear_mot_counts_of_the_benchmark():

@@ -183,9 +183,10 @@ class StampMatcher(Generic[T]):
 
     def match(self, stamp_s: float) -> tuple[float, T] | None:
         """(stamp, frame) of the stored frame nearest to `stamp_s` within the tolerance, or None."""
-        if not self._frames:
+        frames = tuple(self._frames)  # a snapshot: other threads may add frames meanwhile
+        if not frames:
             return None
-        best = min(self._frames, key=lambda item: abs(item[0] - stamp_s))
+        best = min(frames, key=lambda item: abs(item[0] - stamp_s))
         return best if abs(best[0] - stamp_s) <= self.tolerance_s else None
 
     def clear(self) -> None:

@@ -27,6 +27,19 @@ COCO_KEYPOINT_SIGMAS = (
     / 10.0
 )
 
+# OKS constant σ of each joint by name, for files in any layout. COCO's 17 as published; for joints COCO has
+# no σ for: head top and neck take CrowdPose's published constants (0.079 each, as its shoulders); PoseTrack's
+# head_bottom and MPII's upper_neck and thorax, points between head top and shoulders, take the same 0.079;
+# MPII's pelvis, a point between the hips, takes the hips' 0.107.
+KEYPOINT_SIGMAS_BY_NAME: dict[str, float] = dict(zip(COCO17.keypoints, COCO_KEYPOINT_SIGMAS.tolist(), strict=True)) | {
+    "head_top": 0.079,
+    "neck": 0.079,
+    "head_bottom": 0.079,
+    "upper_neck": 0.079,
+    "thorax": 0.079,
+    "pelvis": 0.107,
+}
+
 # Names of the ten COCO keypoint summary numbers, in the order of COCOeval.stats.
 COCO_KEYPOINT_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
@@ -35,6 +48,32 @@ RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # 101-point interpolated precisi
 AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
 MAX_DETECTIONS = 20  # per image, highest scores first
 MPII_HEAD_BOX_FACTOR = 0.6  # MPII's head size = 0.6 · head-box diagonal
+
+
+def keypoint_sigmas(names: Sequence[str]) -> np.ndarray:
+    """OKS constants (K,) for joints named `names` (canonical names); NaN for a joint without a known σ."""
+    return np.array([KEYPOINT_SIGMAS_BY_NAME.get(n, np.nan) for n in names], np.float64)
+
+
+def points_in_polygons(points_xy: np.ndarray, polygons: Sequence[np.ndarray]) -> np.ndarray:
+    """(N,) bool: which points lie inside any of the polygons (even-odd rule; points on an edge may go either way).
+
+    points_xy (N, 2) pixels; each polygon (M, 2) pixels, M ≥ 3, closed implicitly.
+    """
+    points = np.asarray(points_xy, np.float64).reshape(-1, 2)
+    inside_any = np.zeros(len(points), bool)
+    x, y = points[:, 0:1], points[:, 1:2]  # (N, 1)
+    for polygon in polygons:
+        poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+        if len(poly) < 3:
+            continue
+        x0, y0 = poly[:, 0], poly[:, 1]  # (M,)
+        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        crosses = (y0 > y) != (y1 > y)  # (N, M): the edge spans the point's row
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at_y = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        inside_any |= (np.count_nonzero(crosses & (x < x_at_y), axis=1) % 2) == 1
+    return inside_any
 
 
 # ----------------------------------------------------------------------------------------------------------

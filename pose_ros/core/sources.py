@@ -7,6 +7,8 @@ Frames are BGR uint8 (H, W, 3), as OpenCV reads them.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -35,6 +37,12 @@ class FrameSource:
             self._files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self._files:
                 raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
+            unreadable = [p.name for p in self._files if not cv2.haveImageReader(str(p))]
+            if unreadable:
+                raise SourceError(
+                    f"folder {path}: {len(unreadable)} file(s) in an unknown image format or damaged, e.g. "
+                    f"{', '.join(unreadable[:3])}; remove them or convert them to PNG or JPEG"
+                )
         else:
             self._open_capture()
 
@@ -42,9 +50,20 @@ class FrameSource:
         target: int | str = _camera_index(self.spec) if self.kind == "camera" else str(Path(self.spec).expanduser())
         if self.kind == "video" and not Path(target).is_file():
             raise SourceError(f"video file not found: {target}")
+        if self.kind == "camera":
+            _check_camera_device(self.spec, int(target))
         capture = cv2.VideoCapture(target, cv2.CAP_V4L2) if self.kind == "camera" else cv2.VideoCapture(target)
         if not capture.isOpened():
-            raise SourceError(f"cannot open {self.kind} {self.spec!r}")
+            if self.kind == "camera":
+                raise SourceError(
+                    f"cannot open camera /dev/video{target} ({self.spec!r}): it exists but does not deliver video "
+                    f"(in use by another program, or a metadata node: try the next /dev/videoN; "
+                    f"v4l2-ctl --list-devices shows which one captures)"
+                )
+            raise SourceError(
+                f"cannot open video {target}: OpenCV cannot decode it (an unknown format, or damaged); convert it, "
+                f"e.g. ffmpeg -i {Path(target).name} video.mp4, or pass an image folder"
+            )
         self._capture = capture
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
 
@@ -83,6 +102,25 @@ def _is_camera(spec: str) -> bool:
 
 def _camera_index(spec: str) -> int:
     return int(spec.removeprefix("/dev/video"))
+
+
+def _check_camera_device(spec: str, index: int) -> None:
+    """On Linux, raise SourceError naming /dev/video<index> and what to do when it is absent or not accessible."""
+    if not sys.platform.startswith("linux"):
+        return
+    device = Path(f"/dev/video{index}")
+    if not device.exists():
+        present = sorted(str(p) for p in Path("/dev").glob("video*"))
+        listing = f"present: {', '.join(present)}" if present else "no /dev/video* device exists on this machine"
+        raise SourceError(
+            f"camera {spec!r}: {device} does not exist ({listing}); plug the camera in, or pick an existing device "
+            f"(ls /dev/video*, v4l2-ctl --list-devices), or use a video file or image folder as the source"
+        )
+    if not os.access(device, os.R_OK | os.W_OK):
+        raise SourceError(
+            f"camera {spec!r}: no permission to open {device}; add your user to its group "
+            f"(sudo usermod -aG video $USER, then log in again)"
+        )
 
 
 def open_source(spec: str, loop: bool = False) -> FrameSource:

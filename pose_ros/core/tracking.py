@@ -9,6 +9,12 @@ missed): a coasting prediction grows less certain, so its tolerance grows. The c
 Hungarian method (`scipy.optimize.linear_sum_assignment`) in a matching cascade — tracks seen in the last
 frame first, then those missed once, and so on — and pairs below `match_threshold` are never matched.
 
+Fast motion (issue 17: at 0.16 box heights per frame a new track, which has no velocity yet, fails the OKS
+gate on every frame): with `camera_compensation`, the image shift shared by most tracks seen last frame (a
+panning camera) is voted from the detections, and every track is also compared at its last state moved by
+that shift (the better similarity counts); with `second_pass_distance` > 0, detections and tracks left over
+by the OKS/IoU pass are matched by the median keypoint shift from the prediction, in box heights, gated.
+
 Matched tracks take the detection's keypoints; unmatched detections start new tracks; unmatched tracks
 coast on their prediction (velocity damped each missed frame) and are dropped after `max_age` consecutive
 misses. Track ids count up from 0 and are never reused in the life of a `PersonTracker` (not even after
@@ -75,6 +81,12 @@ class TrackerSettings:
         velocity_damping: factor in [0, 1] applied to a track's velocity for each frame it is missed.
         max_speed: speed limit of the motion model in box heights per second (a sprinting person covers about
             3); a jump measured when the detector merges or splits people is clipped to it.
+        camera_compensation: estimate each frame one image shift common to most tracks (a panning camera) from
+            the detections, and also compare every detection with the tracks' predictions moved by it.
+        second_pass_distance: a second association pass for the tracks and detections left over by the OKS/IoU
+            pass matches by distance: the median keypoint (or box-centre) shift from the prediction, in
+            predicted box heights, at most this (0: no second pass); the gate grows with √(1 + misses) and
+            the box heights must agree within a factor 1.5.
     """
 
     metric: str = "oks"
@@ -85,6 +97,8 @@ class TrackerSettings:
     velocity_smoothing: float = 0.5
     velocity_damping: float = 0.9
     max_speed: float = 3.0
+    camera_compensation: bool = True
+    second_pass_distance: float = 0.5
 
     def validate(self) -> None:
         """Raise ValueError with a reason when a field has an unusable value."""
@@ -104,6 +118,8 @@ class TrackerSettings:
             raise ValueError(f"velocity_damping must be in [0, 1], got {self.velocity_damping}")
         if self.max_speed < 0:
             raise ValueError(f"max_speed must be >= 0 box heights per second, got {self.max_speed}")
+        if not 0.0 <= self.second_pass_distance <= 10.0:
+            raise ValueError(f"second_pass_distance must be in [0, 10] box heights, got {self.second_pass_distance}")
 
 
 @dataclass
@@ -187,8 +203,14 @@ class PersonTracker:
             The people of confirmed tracks, in input order, with `id` = track id and `tracked` = True.
             With `min_hits` > 1, people of tentative tracks are left out.
         """
-        similarity = self._similarities(people, timestamp_s)
-        matches = self._assign(similarity)
+        predictions = [track.shift(timestamp_s) for track in self._tracks]
+        camera = self._camera_shift(people) if self.settings.camera_compensation else None
+        hypotheses = [predictions]
+        if camera is not None:
+            hypotheses.append([(t.keypoints_xy + camera, t.bbox_xywh + np.r_[camera, 0.0, 0.0]) for t in self._tracks])
+        matches = self._assign(self._similarities(people, hypotheses))
+        if self.settings.second_pass_distance > 0:
+            matches += self._second_pass(people, hypotheses, matches)
         matched_tracks = {t for _, t in matches}
         for track_index, track in enumerate(self._tracks):
             if track_index not in matched_tracks:
@@ -205,20 +227,64 @@ class PersonTracker:
 
     # -- matching --------------------------------------------------------------------------------------
 
-    def _similarities(self, people: list[Person], timestamp_s: float) -> np.ndarray:
-        """(D, T) similarity of each detection to each predicted track; 0 across layouts."""
+    def _similarities(self, people: list[Person], hypotheses: list[list[tuple]]) -> np.ndarray:
+        """(D, T) similarity of each detection to each track: the best over the predictions in `hypotheses`
+        (per hypothesis, one (keypoints (K, 2), box (4,)) per track); 0 across layouts."""
         out = np.zeros((len(people), len(self._tracks)))
         for t, track in enumerate(self._tracks):
-            keypoints, box = track.shift(timestamp_s)
-            for d, person in enumerate(people):
-                if person.layout != track.layout:
-                    continue
-                if self.settings.metric == "iou":
-                    out[d, t] = box_iou_xywh(person.bbox_xywh, box)[0, 0]
-                else:
-                    area = box[2] * box[3] * (1 + track.misses)
-                    out[d, t] = self._oks(person, keypoints, track.confidences, area)
+            for keypoints, box in (hypothesis[t] for hypothesis in hypotheses):
+                for d, person in enumerate(people):
+                    if person.layout != track.layout:
+                        continue
+                    if self.settings.metric == "iou":
+                        value = box_iou_xywh(person.bbox_xywh, box)[0, 0]
+                    else:
+                        area = box[2] * box[3] * (1 + track.misses)
+                        value = self._oks(person, keypoints, track.confidences, area)
+                    out[d, t] = max(out[d, t], value)
         return out
+
+    def _offset(self, person: Person, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """Shift (2,) pixels from a track state (keypoints (K, 2), confidences (K,), box (4,)) to a detection:
+        the median shift of the keypoints both are confident about, the box-centre shift below 3 of them."""
+        threshold = self.settings.keypoint_threshold
+        shift = np.asarray(person.keypoints_xy, np.float64) - keypoints
+        shared = (np.asarray(person.confidences) > threshold) & (confidences > threshold) & np.isfinite(shift).all(1)
+        if shared.sum() >= 3:
+            return np.median(shift[shared], axis=0)
+        return _box_centre(np.asarray(person.bbox_xywh, np.float64)) - _box_centre(box)
+
+    def _camera_shift(self, people: list[Person]) -> np.ndarray | None:
+        """Image shift (2,) pixels since the last frame common to most tracks seen then, or None.
+
+        Every (detection, track) pair votes with its offset from the track's last state; a vote's support is
+        the number of tracks with a detection within 0.1 of their box height of that offset. The best-supported
+        offset (at least 2 tracks, ties to the smaller shift) is refined to the median of its supporters.
+        """
+        seen = [t for t in self._tracks if t.misses == 0]
+        if len(seen) < 2 or len(people) < 2:
+            return None
+        offsets = np.full((len(people), len(seen), 2), np.nan)
+        for t, track in enumerate(seen):
+            for d, person in enumerate(people):
+                if person.layout == track.layout:
+                    offsets[d, t] = self._offset(person, track.keypoints_xy, track.confidences, track.bbox_xywh)
+        heights = np.array([max(t.bbox_xywh[3], 1.0) for t in seen])
+        candidates = offsets.reshape(-1, 2)
+        candidates = candidates[np.isfinite(candidates).all(axis=1)]
+        if len(candidates) == 0:
+            return None
+        # (C, D, T) distance of every pair's offset to every candidate, in the track's box heights
+        distance = np.linalg.norm(offsets[None] - candidates[:, None, None], axis=-1) / heights[None, None]
+        nearest = np.nan_to_num(distance, nan=np.inf).min(axis=1)  # (C, T)
+        support = (nearest <= 0.1).sum(axis=1)
+        order = np.lexsort((np.linalg.norm(candidates, axis=1), -support))
+        best = order[0]
+        if support[best] < 2:
+            return None
+        supporters = nearest[best] <= 0.1
+        closest = np.nan_to_num(distance[best], nan=np.inf).argmin(axis=0)  # (T,) detection nearest per track
+        return np.median(offsets[closest[supporters], np.flatnonzero(supporters)], axis=0)
 
     def _oks(self, person: Person, keypoints: np.ndarray, confidences: np.ndarray, area: float) -> float:
         """OKS between a detection and a predicted track over the keypoints both are confident about.
@@ -264,6 +330,36 @@ class PersonTracker:
                     matches.append((int(rows[r]), int(columns[c])))
                     free[rows[r]] = False
         return matches
+
+    def _second_pass(
+        self, people: list[Person], hypotheses: list[list[tuple]], matches: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """Match leftover detections and tracks by distance (see `TrackerSettings.second_pass_distance`).
+
+        Cost = the smallest shift from a track's predictions to the detection in predicted box heights;
+        pairs beyond the gate second_pass_distance × √(1 + misses), of another layout, or whose box heights
+        differ by more than a factor 1.5 are never matched.
+        """
+        free_d = sorted(set(range(len(people))) - {d for d, _ in matches})
+        free_t = sorted(set(range(len(self._tracks))) - {t for _, t in matches})
+        if not free_d or not free_t:
+            return []
+        cost = np.full((len(free_d), len(free_t)), _GATED_COST)
+        for j, t in enumerate(free_t):
+            track = self._tracks[t]
+            gate = self.settings.second_pass_distance * np.sqrt(1.0 + track.misses)
+            for i, d in enumerate(free_d):
+                person = people[d]
+                for keypoints, box in (hypothesis[t] for hypothesis in hypotheses):
+                    height = max(box[3], 1.0)
+                    ratio = float(person.bbox_xywh[3]) / height
+                    if person.layout != track.layout or not 1 / 1.5 <= ratio <= 1.5:
+                        continue
+                    distance = np.linalg.norm(self._offset(person, keypoints, track.confidences, box)) / height
+                    if distance <= gate:
+                        cost[i, j] = min(cost[i, j], distance)
+        rows, cols = linear_sum_assignment(cost)
+        return [(free_d[r], free_t[c]) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _GATED_COST]
 
     # -- track life ------------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""sensor_msgs/Image ⇄ numpy without cv_bridge.
+"""sensor_msgs/Image and sensor_msgs/CompressedImage ⇄ numpy without cv_bridge.
 
 `image_to_array` returns a zero-copy view of the message buffer whenever the byte order matches the
 machine (it honours `step` row padding through strides); `to_rgb8` turns any supported encoding into the
 (H, W, 3) uint8 RGB array the estimators take; `array_to_image` builds a message from an array.
+`compressed_to_rgb8` decodes a CompressedImage (JPEG or PNG, as image_transport's `compressed` plugin writes
+it) and `rgb8_to_compressed` encodes one; `message_to_rgb8` takes either message type.
 Errors are `ImageConversionError` (a ValueError) with a message that says what is wrong with the frame.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 
@@ -66,7 +68,8 @@ def encoding_info(encoding: str) -> EncodingInfo:
         return ENCODINGS[encoding]
     except KeyError:
         raise ImageConversionError(
-            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}; publish one of these "
+            f"(bgr8 or rgb8 for colour), or JPEG/PNG on <image>/compressed with image_transport: compressed"
         ) from None
 
 
@@ -91,7 +94,7 @@ def image_to_array(msg: Image) -> np.ndarray:
     if len(buffer) < needed:
         raise ImageConversionError(
             f"truncated image data: {len(buffer)} bytes for {width}x{height} {msg.encoding} with step {step} "
-            f"(needs {step * height})"
+            f"(needs {needed}: step × (height − 1) + one row)"
         )
     dtype = info.dtype.newbyteorder(">" if msg.is_bigendian else "<") if info.dtype.itemsize > 1 else info.dtype
     pixels = np.ndarray(
@@ -154,3 +157,110 @@ def array_to_image(pixels: np.ndarray, encoding: str, header: Header | None = No
     msg.step = int(pixels.strides[0])
     msg.data = array.array("B", pixels.tobytes())
     return msg
+
+
+# ----- sensor_msgs/CompressedImage ---------------------------------------------------------------------------------
+COMPRESSED_FORMATS = ("jpeg", "png")
+_SIGNATURES = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n"}
+_FORMAT_ALIASES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
+_RGB_ORDER_TARGETS = ("rgb8", "rgba8", "rgb16", "rgba16")  # decoded channels already in RGB order
+
+
+@dataclass(frozen=True)
+class CompressedFormat:
+    """A CompressedImage `format` field, parsed: "rgb8; jpeg compressed bgr8" → ("rgb8", "jpeg", "bgr8").
+
+    `encoding` is the raw image's encoding before compression ("" when the field names only the codec, as in
+    plain "jpeg"); `target` is the pixel layout that was compressed ("" when not given: OpenCV's BGR order).
+    """
+
+    encoding: str
+    codec: str
+    target: str
+
+
+def parse_compressed_format(text: str, data: bytes | bytearray | memoryview = b"") -> CompressedFormat:
+    """Parse image_transport's format field ("<encoding>; <codec> compressed [<target>]", or just "jpeg"/"png").
+
+    An empty field is allowed: the codec is then recognised from the data's signature. Raises ImageConversionError
+    for a codec other than jpeg/png (e.g. compressedDepth, h264, theora) or data that is not of the named codec.
+    """
+    field = text.strip()
+    encoding, _, rest = field.partition(";") if ";" in field else ("", "", field)
+    encoding, rest = encoding.strip(), rest.strip()
+    words = rest.split()
+    codec_word = words[0].lower() if words else ""
+    target = words[2] if len(words) >= 3 and words[1] == "compressed" else ""
+    head = bytes(data[:8])
+    detected = next((name for name, signature in _SIGNATURES.items() if head.startswith(signature)), "")
+    if not codec_word:
+        if not detected:
+            raise ImageConversionError(
+                "compressed image with an empty format field whose data is neither JPEG nor PNG; "
+                "publish jpeg or png (image_transport's compressed plugin), or subscribe to the raw topic "
+                "(image_transport: raw)"
+            )
+        return CompressedFormat(encoding, detected, target)
+    codec = _FORMAT_ALIASES.get(codec_word)
+    if codec is None or (len(words) >= 2 and words[1] != "compressed"):
+        hint = " (compressedDepth is for depth images)" if "compresseddepth" in field.lower() else ""
+        raise ImageConversionError(
+            f"unsupported compressed image format {text!r}{hint}; supported: jpeg, png "
+            f"(e.g. 'bgr8; jpeg compressed bgr8'); republish as jpeg/png or raw and set image_transport accordingly"
+        )
+    if detected != codec:
+        found = detected.upper() if detected else f"unknown data (first bytes {head[:4].hex()})"
+        raise ImageConversionError(f"compressed image says {codec} in format {text!r} but holds {found}")
+    return CompressedFormat(encoding, codec, target)
+
+
+def compressed_to_rgb8(msg: CompressedImage) -> np.ndarray:
+    """Decode a JPEG/PNG CompressedImage to (H, W, 3) uint8 RGB, honouring its `format` field.
+
+    Grey images become three equal channels, 16-bit PNGs are scaled by >> 8, alpha is dropped. A `target`
+    of rgb8/rgba8 in the format means the compressed pixels are in RGB order (else OpenCV's BGR order).
+    """
+    data = msg.data if isinstance(msg.data, bytes | bytearray) else memoryview(msg.data).cast("B")
+    if len(data) == 0:
+        raise ImageConversionError(f"empty compressed image (format {msg.format!r}, 0 bytes)")
+    layout = parse_compressed_format(msg.format, data)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.size == 0:
+        raise ImageConversionError(
+            f"cannot decode the {layout.codec} data ({len(data)} bytes, format {msg.format!r}): corrupt or truncated"
+        )
+    if decoded.dtype == np.uint16:
+        decoded = (decoded >> 8).astype(np.uint8)
+    elif decoded.dtype != np.uint8:
+        raise ImageConversionError(f"decoded {layout.codec} has unsupported pixel type {decoded.dtype}")
+    if decoded.ndim == 2 or decoded.shape[2] == 1:
+        return cv2.cvtColor(decoded.reshape(decoded.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if layout.target in _RGB_ORDER_TARGETS:
+        return np.ascontiguousarray(decoded[:, :, :3])
+    code = cv2.COLOR_BGRA2RGB if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(decoded, code)
+
+
+def rgb8_to_compressed(
+    rgb: np.ndarray, header: Header | None = None, codec: str = "jpeg", jpeg_quality: int = 90
+) -> CompressedImage:
+    """CompressedImage of an (H, W, 3) uint8 RGB array, format "rgb8; <codec> compressed bgr8" as image_transport."""
+    if codec not in COMPRESSED_FORMATS:
+        raise ImageConversionError(f"cannot compress to {codec!r}; supported: {', '.join(COMPRESSED_FORMATS)}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ImageConversionError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if codec == "jpeg" else []
+    ok, encoded = cv2.imencode(".jpg" if codec == "jpeg" else ".png", bgr, params)
+    if not ok:
+        raise ImageConversionError(f"OpenCV could not encode a {rgb.shape[1]}x{rgb.shape[0]} image as {codec}")
+    msg = CompressedImage(format=f"rgb8; {codec} compressed bgr8")
+    if header is not None:
+        msg.header = header
+    msg.data = array.array("B", encoded.tobytes())
+    return msg
+
+
+def message_to_rgb8(msg: Image | CompressedImage) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of either image message type (see `to_rgb8` and `compressed_to_rgb8`)."""
+    return compressed_to_rgb8(msg) if isinstance(msg, CompressedImage) else to_rgb8(msg)

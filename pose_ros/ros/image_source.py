@@ -47,7 +47,9 @@ class ImageSource(Node):
         self.declare_parameters(
             "",
             [
-                ("source", "", ParameterDescriptor(description="video file, image folder, /dev/videoN or index")),
+                # Dynamically typed: `-p source:=0` and launch's `source:=0` give an integer (a camera index).
+                ("source", "", ParameterDescriptor(
+                    description="video file, image folder, /dev/videoN or camera index", dynamic_typing=True)),
                 ("rate", 10.0, ParameterDescriptor(
                     description="frames per second to publish (0: the video's own rate, else 10)",
                     floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0)])),
@@ -62,7 +64,7 @@ class ImageSource(Node):
         )
         p = {name: self.get_parameter(name).value for name in ("source", "rate", "loop", "frame_id", "max_frames")}
         self.frame_id, self.max_frames = p["frame_id"], int(p["max_frames"])
-        self.source = open_source(p["source"], loop=bool(p["loop"]))
+        self.source = open_source(str(p["source"]), loop=bool(p["loop"]))
         calibration_file = self.get_parameter("camera_info_file").value
         self.calibration = load_camera_calibration(calibration_file) if calibration_file else None
         self.frames = iter(self.source)

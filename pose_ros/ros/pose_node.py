@@ -5,47 +5,65 @@ image, deactivate unsubscribes, cleanup drops the model. With `auto_activate` (d
 activates itself at start-up, so `ros2 run pose_ros pose_node` just works.
 
 Topics (relative names; remap them):
-  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo, optional),
+  in   image (sensor_msgs/Image; with image_transport=compressed: image/compressed, sensor_msgs/CompressedImage),
+       camera_info (sensor_msgs/CameraInfo, optional),
        depth_image (sensor_msgs/Image 16UC1 mm or 32FC1 m, registered to image; optional),
        depth_camera_info (sensor_msgs/CameraInfo of the depth image; optional)
-  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image),
+  out  people (pose_ros/PersonArray), markers (visualization_msgs/MarkerArray), overlay (sensor_msgs/Image;
+       overlay/compressed with overlay_transport compressed or both),
        /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz)
 Every output carries the input image's header unchanged.
+
+Threads (the walk of a frame is in the README's architecture section):
+  executor   callbacks only store: the newest image (keep last 1), camera info, depth frames; parameter and
+             lifecycle services are answered here while frames are processed (reentrant group: a parameter set
+             that loads a model blocks only its own call)
+  frames     one dedicated thread runs every 2D model call and the whole frame: one settings snapshot, estimator,
+             tracker, depth, mesh attachment, one message per output
+  meshes     the mesh worker (pose_ros.core.meshing.worker): fits the newest frame's tracked people at most
+             mesh_rate_hz, one torch thread at a lower priority; the frame path attaches each track's newest mesh
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass, replace
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
-from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from pose_ros.core.camera import default_camera_matrix
-from pose_ros.core.depth import DepthSettings, StampMatcher, add_keypoints_3d, depth_to_metres
+from pose_ros.core.depth import DepthSettings, StampMatcher, depth_to_metres, keypoints_3d
 from pose_ros.core.draw import draw_people
-from pose_ros.core.meshing import MeshStage, create_mesh_stage, decimate_people_meshes
-from pose_ros.core.person import BodyModelParams, Person
+from pose_ros.core.meshing import FittedMesh, MeshConfig, MeshFit, MeshJob, MeshWorker, create_mesh_stage
+from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
 from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
-from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, to_rgb8
-from pose_ros.ros.messages import people_to_markers, people_to_msg
+from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
+from pose_ros.ros.messages import (
+    camera_matrix_from_info,
+    people_to_markers,
+    people_to_msg,
+    stamp_nanoseconds,
+    stamp_seconds,
+)
 from pose_ros.ros.parameters import (
     PARAMETER_NAMES,
     PIPELINE_FIELDS,
@@ -54,51 +72,130 @@ from pose_ros.ros.parameters import (
     mesh_config,
     pipeline_config,
 )
+from pose_ros.ros.transport import ImageOutput, create_image_subscription
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 ERROR_LOG_PERIOD_S = 5.0
 # What loading or running a model may raise for bad configuration or files (reported, never fatal).
 MODEL_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError, ImportError)
-T = TypeVar("T")
+DEPTH_ENCODINGS = ("16UC1", "32FC1", "mono16")
+EXECUTOR_THREADS = 4  # services stay answerable while one thread loads a model for a parameter set
 
 
+@dataclass(frozen=True)
+class FrameSettings:
+    """Everything a frame reads from the parameters: one immutable snapshot, taken when the frame starts.
+
+    Built from the parameter values when a change is accepted; a frame never reads a parameter itself.
+    """
+
+    pipeline: PipelineConfig
+    tracker: TrackerSettings
+    tracking: bool
+    keypoint_threshold: float
+    marker_depth: float
+    publish_overlay: bool
+    depth: DepthSettings
+    depth_sync_tolerance_s: float
+    mesh: MeshConfig
+    mesh_rate_hz: float
+    mesh_max_faces: int
+    latency_warning_ms: float
+
+    @classmethod
+    def from_values(cls, values: dict[str, object]) -> FrameSettings:
+        return cls(
+            pipeline=pipeline_config(values),
+            tracker=TrackerSettings(
+                metric=str(values["tracking_metric"]),
+                match_threshold=float(values["tracking_match_threshold"]),
+                max_age=int(values["tracking_max_age"]),
+            ),
+            tracking=bool(values["tracking"]),
+            keypoint_threshold=float(values["keypoint_threshold"]),
+            marker_depth=float(values["marker_depth"]),
+            publish_overlay=bool(values["publish_overlay"]),
+            depth=DepthSettings(window=int(values["depth_window"])),
+            depth_sync_tolerance_s=float(values["depth_sync_tolerance_s"]),
+            mesh=mesh_config(values),
+            mesh_rate_hz=float(values["mesh_rate_hz"]),
+            mesh_max_faces=int(values["mesh_max_faces"]),
+            latency_warning_ms=float(values["latency_warning_ms"]),
+        )
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first unusable value."""
+        self.pipeline.validate()
+        self.tracker.validate()
+        self.depth.validate()
+        self.mesh.validate()
+
+    @property
+    def mesh_interval_s(self) -> float:
+        return 1.0 / self.mesh_rate_hz if self.mesh_rate_hz > 0 else 0.0
+
+
+def node_executor(context=None) -> MultiThreadedExecutor:
+    """The executor pose_node needs: several threads, so that services are answered while a parameter set loads
+    a model (frames run on the node's own thread either way)."""
+    return MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=context)
 class PoseNode(LifecycleNode):
-    """Human pose estimation on an image topic (see the module docstring for topics)."""
+    """Human pose estimation on an image topic (see the module docstring for topics and threads)."""
 
     def __init__(self, node_name: str = "pose_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
+        # Parameter and lifecycle services in one reentrant group: a set that loads a model (seconds) blocks only
+        # itself, gets/describes/state queries are answered meanwhile (with a multi-threaded executor).
+        self._service_group = ReentrantCallbackGroup()
+        for service in self.services:
+            service.callback_group = self._service_group
+            self._service_group.add_entity(service)
+        self._input_group = MutuallyExclusiveCallbackGroup()  # image, camera info, depth: they only store
         declare_all(self)
         self.counters: Counter[str] = Counter()  # frames_received, frames_processed, and one per error kind
         self.errors_logged: Counter[str] = Counter()  # how often each error kind was actually logged
         self.last_error: dict[str, str] = {}  # the latest message per error kind
         self._last_error_log: dict[str, float] = {}
+        self._lock = threading.RLock()  # parameter changes and lifecycle transitions, one at a time
         self._pipeline = PosePipeline()
-        # Every model call runs on this one thread: executors hand callbacks to varying threads, and torch
-        # called from a new thread each time builds new OpenMP thread teams (measured: 2-3x slower per frame).
-        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose_models")
-        self._config = pipeline_config(self._values())
+        # Every frame (and so every 2D model call) runs on this one thread: executors hand callbacks to varying
+        # threads, and torch called from a new thread each time builds new OpenMP thread teams (2-3x slower).
+        self._frame_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose_frames")
+        self._pending_lock = threading.Lock()
+        self._pending: Image | None = None  # the newest image not yet taken by the frame thread (keep last 1)
+        self._frame_scheduled = False
+        self._settings = FrameSettings.from_values(self._values())
         self._camera_matrix: np.ndarray | None = None
         self._depth_camera_matrix: np.ndarray | None = None
-        self._depth_frames: StampMatcher[Image] = StampMatcher(self.get_parameter("depth_sync_tolerance_s").value)
+        self._depth_frames: StampMatcher[Image] = StampMatcher(self._settings.depth_sync_tolerance_s)
         self._subscriptions_active: list = []
         self._image_sub = None
         self._people_pub = self._markers_pub = self._overlay_pub = None
-        self._tracker = PersonTracker(self._tracker_settings(self._values()))
-        self._mesh_config = mesh_config(self._values())
-        self._mesh_stage: MeshStage | None = None
-        self._last_mesh_time = -np.inf
-        self._meshes_by_track: dict[int, BodyModelParams] = {}
+        self._tracker = PersonTracker(self._settings.tracker)  # used by the frame thread only
+        self._tracked_pipeline = self._settings.pipeline  # the pipeline the tracker's tracks come from
+        self._mesh_worker: MeshWorker | None = None
+        self._last_mesh_ns = -1  # untracked meshing: when the last frame was meshed (monotonic ns)
         self.statistics = FrameStatistics()
+        self._statistics_lock = threading.Lock()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-    def _on_model_thread(self, function: Callable[..., T], *args) -> T:
-        """Run `function(*args)` on the node's model thread and return its result (exceptions propagate)."""
-        return self._model_thread.submit(function, *args).result()
+    @property
+    def settings(self) -> FrameSettings:
+        """The settings the next frame starts with."""
+        return self._settings
+
+    @property
+    def mesh_worker(self) -> MeshWorker | None:
+        return self._mesh_worker
 
     def destroy_node(self) -> None:
-        self._model_thread.shutdown(wait=True)
+        with self._pending_lock:
+            self._pending = None
+        self._frame_thread.shutdown(wait=True)
+        if self._mesh_worker is not None:
+            self._mesh_worker.close()
         super().destroy_node()
 
     # ----- parameters -------------------------------------------------------------------------------------------
@@ -106,45 +203,34 @@ class PoseNode(LifecycleNode):
         return {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Validate a parameter change as a whole (a new model is loaded before it is accepted), then apply it."""
-        values = self._values() | {p.name: p.value for p in parameters}
-        reasons = [reason for p in parameters if (reason := check_choice(p.name, p.value))]
-        if reasons:
-            return self._reject_parameters(reasons[0])
-        tracker_settings, new_mesh_config, config = (
-            self._tracker_settings(values),
-            mesh_config(values),
-            pipeline_config(values),
-        )
-        try:
-            tracker_settings.validate()
-            new_mesh_config.validate()
-            config.validate()
-            if config != self._config and self._is_configured():
-                self._on_model_thread(self._pipeline.estimator, config)  # load now: a bad model is rejected here
-        except MODEL_ERRORS as error:
-            return self._reject_parameters(str(error))
-        self._depth_frames.tolerance_s = float(values["depth_sync_tolerance_s"])
-        if tracker_settings != self._tracker.settings:
-            self._tracker = PersonTracker(tracker_settings)
-        if new_mesh_config != self._mesh_config:
-            self._mesh_config = new_mesh_config
-            if self._is_configured():
-                self._load_mesh_stage()  # a missing mesh model is reported once; 2D output goes on
-        if config != self._config:
-            changed = {f: getattr(config, f) for f in PIPELINE_FIELDS if getattr(config, f) != getattr(self._config, f)}
-            self.get_logger().info(f"parameters changed, effective from the next frame: {changed}")
-            self._config = config
-            self._tracker.reset()  # another model may use another layout and other scores
-        return SetParametersResult(successful=True)
-
-    @staticmethod
-    def _tracker_settings(values: dict[str, object]) -> TrackerSettings:
-        return TrackerSettings(
-            metric=str(values["tracking_metric"]),
-            match_threshold=float(values["tracking_match_threshold"]),
-            max_age=int(values["tracking_max_age"]),
-        )
+        """Validate a change as a whole; a new model (2D or mesh) is loaded before the change is accepted, on this
+        service thread, while frames keep flowing on the old model. Applied from the next frame on."""
+        with self._lock:
+            values = self._values() | {p.name: p.value for p in parameters}
+            reasons = [reason for p in parameters if (reason := check_choice(p.name, p.value))]
+            if reasons:
+                return self._reject_parameters(reasons[0])
+            settings, old = FrameSettings.from_values(values), self._settings
+            mesh_worker = None
+            try:
+                settings.validate()
+                if settings.pipeline != old.pipeline and self._is_configured():
+                    self._pipeline.estimator(settings.pipeline)  # load now: a bad model is rejected here
+            except MODEL_ERRORS as error:
+                return self._reject_parameters(str(error))
+            if settings.mesh != old.mesh and self._is_configured():
+                mesh_worker = self._start_mesh_worker(settings.mesh)  # a missing mesh model is reported once
+            if settings.pipeline != old.pipeline:
+                changed = {
+                    f: getattr(settings.pipeline, f)
+                    for f in PIPELINE_FIELDS
+                    if getattr(settings.pipeline, f) != getattr(old.pipeline, f)
+                }
+                self.get_logger().info(f"parameters changed, effective from the next frame: {changed}")
+            if settings.mesh != old.mesh and self._is_configured():
+                self._replace_mesh_worker(mesh_worker)
+            self._settings = settings
+            return SetParametersResult(successful=True)
 
     def _reject_parameters(self, reason: str) -> SetParametersResult:
         self.counters["rejected_parameter"] += 1
@@ -157,35 +243,50 @@ class PoseNode(LifecycleNode):
         return self._people_pub is not None
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            started = time.perf_counter()
-            self._on_model_thread(self._pipeline.estimator, self._config)
-            self.get_logger().info(
-                f"model {self._config.model_name} ({self._config.mode}) ready on device {self._config.device} "
-                f"in {time.perf_counter() - started:.1f} s"
+        with self._lock:
+            config = self._settings.pipeline
+            try:
+                started = time.perf_counter()
+                self._pipeline.estimator(config)
+                blank = np.zeros((config.input_height, config.input_width, 3), np.uint8)
+                self._frame_thread.submit(self._pipeline, config, blank).result()  # warm: the first frame is not slow
+                self.get_logger().info(
+                    f"model {config.model_name} ({config.mode}) ready on device {config.device} "
+                    f"in {time.perf_counter() - started:.1f} s"
+                )
+            except MODEL_ERRORS as error:
+                self._log_error("model_load", f"cannot load the model: {error}")
+                return TransitionCallbackReturn.FAILURE
+            self._replace_mesh_worker(self._start_mesh_worker(self._settings.mesh))
+            self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
+            self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
+            self._overlay_pub = ImageOutput(
+                self, "overlay", self.get_parameter("overlay_transport").value, OUTPUT_QOS,
+                self.create_lifecycle_publisher, self.get_parameter("overlay_jpeg_quality").value,
             )
-        except MODEL_ERRORS as error:
-            self._log_error("model_load", f"cannot load the model: {error}")
-            return TransitionCallbackReturn.FAILURE
-        self._load_mesh_stage()
-        self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
-        self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
-        self._overlay_pub = self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
-        return TransitionCallbackReturn.SUCCESS
+            return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         reliability = self.get_parameter("image_reliability").value
         policy = QoSReliabilityPolicy.RELIABLE if reliability == "reliable" else QoSReliabilityPolicy.BEST_EFFORT
         image_qos = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
-        self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos)
         depth_qos = QoSProfile(depth=5, history=QoSHistoryPolicy.KEEP_LAST, reliability=policy)
+        group = self._input_group
+        transport = self.get_parameter("image_transport").value
+        self._image_sub = create_image_subscription(
+            self, "image", transport, self._on_image, image_qos, callback_group=group
+        )
         self._subscriptions_active = [
             self._image_sub,
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos),
-            self.create_subscription(Image, "depth_image", self._on_depth_image, depth_qos),
-            self.create_subscription(CameraInfo, "depth_camera_info", self._on_depth_camera_info, image_qos),
+            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos, callback_group=group),
+            self.create_subscription(Image, "depth_image", self._on_depth_image, depth_qos, callback_group=group),
+            self.create_subscription(
+                CameraInfo, "depth_camera_info", self._on_depth_camera_info, image_qos, callback_group=group
+            ),
         ]
-        self.get_logger().info(f"subscribed to {self._image_sub.topic_name} ({reliability}, keep last 1)")
+        self.get_logger().info(
+            f"subscribed to {self._image_sub.topic_name} ({transport}, {reliability}, keep last 1)"
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -193,86 +294,77 @@ class PoseNode(LifecycleNode):
             self.destroy_subscription(subscription)
         self._subscriptions_active = []
         self._image_sub = None
+        self._wait_for_frames()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for publisher in (self._people_pub, self._markers_pub, self._overlay_pub):
-            if publisher is not None:
-                self.destroy_publisher(publisher)
-        self._people_pub = self._markers_pub = self._overlay_pub = None
-        self._pipeline = PosePipeline()
-        self._mesh_stage = None
-        return TransitionCallbackReturn.SUCCESS
+        with self._lock:
+            self._wait_for_frames()
+            for publisher in (self._people_pub, self._markers_pub):
+                if publisher is not None:
+                    self.destroy_publisher(publisher)
+            if self._overlay_pub is not None:
+                self._overlay_pub.destroy()
+            self._people_pub = self._markers_pub = self._overlay_pub = None
+            self._pipeline = PosePipeline()
+            self._replace_mesh_worker(None)
+            return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         return TransitionCallbackReturn.SUCCESS
 
-    def _load_mesh_stage(self) -> None:
-        """Build the configured mesh stage; on failure say why once and keep publishing 2D results."""
-        self._mesh_stage, self._meshes_by_track = None, {}
-        model = self._mesh_config.resolved_model()
+    def _wait_for_frames(self) -> None:
+        """Drop the waiting image and wait until the frame thread is idle."""
+        with self._pending_lock:
+            self._pending = None
+        self._frame_thread.submit(lambda: None).result()
+
+    def _start_mesh_worker(self, config: MeshConfig) -> MeshWorker | None:
+        """A worker running the mesh stage `config` asks for; None for "none" or (said once) when it cannot load."""
+        model = config.resolved_model()
         try:
             started = time.perf_counter()
-            self._mesh_stage = create_mesh_stage(self._mesh_config)
+            stage = create_mesh_stage(config)
         except MODEL_ERRORS as error:
             self._log_error("mesh_model_unavailable", f"mesh model {model} unavailable, publishing 2D only: {error}")
-            return
-        if self._mesh_stage is not None:
-            self.get_logger().info(f"mesh model {model} ready in {time.perf_counter() - started:.1f} s")
+            return None
+        if stage is None:
+            return None
+        self.get_logger().info(f"mesh model {model} ready in {time.perf_counter() - started:.1f} s")
+        return MeshWorker(stage, on_error=self._on_mesh_error)
 
-    def _add_meshes(self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray) -> None:
-        """Meshes at most mesh_rate_hz; in between, tracked people keep their last mesh."""
-        if self._mesh_stage is None or not people:
-            return
-        rate = float(self.get_parameter("mesh_rate_hz").value)
-        now = time.monotonic()
-        if rate <= 0 or now - self._last_mesh_time >= 1.0 / rate:
-            self._last_mesh_time = now
-            try:
-                self._on_model_thread(self._mesh_stage, image_rgb, people, camera_matrix)
-            except MODEL_ERRORS as error:
-                self._log_error("mesh_error", f"mesh stage failed on this frame: {error}")
-                return
-            decimate_people_meshes(people, self._mesh_stage, int(self.get_parameter("mesh_max_faces").value))
-            self._meshes_by_track = {p.id: p.body_model for p in people if p.tracked and p.body_model is not None}
-        else:
-            for person in people:
-                if person.tracked and person.body_model is None:
-                    person.body_model = self._meshes_by_track.get(person.id)
+    def _replace_mesh_worker(self, worker: MeshWorker | None) -> None:
+        old, self._mesh_worker = self._mesh_worker, worker
+        if old is not None:
+            threading.Thread(target=old.close, name="pose_meshes_close", daemon=True).start()
 
-    # ----- frames ------------------------------------------------------------------------------------------------
+    def _on_mesh_error(self, error: Exception) -> None:
+        self._log_error("mesh_error", f"mesh stage failed on a frame: {error}")
+
+    # ----- input callbacks (executor threads: store only) ------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        k = np.asarray(msg.k, np.float64).reshape(3, 3)
-        self._camera_matrix = k if k[0, 0] > 0 and k[1, 1] > 0 else None
+        self._camera_matrix = camera_matrix_from_info(msg)
 
     def _on_depth_camera_info(self, msg: CameraInfo) -> None:
-        k = np.asarray(msg.k, np.float64).reshape(3, 3)
-        self._depth_camera_matrix = k if k[0, 0] > 0 and k[1, 1] > 0 else None
+        self._depth_camera_matrix = camera_matrix_from_info(msg)
 
     def _on_depth_image(self, msg: Image) -> None:
         """Keep recent depth frames; they are decoded only when a colour frame matches one."""
-        self._depth_frames.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, msg)
+        self._depth_frames.add(stamp_seconds(msg.header.stamp), msg)
 
-    def _add_depth(self, msg: Image, people: list[Person], camera_matrix: np.ndarray) -> None:
-        """3D keypoints from the depth frame matching `msg`'s stamp, if there is one."""
-        match = self._depth_frames.match(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
-        if match is None or not people:
-            return
-        depth_msg = match[1]
-        if depth_msg.encoding not in ("16UC1", "32FC1", "mono16"):
-            self._log_error("bad_depth", f"depth image ignored: encoding {depth_msg.encoding} is not 16UC1 or 32FC1")
-            return
-        try:
-            depth_m = depth_to_metres(image_to_array(depth_msg))
-        except ImageConversionError as error:
-            self._log_error("bad_depth", f"depth image ignored: {error}")
-            return
-        depth_k = self._depth_camera_matrix
-        if depth_k is None and depth_m.shape[:2] != (msg.height, msg.width):
-            self._log_error("bad_depth", "depth image of another size needs depth_camera_info; ignored")
-            return
-        settings = DepthSettings(window=int(self.get_parameter("depth_window").value))
-        add_keypoints_3d(people, depth_m, camera_matrix, depth_k, settings)
+    def _on_image(self, msg: Image | CompressedImage, info: dict) -> None:
+        """Hand the image to the frame thread; an image still waiting there is replaced (keep last 1)."""
+        self.counters["frames_received"] += 1
+        with self._statistics_lock:
+            self.statistics.on_received(time.monotonic(), info.get("publication_sequence_number"))
+        with self._pending_lock:
+            if self._pending is not None:
+                self.counters["frames_replaced"] += 1
+            self._pending = msg
+            if self._frame_scheduled:
+                return
+            self._frame_scheduled = True
+        self._frame_thread.submit(self._drain)
 
     def _log_error(self, kind: str, text: str) -> None:
         """Count an error of `kind` and log it, at most once per ERROR_LOG_PERIOD_S per kind."""
@@ -284,68 +376,192 @@ class PoseNode(LifecycleNode):
             self.errors_logged[kind] += 1
             self.get_logger().error(f"{text} [{kind}: {self.counters[kind]} so far]")
 
-    def _on_image(self, msg: Image, info: dict) -> None:
-        self.counters["frames_received"] += 1
-        self.statistics.on_received(time.monotonic(), info.get("publication_sequence_number"))
+    # ----- the frame thread -------------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Process the newest waiting image until none is waiting."""
+        while True:
+            with self._pending_lock:
+                msg, self._pending = self._pending, None
+                if msg is None:
+                    self._frame_scheduled = False
+                    return
+            try:
+                self._process(msg)
+            except Exception as error:
+                self._log_error("frame_error", f"frame dropped: {type(error).__name__}: {error}")
+
+    def _process(self, msg: Image | CompressedImage) -> None:
+        """One frame, one result: settings snapshot → people → tracks → depth → meshes → each message once."""
+        settings = self._settings  # the one snapshot this frame reads
+        people_pub, markers_pub, overlay_pub = self._people_pub, self._markers_pub, self._overlay_pub
+        if people_pub is None:
+            return  # cleaned up meanwhile
         try:
-            image_rgb = to_rgb8(msg)
+            image_rgb = message_to_rgb8(msg)
         except ImageConversionError as error:
-            self._log_error("bad_image", f"frame dropped, bad image: {error}")
+            topic = self._image_sub.topic_name if self._image_sub is not None else "image"
+            self._log_error("bad_image", f"frame dropped, bad image on {topic}: {error}")
             return
-        config = self._config
         try:
-            people = self._on_model_thread(self._pipeline, config, image_rgb)
+            people = self._pipeline(settings.pipeline, image_rgb)  # filtered, best first, ids 0..N-1
         except MODEL_ERRORS as error:
             self._log_error("inference_error", f"frame dropped, inference failed: {error}")
             return
-        if self.get_parameter("tracking").value:
-            stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            people = self._tracker.update(people, stamp_s)
-        camera_matrix = self._camera_matrix if self._camera_matrix is not None else default_camera_matrix(
-            msg.width, msg.height
-        )
-        self._add_depth(msg, people, camera_matrix)
-        self._add_meshes(image_rgb, people, camera_matrix)
-        self._publish(msg, image_rgb, people, config, camera_matrix)
+        stamp_ns = stamp_nanoseconds(msg.header.stamp)
+        if settings.tracking:
+            people = self._track(people, stamp_ns * 1e-9, settings)
+        image_hw = image_rgb.shape[:2]  # a CompressedImage has no width/height fields
+        camera_matrix = self._camera_matrix
+        if camera_matrix is None:
+            camera_matrix = default_camera_matrix(image_hw[1], image_hw[0])
+        measured = self._depth_keypoints(msg, people, camera_matrix, settings, image_hw)
+        people = [
+            p if xyz is None else replace(p, keypoints_3d=xyz, keypoints_3d_source="depth")
+            for p, xyz in zip(people, measured, strict=True)
+        ]
+        meshes = self._meshes(image_rgb, people, camera_matrix, stamp_ns, settings)
+        people = [self._with_mesh(p, mesh) for p, mesh in zip(people, meshes, strict=True)]
+        self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub)
         self.counters["frames_processed"] += 1
-        latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-6
-        self.statistics.on_processed(time.monotonic(), latency_ms)
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+        with self._statistics_lock:
+            self.statistics.on_processed(time.monotonic(), latency_ms)
 
-    def _publish_diagnostics(self) -> None:
-        if not shutdown.may_publish(self):  # stopping: nothing is published any more
-            return
-        errors = {k: v for k, v in self.counters.items() if k not in ("frames_received", "frames_processed")}
-        self._diagnostics_pub.publish(
-            diagnostics_message(
-                self.statistics,
-                time.monotonic(),
-                self.get_clock().now().to_msg(),
-                self.get_name(),
-                f"{self._config.mode}/{self._config.model_name}",
-                self._config.device,
-                errors,
-                float(self.get_parameter("latency_warning_ms").value),
-            )
+    def _track(self, people: list[Person], stamp_s: float, settings: FrameSettings) -> list[Person]:
+        """Track ids for `people`; the tracker restarts when its settings or the 2D pipeline changed."""
+        if settings.tracker != self._tracker.settings:
+            self._tracker = PersonTracker(settings.tracker)
+        elif settings.pipeline != self._tracked_pipeline:
+            self._tracker.reset()  # another model may use another layout and other scores
+        self._tracked_pipeline = settings.pipeline
+        return self._tracker.update(people, stamp_s)
+
+    def _depth_keypoints(
+        self,
+        msg: Image | CompressedImage,
+        people: list[Person],
+        camera_matrix: np.ndarray,
+        settings: FrameSettings,
+        image_hw: tuple[int, int],
+    ) -> list[np.ndarray | None]:
+        """Per person the (K, 3) keypoints measured in the depth frame matching `msg`'s stamp (None without one)."""
+        none: list[np.ndarray | None] = [None] * len(people)
+        if not people:
+            return none
+        self._depth_frames.tolerance_s = settings.depth_sync_tolerance_s
+        match = self._depth_frames.match(stamp_seconds(msg.header.stamp))
+        if match is None:
+            return none
+        depth_msg = match[1]
+        if depth_msg.encoding not in DEPTH_ENCODINGS:
+            self._log_error("bad_depth", f"depth image ignored: encoding {depth_msg.encoding} is not 16UC1 or 32FC1")
+            return none
+        try:
+            depth_m = depth_to_metres(image_to_array(depth_msg))
+        except ImageConversionError as error:
+            self._log_error("bad_depth", f"depth image ignored: {error}")
+            return none
+        depth_k = self._depth_camera_matrix
+        if depth_k is None and depth_m.shape[:2] != image_hw:
+            self._log_error("bad_depth", "depth image of another size needs depth_camera_info; ignored")
+            return none
+        return [
+            keypoints_3d(depth_m, p.keypoints_xy, p.confidences, camera_matrix, depth_k, settings.depth) for p in people
+        ]
+
+    def _meshes(
+        self,
+        image_rgb: np.ndarray,
+        people: list[Person],
+        camera_matrix: np.ndarray,
+        stamp_ns: int,
+        settings: FrameSettings,
+    ) -> list[FittedMesh | None]:
+        """Per person the newest mesh of its track (tracked; fitted beside this path, never waited for), or, without
+        tracking, a mesh fitted on this very frame when it is due (at most mesh_rate_hz; this frame waits)."""
+        worker = self._mesh_worker
+        none: list[FittedMesh | None] = [None] * len(people)
+        if worker is None or not people:
+            return none
+        live = frozenset(track.id for track in self._tracker.tracks if track.id >= 0) if settings.tracking else None
+        job = MeshJob(
+            stamp_ns,
+            image_rgb,
+            tuple(people),
+            camera_matrix,
+            settings.mesh_max_faces,
+            settings.mesh_interval_s,
+            live or frozenset(),
         )
+        if settings.tracking:
+            worker.submit(job)
+            latest = worker.latest()
+            return [latest.get(p.id) if p.tracked else None for p in people]
+        now_ns = time.monotonic_ns()
+        if self._last_mesh_ns >= 0 and now_ns - self._last_mesh_ns < settings.mesh_interval_s * 1e9:
+            return none
+        self._last_mesh_ns = now_ns
+        try:
+            fits: list[MeshFit | None] = worker.run_now(job)
+        except MODEL_ERRORS as error:
+            self._on_mesh_error(error)
+            return none
+        return [None if fit is None else FittedMesh(fit, stamp_ns, p.id) for p, fit in zip(people, fits, strict=True)]
+
+    @staticmethod
+    def _with_mesh(person: Person, mesh: FittedMesh | None) -> Person:
+        """`person` with its body model (and the model's 3D keypoints where no measured ones exist)."""
+        if mesh is None:
+            return person
+        fields: dict[str, object] = {"body_model": mesh.fit.body_model, "body_model_stamp_ns": mesh.stamp_ns}
+        if person.keypoints_3d is None and mesh.fit.keypoints_3d is not None:
+            fields |= {"keypoints_3d": mesh.fit.keypoints_3d, "keypoints_3d_source": "body_model"}
+        return replace(person, **fields)
 
     def _publish(
-        self, msg: Image, image_rgb: np.ndarray, people: list[Person], config: PipelineConfig, camera_matrix: np.ndarray
+        self,
+        header: Header,
+        image_rgb: np.ndarray,
+        people: list[Person],
+        settings: FrameSettings,
+        camera_matrix: np.ndarray,
+        people_pub,
+        markers_pub,
+        overlay_pub,
     ) -> None:
         if not shutdown.may_publish(self):  # stopping: nothing is published any more
             return
         height, width = image_rgb.shape[:2]
-        keypoint_threshold = float(self.get_parameter("keypoint_threshold").value)
-        self._people_pub.publish(
-            people_to_msg(people, msg.header, (width, height), config.mode, config.model_name, keypoint_threshold)
-        )
-        if self._markers_pub.get_subscription_count() > 0:  # RViz listening: markers are not free (meshes)
-            marker_depth = float(self.get_parameter("marker_depth").value)
-            self._markers_pub.publish(
-                people_to_markers(people, msg.header, camera_matrix, keypoint_threshold, marker_depth=marker_depth)
+        config, threshold = settings.pipeline, settings.keypoint_threshold
+        people_pub.publish(people_to_msg(people, header, (width, height), config.mode, config.model_name, threshold))
+        if markers_pub.get_subscription_count() > 0:  # RViz listening: markers are not free (meshes)
+            markers_pub.publish(
+                people_to_markers(people, header, camera_matrix, threshold, marker_depth=settings.marker_depth)
             )
-        if self.get_parameter("publish_overlay").value and self._overlay_pub.get_subscription_count() > 0:
-            overlay = draw_people(image_rgb, people, keypoint_threshold=keypoint_threshold)
-            self._overlay_pub.publish(array_to_image(overlay, "rgb8", msg.header))
+        if settings.publish_overlay and overlay_pub.get_subscription_count() > 0:
+            overlay = draw_people(image_rgb, people, keypoint_threshold=threshold)
+            overlay_pub.publish(array_to_image(overlay, "rgb8", header))
+
+    def _publish_diagnostics(self) -> None:
+        if not shutdown.may_publish(self):  # stopping: nothing is published any more
+            return
+        settings = self._settings
+        counters = dict(self.counters)
+        errors = {
+            k: v for k, v in counters.items() if k not in ("frames_received", "frames_processed", "frames_replaced")
+        }
+        with self._statistics_lock:
+            message = diagnostics_message(
+                self.statistics,
+                time.monotonic(),
+                self.get_clock().now().to_msg(),
+                self.get_name(),
+                f"{settings.pipeline.mode}/{settings.pipeline.model_name}",
+                settings.pipeline.device,
+                errors,
+                settings.latency_warning_ms,
+            )
+        self._diagnostics_pub.publish(message)
 
 
 def activate(node: PoseNode) -> bool:
@@ -361,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run pose_node until SIGINT or SIGTERM, then stop cleanly (pose_ros.ros.shutdown) and return 0."""
     shutdown.init(argv if argv is not None else sys.argv)
     node = PoseNode()
-    executor = SingleThreadedExecutor()
+    executor = node_executor()
     executor.add_node(node)
     try:
         if node.get_parameter("auto_activate").value and not shutdown.stop_requested():

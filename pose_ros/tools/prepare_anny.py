@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from pose_ros.core.body.anny_fit import ANNY_VERSION, anny_cache_dir, anny_cache_ready, create_anny_model
+from pose_ros.core.body.anny_body import ANNY_VERSION, anny_cache_dir, anny_cache_ready, create_anny_model
 
 
 def _tick(stop: threading.Event, start: float, every_s: float) -> None:

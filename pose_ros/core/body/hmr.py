@@ -33,6 +33,7 @@ from torch import nn
 
 from pose_ros.core.assets import require_file
 from pose_ros.core.body.rotations import rot6d_to_matrix
+from pose_ros.core.model_files import ModelFileError, explain_load_failure
 
 HMR_INPUT_SIZE = 224  # pixels, square crop
 CROP_SCALE = 1.2  # crop side = CROP_SCALE × longer side of the person box
@@ -71,15 +72,15 @@ class MeanParams:
 def load_mean_params(path: str | Path) -> MeanParams:
     """Read SPIN's `smpl_mean_params.npz` (keys `pose` (144,), `shape` (10,), `cam` (3,)) without pickle."""
     path = require_file(path, "SMPL mean parameters (smpl_mean_params.npz)", SPIN_FILES_HINT)
-    with np.load(path, allow_pickle=False) as npz:
-        missing = {"pose", "shape", "cam"} - set(npz.files)
-        if missing:
-            raise ValueError(f"{path}: missing keys {sorted(missing)} (expected pose, shape, cam)")
-        params = MeanParams(
-            np.asarray(npz["pose"], np.float64).reshape(-1),
-            np.asarray(npz["shape"], np.float64).reshape(-1),
-            np.asarray(npz["cam"], np.float64).reshape(-1),
-        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: np.asarray(npz[key], np.float64).reshape(-1) for key in npz.files}
+    except Exception as error:  # BadZipFile (truncated), ValueError (pickled/other data), OSError, EOFError
+        raise explain_load_failure(path, "SMPL mean parameters file", SPIN_FILES_HINT, error) from error
+    missing = {"pose", "shape", "cam"} - set(arrays)
+    if missing:
+        raise ValueError(f"{path}: missing keys {sorted(missing)} (expected pose, shape, cam)")
+    params = MeanParams(arrays["pose"], arrays["shape"], arrays["cam"])
     sizes = (params.pose_6d.size, params.betas.size, params.camera.size)
     if sizes != (NUM_POSE_6D, NUM_BETAS, NUM_CAMERA):
         raise ValueError(f"{path}: pose/shape/cam sizes {sizes}, expected {(NUM_POSE_6D, NUM_BETAS, NUM_CAMERA)}")
@@ -214,10 +215,16 @@ def load_spin_checkpoint(model: Hmr, path: str | Path) -> None:
     naming the file on any missing, unexpected or mis-shaped parameter.
     """
     path = require_file(path, "HMR checkpoint (SPIN model_checkpoint.pt)", SPIN_FILES_HINT)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError... for bad files
+        raise explain_load_failure(path, "HMR checkpoint", SPIN_FILES_HINT, error) from error
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping):
-        raise RuntimeError(f"{path}: expected {{'model': state_dict}} or a state dict, got {type(checkpoint)}")
+        raise ModelFileError(
+            f"HMR checkpoint {path} cannot be used: expected {{'model': state_dict}} or a state dict, got "
+            f"{type(checkpoint).__name__}. {SPIN_FILES_HINT}"
+        )
     state = {key.removeprefix("module."): value for key, value in state.items()}
     for key, value in model.state_dict().items():
         if key.endswith("num_batches_tracked") and key not in state:

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse
 
 from pose_ros.core.assets import require_file
+from pose_ros.core.model_files import ModelFileError, explain_load_failure
 
 SMPL_SOURCE_URL = "https://smpl.is.tue.mpg.de/"
 SMPL_FILE_HINT = (
@@ -136,13 +137,19 @@ def load_smpl_model(path: str | Path) -> SmplModelData:
     references anything but numpy/scipy.sparse/chumpy arrays, ValueError when keys or shapes are wrong.
     """
     path = require_file(path, "SMPL model file", SMPL_FILE_HINT)
-    if zipfile.is_zipfile(path):
-        arrays = read_npz_safely(path)
-    else:
-        with open(path, "rb") as file:
-            arrays = _unwrap(RestrictedUnpickler(file, source=str(path)).load())
-        if not isinstance(arrays, dict):
-            raise ValueError(f"{path}: expected a pickled dict of SMPL arrays, got {type(arrays).__name__}")
+    try:
+        if zipfile.is_zipfile(path):
+            arrays = read_npz_safely(path)
+        else:
+            with open(path, "rb") as file:
+                arrays = _unwrap(RestrictedUnpickler(file, source=str(path)).load())
+    except Exception as error:  # EOFError/UnpicklingError (truncated, refused, not a pickle), BadZipFile, ...
+        raise explain_load_failure(path, "SMPL model file", SMPL_FILE_HINT, error) from error
+    if not isinstance(arrays, dict):
+        raise ModelFileError(
+            f"SMPL model file {path} cannot be used: expected a pickled dict of SMPL arrays, got "
+            f"{type(arrays).__name__}. {SMPL_FILE_HINT}"
+        )
     return SmplModelData.from_arrays(arrays, source=str(path))
 
 

@@ -18,9 +18,10 @@ Two decoders turn the heads into keypoints:
   graph's output (1, 1, 17, 3): centre = argmax of sigmoid(center) × the graph's centre-prior map; regressed
   keypoints = centre + kpt_regress there; per keypoint, argmax of heatmap / (distance to its regressed
   position + 1.8); position = (cell + kpt_offset) / map size; confidence = heatmap value at the cell.
-* "heatmap": a plain heatmap head (CPM / SimpleBaseline style) on the same network: per keypoint the global
-  argmax of the heatmap refined by the shared parabola fit (`pose_ros.core.decode.argmax_subpixel`), map
-  pixel centres at (i + 0.5) / map size; confidence = the heatmap maximum. No offsets, no centre prior.
+* "heatmap": heatmap peaks refined by the shared parabola fit (`pose_ros.core.decode.refine_peaks_parabola`)
+  instead of the offset head: per keypoint the cell MoveNet's prior picks (as above: this crop's person,
+  not a stronger peak of a neighbour's joint — the plain global argmax took a neighbour's keypoints when
+  people overlap), map pixel centres at (i + 0.5) / map size; confidence = the heatmap at that cell.
 
 The 17 keypoints are already in COCO-17 order (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
 ankles; left before right), so the mapping to the "coco17" layout is the identity.
@@ -39,7 +40,7 @@ import torch
 from torch import nn
 
 from pose_ros.core import assets
-from pose_ros.core.decode import argmax_subpixel
+from pose_ros.core.decode import refine_peaks_parabola
 from pose_ros.core.device import resolve_device
 from pose_ros.core.models.backends import BACKENDS, OnnxRunner, Runner, TorchRunner, onnx_cache_path, resolve_backend
 from pose_ros.core.models.tfjs_graph import GraphNode, TfjsGraph, TfjsGraphModule, load_graph
@@ -164,9 +165,15 @@ class MoveNetSinglePose:
         maps["center"] = torch.sigmoid(maps["center"])
         return maps
 
-    def decode_regression(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
-        """MoveNet's own decoding, batched -> (N, 17, 3) (y, x, score), y and x normalised to the crop."""
-        heatmap, regress, offset = maps["heatmap"], maps["regress"], maps["offset"]
+    def prior_cells(self, maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """MoveNet's choice of heatmap cell per keypoint -> rows, columns (N, 17) int64.
+
+        The person is the crop's centre-heatmap peak weighted by the centre-prior map (so a neighbour
+        reaching into the crop is not chosen); its keypoints are regressed from that cell; per keypoint the
+        cell maximising heatmap / (distance to the regressed keypoint + 1.8) wins, so a stronger peak of the
+        same joint on a neighbour loses to this person's own.
+        """
+        heatmap, regress = maps["heatmap"], maps["regress"]
         n, m = heatmap.shape[0], self.map_size
         items = torch.arange(n, device=heatmap.device)
         centre = (maps["center"][..., 0] * self.center_prior).reshape(n, -1).argmax(dim=1)  # (N,)
@@ -179,7 +186,14 @@ class MoveNetSinglePose:
         dx = (grid.view(1, 1, m, 1) - rx.view(n, 1, 1, NUM_KEYPOINTS)) ** 2  # (N, 1, M, 17)
         weighted = heatmap / (torch.sqrt(dy + dx) + self.distance_bias)  # (N, M, M, 17)
         cell = weighted.reshape(n, m * m, NUM_KEYPOINTS).argmax(dim=1)  # (N, 17)
-        ky, kx = cell // m, cell % m
+        return cell // m, cell % m
+
+    def decode_regression(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """MoveNet's own decoding, batched -> (N, 17, 3) (y, x, score), y and x normalised to the crop."""
+        heatmap, offset = maps["heatmap"], maps["offset"]
+        n = heatmap.shape[0]
+        items = torch.arange(n, device=heatmap.device)
+        ky, kx = self.prior_cells(maps)
         keypoints = torch.arange(NUM_KEYPOINTS, device=heatmap.device)
         sub = offset[items[:, None], ky, kx].reshape(n, NUM_KEYPOINTS, NUM_KEYPOINTS, 2)[:, keypoints, keypoints]
         y = (ky.to(torch.float32) + sub[..., 0]) * self.cell_scale[0]
@@ -188,10 +202,18 @@ class MoveNetSinglePose:
         return torch.stack([y, x, score], dim=-1)
 
     def decode_heatmap(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Heatmap-head decoding -> (N, 17, 3) (y, x, score), y and x normalised to the crop: argmax +
-        parabola sub-pixel fit (shared with the bottom-up decoder), map pixel i centred at (i + 0.5) / M."""
+        """Heatmap decoding -> (N, 17, 3) (y, x, score), y and x normalised to the crop: per keypoint the cell
+        MoveNet's prior picks (`prior_cells`: this crop's person, not the strongest peak, which may be a
+        neighbour's joint) refined by the parabola fit shared with the bottom-up decoder instead of the offset
+        head; map pixel i centred at (i + 0.5) / M; confidence = the heatmap at the cell."""
         heatmaps = maps["heatmap"].permute(0, 3, 1, 2)  # (N, 17, M, M)
-        xy, conf = argmax_subpixel(heatmaps)
+        n, k, m, _ = heatmaps.shape
+        ky, kx = self.prior_cells(maps)
+        flat = heatmaps.reshape(n * k, m, m)
+        channels = torch.arange(n * k, device=flat.device)
+        xy = torch.from_numpy(refine_peaks_parabola(flat, channels, ky.reshape(-1), kx.reshape(-1)))
+        xy = xy.to(flat.device).reshape(n, k, 2)
+        conf = flat[channels, ky.reshape(-1), kx.reshape(-1)].reshape(n, k).to(torch.float32)
         normalised = (xy + 0.5) / self.map_size
         return torch.stack([normalised[..., 1], normalised[..., 0], conf], dim=-1)
 

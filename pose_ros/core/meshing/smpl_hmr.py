@@ -148,13 +148,3 @@ class SmplHmrMeshStage:
             self._decimators[target_faces] = MeshDecimator(template, self.faces, target_faces)
         return self._decimators[target_faces]
 
-
-def triangle_list_points(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """A mesh as a TRIANGLE_LIST: (3F, 3) points, three consecutive points per triangle, in face order."""
-    return vertices[faces].reshape(-1, 3)
-
-
-def triangle_list_bytes(num_faces: int, per_vertex_colors: bool = False) -> int:
-    """Payload of a visualization_msgs/Marker TRIANGLE_LIST's point (and colour) arrays, bytes: 3 points per face
-    of 3 float64 (24 B), plus 4 float32 (16 B) per point with per-vertex colours. Full SMPL: 991,872 B."""
-    return 3 * num_faces * (24 + (16 if per_vertex_colors else 0))

@@ -1,0 +1,208 @@
+"""What the browser viewer costs pose_node: delivered FPS with the page open vs closed, in one run.
+
+One pose_launcher process (pose_node + image_source on vtest.avi, faster than pose_node can go, so pose_node
+runs flat out), one pose_viewer process, one headless Chromium (Debian `chromium`, software WebGL) on the same
+machine. Phases alternate, each `--phase-s` seconds after a settle time:
+
+    closed       pose_viewer running, no browser on its page (it then takes only people and /diagnostics)
+    as RViz      the same, plus a subscriber to markers and overlay that does nothing (pose_node's own cost of
+                 building them, the same whoever listens)
+    open         Chromium shows the page (the viewer takes markers and overlay; pose_node builds them)
+
+and the first phase runs without pose_viewer at all. Per phase: pose_node's delivered FPS (PersonArrays
+received by this script), the CPU time pose_launcher spends per delivered frame (pose_node's own work, less
+sensitive than FPS to other load on the machine), and the CPU use (% of one core) of pose_viewer and Chromium.
+
+    source scripts/env.sh && python bench/bench_viewer_cost.py                 # default config, CPU
+    python bench/bench_viewer_cost.py --phase-s 20 --rounds 2 --mesh-model none
+    python bench/bench_viewer_cost.py --rounds 1 --screenshot docs/images/viewer.jpg      # the README picture
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import rclpy
+import yaml
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import Image
+from visualization_msgs.msg import MarkerArray
+
+from pose_ros.core import assets
+from pose_ros.msg import PersonArray
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))
+from headless_browser import HeadlessChromium  # noqa: E402  (test helper: CDP client for Debian's chromium)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime (s) of processes and all their descendants (whichever thread started them)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)  # ppid, cpu s
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, list(pids)
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo += children.get(pid, [])
+    return total
+
+
+class Counter(Node):
+    """Counts pose_node's PersonArrays; `listen_like_rviz` subscribes to markers and overlay as RViz would."""
+
+    def __init__(self) -> None:
+        super().__init__("viewer_cost_counter")
+        self.count = 0
+        self.create_subscription(PersonArray, "people", self._on_people, 10)
+        self._rviz_like: list = []
+
+    def _on_people(self, _msg: PersonArray) -> None:
+        self.count += 1
+
+    def listen_like_rviz(self, on: bool) -> None:
+        if on and not self._rviz_like:
+            qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+            self._rviz_like = [self.create_subscription(t, n, lambda _m: None, qos, raw=True)
+                               for n, t in (("markers", MarkerArray), ("overlay", Image))]
+        elif not on:
+            for subscription in self._rviz_like:
+                self.destroy_subscription(subscription)
+            self._rviz_like = []
+
+
+def measure(counter: Counter, seconds: float, launcher_pid: int, pids: list[int]) -> tuple[float, float, list[float]]:
+    """(people messages per second, pose_node CPU ms per message, CPU % of one core per pid) over `seconds`."""
+    start_count, start = counter.count, time.monotonic()
+    start_launcher = cpu_seconds([launcher_pid])
+    start_cpu = [cpu_seconds([p]) for p in pids]
+    while time.monotonic() - start < seconds:
+        rclpy.spin_once(counter, timeout_sec=0.1)
+    elapsed, frames = time.monotonic() - start, counter.count - start_count
+    ms_per_frame = 1e3 * (cpu_seconds([launcher_pid]) - start_launcher) / max(frames, 1)
+    return frames / elapsed, ms_per_frame, [
+        100 * (cpu_seconds([p]) - c) / elapsed for p, c in zip(pids, start_cpu, strict=True)
+    ]
+
+
+def settle(counter: Counter, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rclpy.spin_once(counter, timeout_sec=0.1)
+
+
+def save_screenshot(browser: HeadlessChromium, path: str) -> None:
+    """The page as it is now (notices closed), as a JPEG for the docs."""
+    import cv2
+
+    browser.evaluate("document.querySelectorAll('.mantine-Notification-closeButton').forEach(b => b.click())")
+    time.sleep(1.0)
+    cv2.imwrite(path, browser.screenshot()[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"screenshot: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--phase-s", type=float, default=20.0)
+    parser.add_argument("--settle-s", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2, help="closed/open pairs after the no-viewer phase")
+    parser.add_argument("--mesh-model", default="auto", help="pose_node mesh_model (auto: Anny meshes)")
+    parser.add_argument("--window", default="960x540", help="browser viewport WxH")
+    parser.add_argument("--screenshot", help="save the open page at the end as this JPEG (docs/images/viewer.jpg)")
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    config = yaml.safe_load((REPO / "config" / "pose.yaml").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config["pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": args.mesh_model}
+    config["image_source"]["ros__parameters"] |= {"rate": 30.0, "loop": True}
+    config["pose_viewer"]["ros__parameters"]["port"] = port
+    with tempfile.TemporaryDirectory() as tmp:
+        params = Path(tmp) / "pose.yaml"
+        params.write_text(yaml.safe_dump(config))
+        video = assets.demo_data_dir() / "vtest.avi"
+        launcher = subprocess.Popen(["pose_launcher", "--source", str(video), "--params-file", str(params)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        viewer = None
+        rclpy.init()
+        counter = Counter()
+        rows = []
+        try:
+            settle(counter, 3.0)
+            deadline = time.monotonic() + 120
+            while counter.count < 5:  # models loaded, frames flowing
+                if time.monotonic() > deadline or launcher.poll() is not None:
+                    raise RuntimeError("pose_node produced no results within 120 s")
+                settle(counter, 0.5)
+            settle(counter, args.settle_s)
+            fps, ms, _ = measure(counter, args.phase_s, launcher.pid, [])
+            rows.append(("no pose_viewer", fps, ms, None, None))
+            viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            width, height = (int(v) for v in args.window.split("x"))
+            with HeadlessChromium(width, height) as browser:
+                pids = [viewer.pid, browser.process.pid]
+                for _ in range(args.rounds):
+                    browser.navigate("about:blank")
+                    settle(counter, args.settle_s)
+                    fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid, pids)
+                    rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, browser_cpu))
+                    counter.listen_like_rviz(True)  # what pose_node itself pays for markers + overlay (as for RViz)
+                    settle(counter, args.settle_s)
+                    fps, ms, cpus = measure(counter, args.phase_s, launcher.pid, pids)
+                    rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, *cpus))
+                    counter.listen_like_rviz(False)
+                    browser.navigate(f"http://127.0.0.1:{port}/")
+                    browser.wait_for("document.body && document.body.innerText.includes('pose_node running')",
+                                     timeout=60)
+                    settle(counter, args.settle_s)
+                    fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid, pids)
+                    rows.append(("pose_viewer, page open in Chromium", fps, ms, viewer_cpu, browser_cpu))
+                if args.screenshot:
+                    save_screenshot(browser, args.screenshot)
+        finally:
+            for process in (viewer, launcher):
+                if process is not None:
+                    process.terminate()
+                    try:
+                        process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+            counter.destroy_node()
+            rclpy.try_shutdown()
+    print(f"pose_node: vtest.avi at 30 Hz, device cpu, mesh_model {args.mesh_model}, {args.phase_s:.0f} s per phase; "
+          f"browser viewport {args.window}")
+    print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | Chromium CPU % |")
+    print("|---|---|---|---|---|")
+    for name, fps, ms, viewer_cpu, browser_cpu in rows:
+        cells = [f"{v:.0f}" if v is not None else "–" for v in (viewer_cpu, browser_cpu)]
+        print(f"| {name} | {fps:.2f} | {ms:.0f} | {cells[0]} | {cells[1]} |")
+    for what, column in (("FPS", 1), ("CPU ms/frame", 2)):
+        closed = [r[column] for r in rows if r[0].endswith("closed")]
+        opened = [r[column] for r in rows if r[0].endswith("Chromium")]
+        if closed and opened:
+            ratio = (sum(opened) / len(opened)) / (sum(closed) / len(closed))
+            print(f"pose_node {what}, page open / page closed: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,430 @@
+"""pose_viewer: a live browser view of pose_node's results, for machines without RViz.
+
+    pose_viewer                                  # then open http://localhost:8090
+    pose_viewer --ros-args -p port:=8091         # another port
+    pose_launcher --source vtest.avi --viewer    # pose_node + video + viewer in one process
+    ros2 launch pose_ros pose.launch.py viewer:=true
+
+The page (served by viser, https://viser.studio: its browser client ships inside the Python package, no CDN)
+shows a 3D scene in the camera's optical frame (x right, y down, z forward) with each person's skeleton,
+joints and body mesh from `markers` (colours by track id, as in RViz), the `overlay` image, and a status
+panel (pose_node's FPS, latency, mode, model, people) from `people` and `/diagnostics`.
+
+It cannot slow pose_node down: every subscription is best effort, keep last 1, and takes the serialized
+message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz` times a
+second, and drops the rest. `markers` and `overlay` (which pose_node builds only for subscribers) are
+subscribed only while a browser has the page open. With nothing publishing `people`, the page says so and waits.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import Marker, MarkerArray
+
+from pose_ros.msg import PersonArray
+from pose_ros.ros.image_conversion import ImageConversionError, to_rgb8
+from pose_ros.ros.parameters import ParameterSpec, descriptor
+
+# Never back-pressure the publisher: newest sample only, no retransmissions.
+VIEWER_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+STATUS_PERIOD_S = 0.5
+
+
+@dataclass(frozen=True)
+class ViewerSettings:
+    """pose_viewer's parameters (see VIEWER_PARAMETERS for their descriptions)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    max_rate_hz: float = 10.0
+    show_overlay: bool = True
+    overlay_width: int = 480
+    line_width_px: float = 3.0
+    stale_after_s: float = 3.0
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if not 0.5 <= self.max_rate_hz <= 60.0:
+            raise ValueError(f"max_rate_hz must be in 0.5..60, got {self.max_rate_hz}")
+        if not 64 <= self.overlay_width <= 1920:
+            raise ValueError(f"overlay_width must be in 64..1920, got {self.overlay_width}")
+        if not 0.5 <= self.line_width_px <= 20.0:
+            raise ValueError(f"line_width_px must be in 0.5..20, got {self.line_width_px}")
+        if not 0.5 <= self.stale_after_s <= 60.0:
+            raise ValueError(f"stale_after_s must be in 0.5..60, got {self.stale_after_s}")
+
+
+_D = ViewerSettings()
+VIEWER_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("host", _D.host, "address the web page is served on (0.0.0.0: every interface)", read_only=True),
+    ParameterSpec("port", _D.port, "TCP port of the web page (http://host:port)", int_range=(1, 65535, 1),
+                  read_only=True),
+    ParameterSpec("max_rate_hz", _D.max_rate_hz, "most page updates per second; newer frames replace older ones",
+                  float_range=(0.5, 60.0), read_only=True),
+    ParameterSpec("show_overlay", _D.show_overlay, "show the overlay image (subscribing makes pose_node draw it)",
+                  read_only=True),
+    ParameterSpec("overlay_width", _D.overlay_width, "width (pixels) the overlay is scaled to for the page",
+                  int_range=(64, 1920, 1), read_only=True),
+    ParameterSpec("line_width_px", _D.line_width_px, "skeleton line width on screen (pixels)",
+                  float_range=(0.5, 20.0), read_only=True),
+    ParameterSpec("stale_after_s", _D.stale_after_s, "the page reports no results after this many seconds without",
+                  float_range=(0.5, 60.0), read_only=True),
+)
+
+
+class PortInUseError(RuntimeError):
+    """The viewer's TCP port is taken by another program."""
+
+
+def port_in_use_message(host: str, port: int) -> str:
+    return (
+        f"port {port} on {host} is already in use (another pose_viewer or web server?); choose a free port with "
+        f"the parameter `port`, e.g. `pose_viewer --ros-args -p port:={port + 1}`"
+    )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortInUseError unless a server can listen on (host, port) (bound as asyncio servers bind)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUseError(port_in_use_message(host, port)) from error
+
+
+def start_server(host: str, port: int):
+    """A viser server listening on exactly (host, port); PortInUseError if another program has it."""
+    check_port_free(host, port)
+    import viser  # after the check: viser would otherwise print its banner for a server it then moves
+
+    server = viser.ViserServer(host=host, port=port, verbose=False)
+    if server.get_port() != port:  # lost a race for the port: viser silently took the next one
+        server.stop()
+        raise PortInUseError(port_in_use_message(host, port))
+    return server
+
+
+class LatestMessage:
+    """The newest serialized message of one topic; an unread message replaced by a newer one counts as dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: bytes | None = None
+        self.received_at_s: float | None = None  # time.monotonic() of the newest message
+        self.dropped = 0
+
+    def put(self, data: bytes) -> None:
+        with self._lock:
+            if self._data is not None:
+                self.dropped += 1
+            self._data = data
+            self.received_at_s = time.monotonic()
+
+    def take(self) -> bytes | None:
+        with self._lock:
+            data, self._data = self._data, None
+            return data
+
+
+def marker_points(marker: Marker) -> np.ndarray:
+    """(N, 3) float32 points of a marker, moved by the marker's pose into its header frame."""
+    points = np.array([(p.x, p.y, p.z) for p in marker.points], np.float32).reshape(-1, 3)
+    q = marker.pose.orientation
+    if (q.x, q.y, q.z) != (0.0, 0.0, 0.0):
+        w, x, y, z = q.w, q.x, q.y, q.z
+        rotation = np.array([
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ], np.float32)
+        points = points @ rotation.T
+    p = marker.pose.position
+    return points + np.array([p.x, p.y, p.z], np.float32)
+
+
+def marker_rgb(marker: Marker) -> tuple[int, int, int]:
+    c = marker.color
+    return tuple(round(255 * min(max(v, 0.0), 1.0)) for v in (c.r, c.g, c.b))
+
+
+def fitted_fov_y(image_size: tuple[int, int], focal_px: float, view_aspect: float) -> float:
+    """Vertical field of view (radians) of a view from the camera, with aspect `view_aspect` (width / height),
+    that shows the whole image of `image_size` (width, height) pixels taken with focal length `focal_px`."""
+    width, height = image_size
+    half_height = max(height / 2.0, width / 2.0 / max(view_aspect, 1e-3))
+    return 2.0 * float(np.arctan2(half_height, focal_px))
+
+
+def status_markdown(state: dict[str, str]) -> str:
+    """The status panel's markdown from a dict of figures (missing ones shown as '–')."""
+    lines = [f"**{state['headline']}**", ""]
+    for label, key in (("mode", "mode"), ("model", "model"), ("FPS", "fps"), ("latency p50", "latency"),
+                       ("people", "people"), ("viewer", "viewer")):
+        lines.append(f"- {label}: `{state.get(key) or '–'}`")
+    return "\n".join(lines)
+
+
+class PoseViewer(Node):
+    """ROS node + viser web server; see the module docstring. Raises PortInUseError when `port` is taken."""
+
+    def __init__(self, node_name: str = "pose_viewer", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        for spec in VIEWER_PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, descriptor(spec))
+        try:
+            self.settings = ViewerSettings(
+                **{f.name: self.get_parameter(f.name).value for f in fields(ViewerSettings)}
+            )
+            self.settings.validate()
+            self.server = start_server(self.settings.host, self.settings.port)
+        except (PortInUseError, ValueError):
+            Node.destroy_node(self)  # nothing else was started
+            raise
+        self._setup_page()
+        self.server.on_client_connect(self._fit_view)
+        self._latest = {name: LatestMessage() for name in ("people", "markers", "overlay")}
+        self._diagnostics: dict[str, str] = {}
+        self._fy: float | None = None
+        self._image_size: tuple[int, int] | None = None
+        self._scene_names: set[str] = set()
+        self._people: PersonArray | None = None
+        self._last_people_s: float | None = None
+        self.frames_shown = 0
+        self.create_subscription(PersonArray, "people", self._latest["people"].put, VIEWER_QOS, raw=True)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, VIEWER_QOS)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        # markers and overlay cost pose_node work (it builds them only for subscribers): taken only while a
+        # browser shows the page
+        self._page_topics = [("markers", MarkerArray)] + ([("overlay", Image)] if self.settings.show_overlay else [])
+        self._page_subscriptions: list = []
+        self.create_timer(STATUS_PERIOD_S, self._follow_browsers)
+        self._running = True
+        self._thread = threading.Thread(target=self._render_loop, name="pose_viewer_render", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"pose_viewer: open http://{self._display_host()}:{self.settings.port} in a browser")
+
+    # --- page -------------------------------------------------------------------------------------------------
+    def _display_host(self) -> str:
+        return "localhost" if self.settings.host in ("0.0.0.0", "127.0.0.1", "::", "::1") else self.settings.host
+
+    def _setup_page(self) -> None:
+        server = self.server
+        server.gui.configure_theme(control_width="large", show_share_button=False)
+        server.gui.main_panel.dock_right()  # the 3D view keeps the rest of the page
+        server.scene.set_up_direction("-y")  # camera optical frame: y down, z forward
+        server.initial_camera.position = (0.0, 0.0, 0.0)
+        server.initial_camera.look_at = (0.0, 0.0, 2.0)
+        server.initial_camera.up = (0.0, -1.0, 0.0)
+        self._status = server.gui.add_markdown(status_markdown({"headline": "starting"}))
+        self._overlay = None
+        if self.settings.show_overlay:
+            self._overlay = server.gui.add_image(
+                np.full((3 * self.settings.overlay_width // 4, self.settings.overlay_width, 3), 255, np.uint8),
+                label="overlay", format="jpeg", jpeg_quality=80,
+            )
+        server.gui.add_markdown(
+            "3D: camera optical frame, seen from the camera (drag to orbit, *Reset View* to come back). "
+            "Colours: track ids, as in RViz."
+        )
+
+    # --- ROS callbacks (executor thread): store, never render ---------------------------------------------------
+    def _follow_browsers(self) -> None:
+        """Subscribe to markers and overlay while at least one browser is connected, else unsubscribe."""
+        browsers = len(self.server.get_clients())
+        if browsers and not self._page_subscriptions:
+            self._page_subscriptions = [
+                self.create_subscription(msg_type, topic, self._latest[topic].put, VIEWER_QOS, raw=True)
+                for topic, msg_type in self._page_topics
+            ]
+        elif not browsers and self._page_subscriptions:
+            for subscription in self._page_subscriptions:
+                self.destroy_subscription(subscription)
+            self._page_subscriptions = []
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        if msg.k[4] > 0:
+            self._fy = float(msg.k[4])
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith(": pose estimation"):
+                self._diagnostics = {kv.key: kv.value for kv in status.values}
+                self._diagnostics["received_at_s"] = str(time.monotonic())
+
+    # --- render thread --------------------------------------------------------------------------------------------
+    def _render_loop(self) -> None:
+        period_s = 1.0 / self.settings.max_rate_hz
+        next_status_s = 0.0
+        while self._running:
+            started = time.monotonic()
+            try:
+                self._render_once()
+                if started >= next_status_s:
+                    next_status_s = started + STATUS_PERIOD_S
+                    self._update_status()
+            except Exception as error:  # one bad message must not stop the page
+                self.get_logger().error(f"pose_viewer: could not show a message: {error}", throttle_duration_sec=5.0)
+            time.sleep(max(0.0, period_s - (time.monotonic() - started)))
+
+    def _render_once(self) -> None:
+        people_data = self._latest["people"].take()
+        markers_data = self._latest["markers"].take()
+        overlay_data = self._latest["overlay"].take()
+        if people_data is not None:
+            self._people = deserialize_message(people_data, PersonArray)
+            self._last_people_s = time.monotonic()
+            self._update_camera(self._people.image_width, self._people.image_height)
+        with self.server.atomic():
+            if markers_data is not None:
+                self._show_markers(deserialize_message(markers_data, MarkerArray))
+            if overlay_data is not None and self._overlay is not None:
+                self._show_overlay(deserialize_message(overlay_data, Image))
+        if markers_data is not None or overlay_data is not None:
+            self.frames_shown += 1
+            self.server.flush()
+
+    def _update_camera(self, width: int, height: int) -> None:
+        """When the image size changes: every page's view from the camera shows the whole image."""
+        if (width, height) == self._image_size or height == 0:
+            return
+        self._image_size = (width, height)
+        self.server.initial_camera.fov = fitted_fov_y(self._image_size, self._focal_px(), 4 / 3)
+        for client in self.server.get_clients().values():
+            self._fit_view(client)
+
+    def _focal_px(self) -> float:
+        """fy from camera_info, else pose_node's default intrinsics (fx = fy = max(W, H))."""
+        return self._fy or float(max(self._image_size))
+
+    def _fit_view(self, client) -> None:
+        """Look from the camera with a field of view that fits the whole image into this browser's 3D view."""
+        if self._image_size is None:
+            return
+        aspect = client.camera.image_width / max(client.camera.image_height, 1)
+        client.camera.fov = fitted_fov_y(self._image_size, self._focal_px(), aspect)
+
+    def _show_markers(self, array: MarkerArray) -> None:
+        """Replace the 3D scene by a MarkerArray (pose_node's arrays start with DELETEALL)."""
+        scene = self.server.scene
+        names: set[str] = set()
+        for marker in array.markers:
+            if marker.action == Marker.DELETEALL:
+                names.clear()
+                continue
+            if marker.action != Marker.ADD:
+                continue
+            name = f"/markers/{marker.ns or 'default'}/{marker.id}"
+            points = marker_points(marker)
+            if len(points) == 0:
+                continue
+            color = marker_rgb(marker)
+            if marker.type in (Marker.LINE_LIST, Marker.LINE_STRIP):
+                segments = (np.stack([points[:-1], points[1:]], axis=1) if marker.type == Marker.LINE_STRIP
+                            else points[: len(points) // 2 * 2].reshape(-1, 2, 3))
+                scene.add_line_segments(name, segments, colors=color, thickness=self.settings.line_width_px,
+                                        thickness_units="screen")
+            elif marker.type in (Marker.SPHERE_LIST, Marker.POINTS, Marker.CUBE_LIST):
+                scene.add_point_cloud(name, points, colors=color, point_size=float(marker.scale.x) or 0.04,
+                                      point_shape="circle", point_shading="flat")
+            elif marker.type == Marker.TRIANGLE_LIST:
+                vertices = points[: len(points) // 3 * 3]
+                faces = np.arange(len(vertices), dtype=np.uint32).reshape(-1, 3)
+                opacity = float(marker.color.a) if marker.color.a < 1.0 else None
+                scene.add_mesh_simple(name, vertices, faces, color=color, opacity=opacity, flat_shading=True,
+                                      side="double")
+            else:
+                continue
+            names.add(name)
+        for stale in self._scene_names - names:
+            scene.remove_by_name(stale)
+        self._scene_names = names
+
+    def _show_overlay(self, msg: Image) -> None:
+        try:
+            rgb = to_rgb8(msg)
+        except ImageConversionError as error:
+            self.get_logger().warning(f"pose_viewer: overlay not shown: {error}", throttle_duration_sec=5.0)
+            return
+        import cv2
+
+        width = self.settings.overlay_width
+        height = max(1, round(rgb.shape[0] * width / rgb.shape[1]))
+        self._overlay.image = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+    def _update_status(self) -> None:
+        now = time.monotonic()
+        state = {"viewer": f"{self.frames_shown} frames shown, {self.frames_dropped()} skipped"}
+        publishers = self.count_publishers(self.resolve_topic_name("people"))
+        fresh = self._last_people_s is not None and now - self._last_people_s < self.settings.stale_after_s
+        if publishers == 0:
+            state["headline"] = f"waiting for pose_node: nothing publishes {self.resolve_topic_name('people')}"
+        elif not fresh:
+            state["headline"] = f"pose_node is up, no results for {self.settings.stale_after_s:.0f} s (no images?)"
+        else:
+            state["headline"] = "pose_node running"
+        if not fresh and self._scene_names:  # results are gone: do not show old people as if live
+            for name in self._scene_names:
+                self.server.scene.remove_by_name(name)
+            self._scene_names = set()
+        if self._people is not None and fresh:
+            people = self._people.people
+            ids = ", ".join(str(p.id) for p in people)
+            state |= {"mode": self._people.mode, "model": self._people.model,
+                      "people": f"{len(people)}" + (f" (ids {ids})" if ids else "")}
+        diagnostics = self._diagnostics
+        if diagnostics and now - float(diagnostics["received_at_s"]) < self.settings.stale_after_s:
+            rates = diagnostics.get("processed_rate_hz", "?"), diagnostics.get("input_rate_hz", "?")
+            state["fps"] = f"{rates[0]} (input {rates[1]})"
+            if "latency_p50_ms" in diagnostics:
+                state["latency"] = f"{diagnostics['latency_p50_ms']} ms (p90 {diagnostics.get('latency_p90_ms', '?')})"
+            if "model" not in state and "model" in diagnostics:
+                state["mode"], _, state["model"] = diagnostics["model"].partition("/")
+        content = status_markdown(state)
+        if content != self._status.content:
+            self._status.content = content
+
+    def frames_dropped(self) -> int:
+        return sum(latest.dropped for latest in self._latest.values())
+
+    def destroy_node(self) -> None:
+        self._running = False
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self.server.stop()
+        super().destroy_node()
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = None
+    try:
+        node = PoseViewer()
+        rclpy.spin(node)
+    except PortInUseError as error:
+        print(f"pose_viewer: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"pose_viewer: bad parameter: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,281 @@
+"""Guards for the OpenPose decoder's scoring rules, computed by hand (issue 22).
+
+- the PAF score's distance prior min(0.5 · H / |AB| - 1, 0) on limbs longer than half the map height;
+- the "enough samples above threshold" rule: more than `min_sample_fraction` · samples must exceed the PAF
+  threshold (9 of 10 by default; a sample equal to the threshold is a miss);
+- the Hungarian step picks exactly the maximum-weight one-to-one assignment (brute force on small cases);
+- heatmap peaks on the right and bottom borders (whose "next" pixel in flat memory is another row or map).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks, gaussian_blur, refine_peaks_parabola
+from pose_ros.core.openpose.grouping import GroupingSettings, LimbCandidates, assign_hungarian, score_limbs
+
+LIMB = np.array([[0, 1]])  # one limb type: keypoint 0 → keypoint 1
+CHANNELS = np.array([[0, 1]])  # its PAF x / y channels
+
+
+def two_peaks(a_xy, b_xy) -> Peaks:
+    """One candidate of keypoint 0 at a_xy and one of keypoint 1 at b_xy."""
+    return Peaks(
+        channels=np.array([0, 1]),
+        xy=np.array([a_xy, b_xy], np.float32),
+        scores=np.array([0.9, 0.9], np.float32),
+        counts=np.array([1, 1]),
+    )
+
+
+def uniform_field(height: int, width: int, direction_xy, magnitude: float) -> np.ndarray:
+    """(2, H, W) PAF of constant `magnitude` along the unit vector `direction_xy`."""
+    unit = np.asarray(direction_xy, np.float64) / np.linalg.norm(direction_xy)
+    field = np.zeros((2, height, width), np.float32)
+    field[0], field[1] = magnitude * unit[0], magnitude * unit[1]
+    return field
+
+
+# ----- distance prior ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("length", "magnitude", "expected"),
+    [
+        (10.0, 0.7, 0.7),  # short limb: 0.5·40/10 - 1 = 1 > 0, no penalty
+        (20.0, 0.7, 0.7),  # exactly half the map height: 0.5·40/20 - 1 = 0
+        (30.0, 1.0, 1.0 + (0.5 * 40 / 30 - 1)),  # 2/3
+        (60.0, 1.0, 1.0 + (0.5 * 40 / 60 - 1)),  # 1/3
+        (50.0, 0.9, 0.9 + (0.5 * 40 / 50 - 1)),  # 0.5
+    ],
+)
+def test_distance_prior_on_long_limbs(length: float, magnitude: float, expected: float) -> None:
+    height, width = 40, 80
+    a, b = (5.0, 20.0), (5.0 + length, 20.0)
+    found = score_limbs(two_peaks(a, b), uniform_field(height, width, (1, 0), magnitude), LIMB, CHANNELS,
+                        GroupingSettings())
+    assert found.score.tolist() == pytest.approx([expected], abs=1e-5)
+
+
+def test_distance_prior_uses_the_map_height_and_rejects_a_negative_score() -> None:
+    # |AB| = 50 in a 40-high map: prior 0.4 - 1 = -0.6; a field of 0.55 leaves -0.05, rejected even though
+    # every sample is above the PAF threshold. In an 80-wide, 40-high map the prior must use H = 40, not W.
+    height, width = 40, 80
+    peaks = two_peaks((10.0, 20.0), (60.0, 20.0))
+    rejected = score_limbs(peaks, uniform_field(height, width, (1, 0), 0.55), LIMB, CHANNELS, GroupingSettings())
+    assert rejected.score.size == 0
+    kept = score_limbs(peaks, uniform_field(height, width, (1, 0), 0.65), LIMB, CHANNELS, GroupingSettings())
+    assert kept.score.tolist() == pytest.approx([0.65 - 0.6], abs=1e-5)
+    # A vertical limb of 30 px in a 100-high, 40-wide map: no prior (0.5·100/30 > 1).
+    tall = score_limbs(two_peaks((20.0, 10.0), (20.0, 40.0)), uniform_field(100, 40, (0, 1), 0.8), LIMB, CHANNELS,
+                       GroupingSettings())
+    assert tall.score.tolist() == pytest.approx([0.8], abs=1e-5)
+
+
+def test_field_against_the_limb_direction_scores_negative_and_is_rejected() -> None:
+    peaks = two_peaks((5.0, 5.0), (14.0, 5.0))
+    assert score_limbs(peaks, uniform_field(20, 20, (-1, 0), 1.0), LIMB, CHANNELS, GroupingSettings()).score.size == 0
+    diagonal = score_limbs(peaks, uniform_field(20, 20, (1, 1), 1.0), LIMB, CHANNELS, GroupingSettings())
+    assert diagonal.score.tolist() == pytest.approx([np.sqrt(0.5)], abs=1e-5)  # cos 45°
+
+
+# ----- enough samples above the threshold ------------------------------------------------------------------------
+def field_with_misses(misses: tuple[int, ...], miss_value: float = 0.0, hit_value: float = 1.0) -> np.ndarray:
+    """PAF (2, 20, 12) along +x on row 5 with value `hit_value` at columns 0..9 except `misses` (`miss_value`).
+
+    The limb (0, 5) → (9, 5) sampled at 10 points hits exactly columns 0, 1, …, 9; 20 rows: no distance prior.
+    """
+    field = np.zeros((2, 20, 12), np.float32)
+    field[0, 5, :10] = hit_value
+    for column in misses:
+        field[0, 5, column] = miss_value
+    return field
+
+
+def test_nine_of_ten_samples_pass_eight_do_not() -> None:
+    peaks = two_peaks((0.0, 5.0), (9.0, 5.0))
+    settings = GroupingSettings()  # paf_threshold 0.05, samples 10, min_sample_fraction 0.8 → 9 needed
+    for miss in range(10):
+        found = score_limbs(peaks, field_with_misses((miss,)), LIMB, CHANNELS, settings)
+        assert found.score.tolist() == pytest.approx([0.9], abs=1e-6), f"one miss at sample {miss}"
+    for misses in itertools.combinations(range(10), 2):
+        found = score_limbs(peaks, field_with_misses(misses), LIMB, CHANNELS, settings)
+        assert found.score.size == 0, f"two misses at samples {misses} must reject the pair (score would be 0.8)"
+
+
+def test_a_sample_equal_to_the_threshold_is_a_miss() -> None:
+    peaks = two_peaks((0.0, 5.0), (9.0, 5.0))
+    at_threshold = field_with_misses((2, 7), miss_value=0.05)
+    assert score_limbs(peaks, at_threshold, LIMB, CHANNELS, GroupingSettings()).score.size == 0
+    just_above = field_with_misses((2, 7), miss_value=0.0501)
+    found = score_limbs(peaks, just_above, LIMB, CHANNELS, GroupingSettings())
+    assert found.score.tolist() == pytest.approx([(8 + 2 * 0.0501) / 10], abs=1e-6)
+
+
+def test_the_fraction_and_the_threshold_are_the_settings() -> None:
+    peaks = two_peaks((0.0, 5.0), (9.0, 5.0))
+    three_misses = field_with_misses((1, 4, 8))
+    lenient = GroupingSettings(min_sample_fraction=0.6)  # int(6) + 1 = 7 needed, 7 hits
+    assert score_limbs(peaks, three_misses, LIMB, CHANNELS, lenient).score.tolist() == pytest.approx([0.7], abs=1e-6)
+    assert score_limbs(peaks, three_misses, LIMB, CHANNELS, GroupingSettings(min_sample_fraction=0.7)).score.size == 0
+    weak = field_with_misses((), hit_value=0.3)  # every sample 0.3
+    assert score_limbs(peaks, weak, LIMB, CHANNELS, GroupingSettings(paf_threshold=0.3)).score.size == 0
+    found = score_limbs(peaks, weak, LIMB, CHANNELS, GroupingSettings(paf_threshold=0.29))
+    assert found.score.tolist() == pytest.approx([0.3], abs=1e-6)
+
+
+def test_samples_setting_changes_where_the_field_is_read() -> None:
+    # 4 samples on (0, 5) → (9, 5) read columns 0, 3, 6, 9: misses anywhere else are never seen.
+    peaks = two_peaks((0.0, 5.0), (9.0, 5.0))
+    settings = GroupingSettings(samples=4)
+    unseen = field_with_misses((1, 2, 4, 5, 7, 8))
+    assert score_limbs(peaks, unseen, LIMB, CHANNELS, settings).score.tolist() == pytest.approx([1.0], abs=1e-6)
+    assert score_limbs(peaks, field_with_misses((6,)), LIMB, CHANNELS, settings).score.size == 0  # 3 of 4 < 4
+
+
+# ----- Hungarian assignment --------------------------------------------------------------------------------------
+def brute_force_best(candidates: LimbCandidates) -> np.ndarray:
+    """(T,) bool: per limb type, the set of candidates with no shared start or end of maximum total score."""
+    chosen = np.zeros(candidates.score.size, dtype=bool)
+    for limb_type in np.unique(candidates.limb):
+        members = np.flatnonzero(candidates.limb == limb_type)
+        best, best_total = (), -np.inf
+        for size in range(len(members) + 1):
+            for subset in itertools.combinations(members, size):
+                starts, ends = candidates.start[list(subset)], candidates.end[list(subset)]
+                if len(set(starts.tolist())) < size or len(set(ends.tolist())) < size:
+                    continue
+                total = float(candidates.score[list(subset)].astype(np.float64).sum())
+                if total > best_total + 1e-12:
+                    best, best_total = subset, total
+        chosen[list(best)] = True
+    return chosen
+
+
+def test_hungarian_equals_the_brute_force_optimum() -> None:
+    rng = np.random.default_rng(22)
+    contested = 0
+    for _ in range(60):
+        num_limbs, n_start, n_end = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        grid = [(limb, s, e) for limb in range(num_limbs) for s in range(n_start) for e in range(n_end)]
+        count = int(rng.integers(1, min(len(grid), 8) + 1))
+        picked = rng.choice(len(grid), size=count, replace=False)
+        limb, start, end = (np.array(v, np.int64) for v in zip(*[grid[i] for i in picked], strict=True))
+        candidates = LimbCandidates(limb=limb, start=start, end=end + n_start,
+                                    score=rng.uniform(0.05, 1.0, count).astype(np.float32))
+        reference = brute_force_best(candidates)
+        np.testing.assert_array_equal(assign_hungarian(candidates, n_start + n_end), reference)
+        contested += reference.sum() < count
+    assert contested >= 20  # most cases have candidates the assignment must leave out
+
+
+def test_hungarian_prefers_two_good_pairs_over_one_best() -> None:
+    # start 0 → end 0 scores 1.0, but taking it leaves only start 1 → end 0/1 pairs that collide; the best total is
+    # 0→1 (0.8) + 1→0 (0.7) = 1.5 > 1.0 + 0.1.
+    candidates = LimbCandidates(
+        limb=np.zeros(4, np.int64), start=np.array([0, 0, 1, 1]), end=np.array([2, 3, 2, 3]),
+        score=np.array([1.0, 0.8, 0.7, 0.1], np.float32),
+    )
+    assert assign_hungarian(candidates, 4).tolist() == [False, True, True, False]
+
+
+# ----- peaks on the right / bottom border ------------------------------------------------------------------------
+def test_peak_on_the_right_border_beside_a_higher_pixel_of_the_next_row() -> None:
+    # In flat memory the right neighbour of (x = W-1, y) is (0, y+1): a higher value there must not hide the peak.
+    maps = torch.zeros(1, 10, 12)
+    maps[0, 4, 11], maps[0, 3, 11], maps[0, 5, 11], maps[0, 4, 10] = 0.6, 0.3, 0.5, 0.2
+    maps[0, 5, 0] = 0.9  # a separate peak on the left border of the next row
+    peaks = find_peaks(maps, threshold=0.1)
+    y_offset = 0.5 * (0.3 - 0.5) / (0.3 - 2 * 0.6 + 0.5)  # parabola vertex along y: +0.25
+    np.testing.assert_allclose(peaks.xy, [[11.0, 4.0 + y_offset], [0.0, 5.0]], atol=1e-6)
+    assert peaks.scores.tolist() == pytest.approx([0.6, 0.9])
+
+
+def test_peak_on_the_bottom_border_beside_a_higher_pixel_of_the_next_map() -> None:
+    # In flat memory the lower neighbour of the last row of map 0 is the first row of map 1.
+    maps = torch.zeros(2, 8, 9)
+    maps[0, 7, 3], maps[0, 7, 2], maps[0, 7, 4], maps[0, 6, 3] = 0.5, 0.2, 0.4, 0.1
+    maps[1, 0, 3] = 0.95
+    peaks = find_peaks(maps, threshold=0.1)
+    x_offset = 0.5 * (0.2 - 0.4) / (0.2 - 2 * 0.5 + 0.4)  # +0.25
+    assert peaks.counts.tolist() == [1, 1]
+    np.testing.assert_allclose(peaks.xy, [[3.0 + x_offset, 7.0], [3.0, 0.0]], atol=1e-6)
+
+
+def test_bottom_right_corner_peak_and_argmax() -> None:
+    maps = torch.zeros(2, 6, 7)
+    maps[0, 5, 6], maps[0, 5, 5], maps[0, 4, 6] = 0.8, 0.7, 0.1
+    maps[1, 0, 0] = 0.9  # the next map's first pixel, flat neighbour of map 0's last pixel
+    peaks = find_peaks(maps, threshold=0.05)
+    assert peaks.counts.tolist() == [1, 1]
+    assert peaks.xy[0].tolist() == [6.0, 5.0]  # on both borders: no sub-pixel shift
+    xy, conf = argmax_subpixel(maps[None])
+    assert xy[0].tolist() == [[6.0, 5.0], [0.0, 0.0]] and conf[0].tolist() == pytest.approx([0.8, 0.9])
+    edge = torch.zeros(1, 1, 6, 7)
+    edge[0, 0, 2, 6], edge[0, 0, 1, 6], edge[0, 0, 3, 6] = 0.8, 0.6, 0.2  # right border, y bends toward row 1
+    xy, _ = argmax_subpixel(edge)
+    np.testing.assert_allclose(xy[0, 0], [6.0, 2.0 + 0.5 * (0.6 - 0.2) / (0.6 - 1.6 + 0.2)], atol=1e-6)
+
+
+# ----- Gaussian smoothing and dtypes (mutation-testing survivors) --------------------------------------------------
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0])
+def test_gaussian_blur_equals_scipy_with_a_3_sigma_kernel_and_replicated_borders(sigma: float) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    maps = rng.random((2, 15, 17)).astype(np.float32)
+    maps[:, :, 0] = 5.0  # a bright border column: zero padding instead of replication would dim it
+    ours = gaussian_blur(torch.from_numpy(maps), sigma).numpy()
+    # scipy's kernel radius is int(truncate · σ + 0.5) = round(3σ) for these σ; mode "nearest" replicates the border
+    reference = np.stack([gaussian_filter(m.astype(np.float64), sigma, mode="nearest", truncate=3.0) for m in maps])
+    np.testing.assert_allclose(ours, reference, atol=2e-6)
+
+
+def test_argmax_subpixel_returns_float32_confidences_for_any_map_dtype() -> None:
+    maps = torch.zeros(1, 2, 6, 6, dtype=torch.float64)
+    maps[0, 0, 2, 3], maps[0, 1, 4, 1] = 0.75, 0.5
+    xy, conf = argmax_subpixel(maps)
+    assert conf.dtype == torch.float32 and xy.dtype == torch.float32
+    assert conf.tolist() == [[0.75, 0.5]] and xy.tolist() == [[[3.0, 2.0], [1.0, 4.0]]]
+
+
+def test_refine_peaks_parabola_by_hand() -> None:
+    maps = torch.zeros(2, 5, 6)
+    maps[0, 2, 3], maps[0, 2, 2], maps[0, 2, 4], maps[0, 1, 3], maps[0, 3, 3] = 1.0, 0.6, 0.8, 0.5, 0.5
+    maps[1, 4, 0], maps[1, 4, 1], maps[1, 3, 0] = 0.9, 0.3, 0.6  # bottom-left corner: no shift on either axis
+    xy = refine_peaks_parabola(maps, torch.tensor([0, 1]), torch.tensor([2, 4]), torch.tensor([3, 0]))
+    x_offset = 0.5 * (0.6 - 0.8) / (0.6 - 2.0 + 0.8)  # vertex of the parabola through 0.6, 1.0, 0.8: +1/6
+    np.testing.assert_allclose(xy, [[3.0 + x_offset, 2.0], [0.0, 4.0]], atol=1e-6)  # equal up/down: no y shift
+
+
+def test_find_peaks_thresholds_the_smoothed_map_but_reports_original_values() -> None:
+    maps = torch.zeros(1, 9, 9)
+    maps[0, 2, 2] = 0.3  # isolated: after smoothing with σ = 0.8 its peak is 0.3 · 0.25 ≈ 0.075 < 0.1
+    maps[0, 6, 6] = 0.9
+    maps[0, 6, 5], maps[0, 6, 7], maps[0, 5, 6], maps[0, 7, 6] = 0.2, 0.4, 0.3, 0.3
+    plain = find_peaks(maps, threshold=0.1)
+    assert plain.counts.tolist() == [2]
+    smoothed = find_peaks(maps, threshold=0.1, smooth_sigma=0.8)
+    assert smoothed.counts.tolist() == [1]
+    assert smoothed.scores.tolist() == pytest.approx([0.9])  # the original value, not the smoothed one
+    x_offset = 0.5 * (0.2 - 0.4) / (0.2 - 1.8 + 0.4)  # parabola on the original values: +1/12
+    np.testing.assert_allclose(smoothed.xy, [[6.0 + x_offset, 6.0]], atol=1e-6)
+
+
+def test_threshold_is_exclusive_and_a_plateau_gives_its_top_left_pixel() -> None:
+    maps = torch.zeros(1, 8, 8)
+    maps[0, 1, 1] = 0.5  # exactly the threshold: not a peak
+    maps[0, 4:6, 3:5] = 0.7  # a 2 × 2 plateau
+    peaks = find_peaks(maps, threshold=0.5)
+    assert peaks.counts.tolist() == [1]
+    np.testing.assert_allclose(peaks.xy, [[3.5, 4.5]])  # found at its top-left pixel, refined to its centre
+
+
+def test_find_peaks_without_subpixel_gives_integer_float32_positions() -> None:
+    maps = torch.zeros(1, 6, 6)
+    maps[0, 2, 3], maps[0, 2, 4], maps[0, 2, 2] = 1.0, 0.8, 0.2  # the parabola moves x by 0.5·0.6/1.0 = 0.3
+    coarse = find_peaks(maps, threshold=0.1, subpixel=False)
+    assert coarse.xy.dtype == np.float32 and coarse.xy.tolist() == [[3.0, 2.0]]
+    np.testing.assert_allclose(find_peaks(maps, threshold=0.1).xy, [[3.3, 2.0]], atol=1e-6)

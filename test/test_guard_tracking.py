@@ -1,0 +1,117 @@
+"""Guards for the tracker's motion model while a track coasts and its growing OKS tolerance (issue 22).
+
+Expected values are computed by hand from the documented model: a damped constant-velocity prediction
+(velocity × `velocity_damping` per missed frame, exponential smoothing of measured velocities) and an OKS scale
+s² = predicted box area × (1 + frames missed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pose_ros.core.metrics import COCO_KEYPOINT_SIGMAS
+from pose_ros.core.person import Person, bbox_from_keypoints
+from pose_ros.core.tracking import PersonTracker, TrackerSettings
+
+# A standing person in COCO-17 order, in units of body height, origin at the box centre.
+_STANDING = np.array(
+    [
+        [0.0, -0.45], [0.03, -0.47], [-0.03, -0.47], [0.06, -0.46], [-0.06, -0.46],
+        [0.12, -0.3], [-0.12, -0.3], [0.15, -0.12], [-0.15, -0.12], [0.16, 0.05], [-0.16, 0.05],
+        [0.08, 0.02], [-0.08, 0.02], [0.09, 0.25], [-0.09, 0.25], [0.09, 0.48], [-0.09, 0.48],
+    ]
+)
+
+
+# The OKS pass alone: the distance-gated second pass and camera-motion compensation (guarded in
+# test_tracking.py) would rescue the shifts these tests place just outside the OKS gate.
+OKS_GATE_ONLY = {"second_pass_distance": 0.0, "camera_compensation": False}
+
+
+def person_at(x: float, y: float = 300.0, height: float = 200.0) -> Person:
+    xy = (np.array([x, y]) + _STANDING * height).astype(np.float32)
+    conf = np.full(17, 0.9, np.float32)
+    return Person(xy, conf, 0.9, bbox_from_keypoints(xy, conf), "coco17")
+
+
+def test_motion_model_while_coasting_and_after() -> None:
+    settings = TrackerSettings(velocity_smoothing=0.5, velocity_damping=0.9, **OKS_GATE_ONLY)
+    tracker = PersonTracker(settings)
+    first = person_at(100.0)
+    [a] = tracker.update([first], 0.0)
+    [b] = tracker.update([person_at(110.0)], 0.1)  # 10 px in 0.1 s: 100 px/s (first measurement, taken whole)
+    assert a.id == b.id
+    track = tracker.tracks[0]
+    np.testing.assert_allclose(track.velocity, [100.0, 0.0], atol=1e-3)
+
+    assert tracker.update([], 0.2) == []  # coast 1: moves 100 · 0.1 = 10 px, then velocity 100 · 0.9 = 90
+    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + np.array([20.0, 0.0]), atol=1e-3)
+    np.testing.assert_allclose(track.velocity, [90.0, 0.0], atol=1e-3)
+    assert tracker.update([], 0.3) == []  # coast 2: moves 9 px, then velocity 81
+    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + np.array([29.0, 0.0]), atol=1e-3)
+    np.testing.assert_allclose(track.bbox_xywh, first.bbox_xywh + np.array([29.0, 0.0, 0.0, 0.0]), atol=1e-3)
+    np.testing.assert_allclose(track.velocity, [81.0, 0.0], atol=1e-3)
+    assert track.misses == 2 and track.timestamp_s == pytest.approx(0.3)
+
+    # Seen again at 0.4 s where the model predicts it (129 + 8.1 px from the start): the same id; the velocity
+    # measured since the last detection (27.1 px in 0.3 s) is averaged with the coasted one (weight 0.5).
+    [c] = tracker.update([person_at(137.1)], 0.4)
+    assert c.id == a.id and track.misses == 0
+    measured = 27.1 / 0.3
+    np.testing.assert_allclose(track.velocity, [0.5 * measured + 0.5 * 81.0, 0.0], atol=1e-2)
+    np.testing.assert_allclose(track.keypoints_xy, first.keypoints_xy + np.array([37.1, 0.0]), atol=1e-3)
+
+
+def test_prediction_while_coasting_decides_the_match() -> None:
+    # A person walking 100 px/s is missed for 3 frames and reappears where the damped prediction puts it (10 + 9 +
+    # 8.1 + 7.29 = 34.39 px ahead of its last detection): the same id. Had the track stayed put, the OKS of that
+    # 34 px shift even with the 4× tolerance (0.45 by `reference_oks`) is below the threshold 0.6.
+    def same_id(reappear_x: float) -> bool:
+        tracker = PersonTracker(TrackerSettings(match_threshold=0.6, **OKS_GATE_ONLY))
+        [a] = tracker.update([person_at(100.0)], 0.0)
+        tracker.update([person_at(110.0)], 0.1)
+        tracker.update([person_at(120.0)], 0.2)
+        for t in (0.3, 0.4, 0.5):
+            tracker.update([], t)
+        [b] = tracker.update([person_at(reappear_x)], 0.6)
+        return a.id == b.id
+
+    assert reference_oks(34.39, 64.0 * 190.0, 3) < 0.6
+    assert same_id(120.0 + 10 + 9 + 8.1 + 7.29)
+    assert not same_id(120.0)  # staying put is not what the model predicts
+
+
+def reference_oks(shift_px: float, area: float, misses: int) -> float:
+    """COCO OKS of a person shifted by `shift_px` (every keypoint), scale s² = area × (1 + misses)."""
+    variances = (2.0 * COCO_KEYPOINT_SIGMAS) ** 2
+    return float(np.mean(np.exp(-(shift_px**2) / (2.0 * area * (1 + misses) * variances))))
+
+
+def shift_at_similarity(target: float, area: float, misses: int) -> float:
+    """The shift (px) at which `reference_oks` equals `target` (bisection; OKS falls with the shift)."""
+    lo, hi = 0.0, 1000.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if reference_oks(mid, area, misses) > target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+@pytest.mark.parametrize("misses", [0, 1, 3])
+def test_tolerance_grows_with_frames_missed(misses: int) -> None:
+    threshold = 0.3
+    area = float(person_at(100.0).bbox_xywh[2] * person_at(100.0).bbox_xywh[3])
+    boundary = shift_at_similarity(threshold, area, misses)
+    assert boundary == pytest.approx(shift_at_similarity(threshold, area, 0) * np.sqrt(1 + misses), rel=1e-6)
+
+    def same_id(shift: float) -> bool:
+        tracker = PersonTracker(TrackerSettings(match_threshold=threshold, **OKS_GATE_ONLY))
+        [a] = tracker.update([person_at(100.0)], 0.0)
+        tracker.update([person_at(100.0)], 0.1)  # stationary: the prediction stays put
+        for frame in range(misses):
+            tracker.update([], 0.2 + 0.1 * frame)
+        [b] = tracker.update([person_at(100.0 + shift)], 0.2 + 0.1 * misses)
+        return a.id == b.id
+
+    assert same_id(0.97 * boundary), f"a shift of {0.97 * boundary:.1f} px after {misses} misses must match"
+    assert not same_id(1.03 * boundary), f"a shift of {1.03 * boundary:.1f} px after {misses} misses must not match"

@@ -1,0 +1,238 @@
+"""pose_viewer in a real browser: headless Chromium loads the page served by the viewer while pose_node
+runs on vtest.avi frames over real DDS; the screenshot's pixels must show each person's colour where that
+person is, the status panel must follow a live mode switch, and the page must survive a reload.
+Without a browser: a taken port fails with a message naming the port and the parameter, and with no
+pose_node the status says so."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from headless_browser import HeadlessChromium, find_chromium
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from ros_harness import RosGraph, bgr_frame
+
+from pose_ros.ros.messages import PALETTE
+from pose_ros.ros.viewer import PortInUseError, PoseViewer, ViewerSettings
+
+# Where to also save the screenshots (docs/images uses them); unset: only under pytest's tmp_path.
+SCREENSHOT_DIR = os.environ.get("POSE_VIEWER_SCREENSHOT_DIR")
+VIEWPORT = (960, 540)  # CSS pixels: small, one page for the whole test
+AXES_GIZMO_PX = 90  # bottom-left corner of the 3D view: viser's orientation gizmo (red/green/blue)
+DISMISS_NOTICES = "document.querySelectorAll('.mantine-Notification-closeButton').forEach(b => b.click())"
+STATUS = "document.body.innerText"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_viewer(ros: RosGraph, port: int, *overrides: Parameter) -> PoseViewer:
+    return ros.add(PoseViewer(context=ros.context, parameter_overrides=[Parameter("port", value=port), *overrides]))
+
+
+def colour_mask(image: np.ndarray, rgb01, tolerance: int = 40) -> np.ndarray:
+    """Pixels within `tolerance` (per channel) of a palette colour."""
+    target = np.round(np.asarray(rgb01) * 255).astype(np.int16)
+    return (np.abs(image.astype(np.int16) - target) <= tolerance).all(axis=2)
+
+
+def canvas_boxes(people, image_size, canvas) -> dict[int, tuple[float, float, float, float]]:
+    """Each person's bbox (x0, y0, x1, y1) in canvas pixels: the viewer looks from the camera (default intrinsics
+    fx = fy = max(W, H), principal point at the centre) with a field of view that fits the whole image into the
+    canvas, so image pixel (u, v) lands at (Wc/2 + (u - cx) s, Hc/2 + (v - cy) s), s = min(Wc/W, Hc/H)."""
+    width, height = image_size
+    scale = min(canvas["width"] / width, canvas["height"] / height)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    boxes = {}
+    for person in people:
+        x, y, w, h = person.bbox
+        x0 = canvas["width"] / 2 + (x - cx) * scale
+        y0 = canvas["height"] / 2 + (y - cy) * scale
+        boxes[person.id] = (x0, y0, x0 + w * scale, y0 + h * scale)
+    return boxes
+
+
+def scene_problems(png: bytes, canvas: dict, people, image_size, has_meshes: bool) -> list[str]:
+    """What is wrong with the 3D view of a screenshot: each person's id colour must appear inside that person's
+    box (projected into the canvas) and hardly anywhere else; a mesh must fill a good part of its box."""
+    import cv2
+
+    if canvas["width"] < 300 or canvas["height"] < 300:
+        return [f"3D view too small: {canvas}"]
+    shot = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    top, left = int(canvas["y"]), int(canvas["x"])
+    view = shot[top: top + int(canvas["height"]), left: left + int(canvas["width"])].copy()
+    view[-AXES_GIZMO_PX:, :AXES_GIZMO_PX] = 255
+    boxes = canvas_boxes(people, image_size, canvas)
+    rows, cols = np.mgrid[: view.shape[0], : view.shape[1]]
+
+    def near(box) -> np.ndarray:
+        x0, y0, x1, y1 = box
+        m = 0.25 * (y1 - y0)
+        return (cols >= x0 - m) & (cols <= x1 + m) & (rows >= y0 - m) & (rows <= y1 + m)
+
+    problems = []
+    for person in people:
+        colour = PALETTE[person.id % len(PALETTE)]
+        mask = colour_mask(view, colour)
+        in_any = np.zeros_like(mask)
+        for other in people:
+            if other.id % len(PALETTE) == person.id % len(PALETTE):
+                in_any |= near(boxes[other.id])
+        found, stray = int((mask & near(boxes[person.id])).sum()), int((mask & ~in_any).sum())
+        if found < 20:
+            problems.append(f"person {person.id}: only {found} pixels of its colour {colour} at {boxes[person.id]}")
+        if stray > 0.2 * mask.sum():
+            problems.append(f"person {person.id}: {stray} of {mask.sum()} pixels of its colour elsewhere")
+    if has_meshes:  # a mesh covers much more of its box than a skeleton of 3 px lines does
+        person = max(people, key=lambda p: p.bbox[3])
+        x0, y0, x1, y1 = boxes[person.id]
+        box = view[max(0, int(y0)): int(y1), max(0, int(x0)): int(x1)]
+        filled = float((box.astype(int).sum(axis=2) < 700).mean())
+        if filled < 0.2:
+            problems.append(f"the mesh of person {person.id} fills only {filled:.0%} of its box")
+    return problems
+
+
+def save(png: bytes, name: str, tmp_path: Path) -> None:
+    (tmp_path / name).write_bytes(png)
+    if SCREENSHOT_DIR:
+        Path(SCREENSHOT_DIR, name).write_bytes(png)
+
+
+def wait_for_outputs(probe, key, topics, timeout=120.0):
+    return probe.outputs(key, topics=topics, timeout=timeout)
+
+
+@pytest.mark.timeout(400)
+def test_browser_shows_people_where_they_are_and_follows_mode_switch(vtest_frames, human_models, tmp_path) -> None:
+    if find_chromium() is None:
+        pytest.skip("needs Debian's chromium (scripts/setup.sh installs it for the tests)")
+    port = free_port()
+    with RosGraph() as ros, HeadlessChromium(*VIEWPORT) as browser:
+        viewer = start_viewer(ros, port, Parameter("stale_after_s", value=60.0))
+        browser.navigate(f"http://127.0.0.1:{port}/")
+        # 1. no pose_node yet: the page says so and waits
+        browser.wait_for(f"{STATUS}.includes('waiting for pose_node')", timeout=60)
+        deadline = time.monotonic() + 30
+        while len(viewer._page_subscriptions) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(viewer._page_subscriptions) == 2, "with a page open, the viewer takes markers and overlay"
+
+        # 2. pose_node on a vtest.avi frame (meshes on: the default mesh model): the page follows, live
+        _, probe = ros.start_pose_node(Parameter("max_people", value=4), mesh=True, topics=("people", "markers"))
+        frame = vtest_frames[1]
+        for sec in (1, 2):  # twice: the second frame's people are tracked (stable ids)
+            out = wait_for_outputs(probe, probe.send(bgr_frame(frame, sec)), ("people", "markers"))
+        people = out["people"].people
+        assert len(people) >= 3, "vtest.avi frame 100 has several walkers"
+        ids = ", ".join(str(p.id) for p in people)
+        browser.wait_for(f"{STATUS}.includes('pose_node running') && {STATUS}.includes('(ids {ids})')", timeout=60)
+        has_meshes = any(m.ns == "mesh" for m in out["markers"].markers)
+        # the scene arrives with the status; software WebGL may take a while to draw it: poll the pixels
+        browser.evaluate(DISMISS_NOTICES)
+        image_size = (out["people"].image_width, out["people"].image_height)
+        deadline, problems = time.monotonic() + 45, ["no screenshot yet"]
+        while problems and time.monotonic() < deadline:
+            time.sleep(1.0)
+            png = browser.screenshot_png()
+            canvas = browser.evaluate("(r => ({x: r.x, y: r.y, width: r.width, height: r.height}))"
+                                      "(document.querySelector('canvas').getBoundingClientRect())")
+            problems = scene_problems(png, canvas, people, image_size, has_meshes)
+        save(png, "viewer_bottom_up.png", tmp_path)
+        assert not problems, f"{problems} (screenshot: {tmp_path / 'viewer_bottom_up.png'})"
+
+        # 3. live mode switch through the parameter service (as `ros2 param set /pose_node mode top_down`)
+        client = AsyncParameterClient(probe, "pose_node")
+        assert client.wait_for_services(timeout_sec=10)
+        future = client.set_parameters([Parameter("mode", value="top_down")])
+        deadline = time.monotonic() + 120
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert future.done() and future.result().results[0].successful
+        out = wait_for_outputs(probe, probe.send(bgr_frame(frame, 3)), ("people", "markers"))
+        assert out["people"].mode == "top_down"
+        # 4. the browser disconnects and reconnects (reload): the new page shows the new mode
+        browser.call("Page.reload")
+        browser.wait_for(f"{STATUS}.includes('mode: top_down') && {STATUS}.includes('centernet')", timeout=60)
+        time.sleep(2.0)
+        browser.evaluate(DISMISS_NOTICES)
+        time.sleep(0.5)
+        save(browser.screenshot_png(), "viewer_top_down.png", tmp_path)
+        assert "mode: top_down" in browser.evaluate(STATUS)
+
+        # offline: nothing but localhost was asked for, and the page raised no error
+        assert not browser.console_errors, browser.console_errors
+        assert not [r for r in browser.failed_requests if "NAME_NOT_RESOLVED" in r], browser.failed_requests
+
+
+def test_port_in_use_is_a_clear_error_naming_port_and_parameter() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with RosGraph() as ros:
+            with pytest.raises(PortInUseError) as error:
+                start_viewer(ros, port)
+            assert f"port {port}" in str(error.value) and "parameter `port`" in str(error.value)
+            # the same process can still start a viewer elsewhere (nothing left half-open)
+            viewer = start_viewer(ros, free_port())
+            assert viewer.server.get_port() != port
+
+
+def test_no_pose_node_status_says_so_and_waits() -> None:
+    with RosGraph() as ros:
+        viewer = start_viewer(ros, free_port())
+        deadline = time.monotonic() + 10
+        while "waiting for pose_node" not in viewer._status.content and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "waiting for pose_node: nothing publishes /people" in viewer._status.content
+        assert viewer.frames_shown == 0
+        # no browser: no subscription that would make pose_node build markers or the overlay
+        assert viewer._page_subscriptions == []
+        assert viewer.count_subscribers("/markers") == 0 and viewer.count_subscribers("/overlay") == 0
+
+
+def test_launchers_start_the_viewer_on_request_and_pose_node_survives_a_taken_port(tmp_path, human_models) -> None:
+    import rclpy
+    import yaml
+    from rclpy.context import Context
+    from test_launch import CONFIG_FILE, launch_arguments
+
+    from pose_ros.ros.launcher import parse_arguments, start_nodes
+
+    assert launch_arguments()["viewer"] == "false"
+    assert "pose_viewer" in (Path(__file__).parents[1] / "launch" / "pose.launch.py").read_text()
+    assert not parse_arguments([]).viewer
+    config = yaml.safe_load(CONFIG_FILE.read_text())
+    assert config["pose_viewer"]["ros__parameters"]["port"] == ViewerSettings().port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for port, expect_viewer in ((free_port(), True), (taken.getsockname()[1], False)):
+            config["pose_viewer"]["ros__parameters"]["port"] = port
+            config["pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": "none"}
+            params_file = tmp_path / f"pose_{port}.yaml"
+            params_file.write_text(yaml.safe_dump(config))
+            args = parse_arguments(["--viewer", "--params-file", str(params_file)])
+            context = Context()
+            rclpy.init(args=["pose_launcher", "--ros-args", "--params-file", str(params_file)], context=context)
+            nodes = start_nodes(args, context=context)
+            try:
+                assert nodes.pose_node._is_configured()
+                if expect_viewer:
+                    assert nodes.viewer is not None and nodes.viewer.server.get_port() == port
+                else:
+                    assert nodes.viewer is None, "a taken port leaves pose_node running without a viewer"
+            finally:
+                nodes.shutdown()
+                rclpy.try_shutdown(context=context)
