@@ -41,23 +41,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
-import importlib.util
 import itertools
-import os
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from bench.estimator_cache import BASELINE_REF, CachedEstimator, default_cache_dir, load_baseline
 from bench.eval_tracking import GroundTruth, MotCounts, clear_mot
 from bench.scenes import (
     DEFAULT_ANNOTATIONS,
-    REPO_ROOT,
     AnnotationSet,
     Sprite,
     load_sprites,
@@ -68,12 +62,11 @@ from bench.scenes import (
     visible_keypoints,
 )
 from pose_ros.core.person import Person
-from pose_ros.core.pipeline import PipelineConfig, PosePipeline
+from pose_ros.core.pipeline import PipelineConfig
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 
 SPEEDS = (0.02, 0.04, 0.08, 0.16, 0.25)
 CELL_WH = (640, 424)
-BASELINE_REF = "5bea1cf"  # main before issue 17
 CARE_MIN_KEYPOINTS = 5
 CARE_MIN_HEIGHT = 40.0
 
@@ -272,79 +265,7 @@ def measured_speed(truth: list[list[GroundTruth]], min_visibility: float) -> flo
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Estimator with a disk cache
-
-
-class CachedEstimator:
-    """The default pipeline on a frame, its people cached on disk by frame content and configuration."""
-
-    def __init__(self, config: PipelineConfig, cache_dir: Path) -> None:
-        self.config, self.pipeline = config, PosePipeline()
-        self.cache_dir = cache_dir
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self.key = repr(sorted(asdict(config).items())).encode()
-        self.hits = self.misses = 0
-        self.seconds = 0.0
-
-    def __call__(self, image_rgb: np.ndarray) -> list[Person]:
-        digest = hashlib.sha1(self.key + image_rgb.tobytes()).hexdigest()
-        path = self.cache_dir / f"{digest}.npz"
-        if path.is_file():
-            self.hits += 1
-            return _load_people(path)
-        start = time.perf_counter()
-        people = self.pipeline(self.config, image_rgb)
-        self.seconds += time.perf_counter() - start
-        self.misses += 1
-        if self.misses % 50 == 0:
-            print(f"  ... estimator: {self.misses} frames run, {self.hits} cached", file=sys.stderr, flush=True)
-        _save_people(path, people)
-        return people
-
-
-def _save_people(path: Path, people: list[Person]) -> None:
-    k = people[0].num_keypoints if people else 0
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        keypoints=np.stack([p.keypoints_xy for p in people]) if people else np.zeros((0, k, 2), np.float32),
-        confidences=np.stack([p.confidences for p in people]) if people else np.zeros((0, k), np.float32),
-        scores=np.array([p.score for p in people], np.float32),
-        boxes=np.stack([p.bbox_xywh for p in people]) if people else np.zeros((0, 4), np.float32),
-        layouts=np.array([p.layout for p in people]),
-    )
-    os.replace(tmp, path)
-
-
-def _load_people(path: Path) -> list[Person]:
-    with np.load(path) as data:
-        keypoints, confidences, boxes = data["keypoints"], data["confidences"], data["boxes"]
-        scores, layouts = data["scores"], data["layouts"]
-        return [
-            Person(keypoints[i], confidences[i], float(scores[i]), boxes[i], str(layouts[i]), id=i)
-            for i in range(len(scores))
-        ]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("POSE_ROS_CACHE", Path.home() / ".cache" / "pose_ros")) / "bench" / "tracking_motion"
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Trackers
-
-
-def load_baseline(ref: str):
-    """The `pose_ros.core.tracking` module as of git `ref` (its PersonTracker and TrackerSettings)."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "show", f"{ref}:pose_ros/core/tracking.py"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    spec = importlib.util.spec_from_loader(f"tracking_{ref}", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    exec(compile(source, f"{ref}:pose_ros/core/tracking.py", "exec"), module.__dict__)
-    return module
 
 
 def trackers(baseline) -> dict[str, object]:
@@ -419,9 +340,8 @@ def main() -> None:
     print("| speed (box h/frame) | measured | seqs | frames | GT | tracker | FN | FP | IDSW | IDSW/100 | MOTA | ids |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for index, speed in enumerate(args.speeds):
-        sequences = render_sequences(
-            world, people, sprites, speed, args.seed + index, args.person_frames, args.min_visibility
-        )
+        seed = args.seed + (SPEEDS.index(speed) if speed in SPEEDS else round(1000 * speed))  # same frames alone
+        sequences = render_sequences(world, people, sprites, speed, seed, args.person_frames, args.min_visibility)
         detections = [[estimator(frame) for frame in frames] for frames, _ in sequences]
         moving = np.median([measured_speed(truth, args.min_visibility) for _, truth in sequences])
         num_frames = sum(len(frames) for frames, _ in sequences)
