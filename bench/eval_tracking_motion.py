@@ -23,6 +23,8 @@ are cached on disk per frame content (~/.cache/pose_ros/bench/tracking_motion), 
 tracker settings only costs the tracker. Frames are `--fps` apart in time (default 5: a node running at
 5 FPS; the speeds are per processed frame).
 
+ms/frame: the tracker's mean time per frame (not the estimator's), side by side in one process.
+
 CLEAR-MOT (Bernardin & Stiefelhagen 2008), per frame: ground truth and tracker boxes are matched at box IoU
 >= 0.5, last frame's correspondences kept first while they still overlap, then Hungarian on IoU. FN: counted
 ground truth without a match; FP: tracker boxes without a match; IDSW: a ground-truth person matched to a
@@ -42,6 +44,7 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,24 +291,27 @@ def ablations() -> dict[str, TrackerSettings]:
     }
 
 
-def run_tracker(factory, detections: list[list[Person]], fps: float) -> tuple[list[list[Person]], int]:
-    """Tracked people per frame (a fresh tracker, on copies) and the number of ids it issued."""
+def run_tracker(factory, detections: list[list[Person]], fps: float) -> tuple[list[list[Person]], int, float]:
+    """Tracked people per frame (a fresh tracker, on copies), the number of ids it issued, its seconds."""
     tracker = factory()
     people = copy.deepcopy(detections)
+    start = time.perf_counter()
     out = [tracker.update(frame, index / fps) for index, frame in enumerate(people)]
-    return out, tracker.num_ids_issued
+    return out, tracker.num_ids_issued, time.perf_counter() - start
 
 
-def score_sequences(factory, sequences, detections, args) -> tuple[MotCounts, int]:
-    """CLEAR-MOT counts summed over the sequences (a fresh tracker each) and the ids issued in all."""
-    total, ids = MotCounts(), 0
+def score_sequences(factory, sequences, detections, args) -> tuple[MotCounts, int, float]:
+    """CLEAR-MOT counts summed over the sequences (a fresh tracker each), the ids issued in all, and the
+    tracker's mean time per frame in ms."""
+    total, ids, seconds = MotCounts(), 0, 0.0
     for (_, truth), found in zip(sequences, detections, strict=True):
-        tracked, issued = run_tracker(factory, found, args.fps)
+        tracked, issued, spent = run_tracker(factory, found, args.fps)
+        seconds += spent
         counts, _ = clear_mot(truth, tracked, args.iou, args.min_visibility)
         for name in ("gt", "tp", "fn", "fp", "idsw", "iou_sum"):
             setattr(total, name, getattr(total, name) + getattr(counts, name))
         ids += issued
-    return total, ids
+    return total, ids, 1000 * seconds / max(sum(len(found) for found in detections), 1)
 
 
 def main() -> None:
@@ -337,8 +343,9 @@ def main() -> None:
           f"walkers cut from annotation ids {' '.join(map(str, sprite_ids))}")  # fmt: skip
     print(f"estimator: {config.model_name} {config.input_width}x{config.input_height} cpu; {args.fps:g} frames/s; "
           f"CLEAR-MOT at IoU >= {args.iou}, under {args.min_visibility:.0%} visible is don't care\n")  # fmt: skip
-    print("| speed (box h/frame) | measured | seqs | frames | GT | tracker | FN | FP | IDSW | IDSW/100 | MOTA | ids |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| speed (box h/frame) | measured | seqs | frames | GT | tracker | FN | FP | IDSW | IDSW/100 | MOTA | ids "
+          "| ms/frame |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for index, speed in enumerate(args.speeds):
         seed = args.seed + (SPEEDS.index(speed) if speed in SPEEDS else round(1000 * speed))  # same frames alone
         sequences = render_sequences(world, people, sprites, speed, seed, args.person_frames, args.min_visibility)
@@ -346,9 +353,10 @@ def main() -> None:
         moving = np.median([measured_speed(truth, args.min_visibility) for _, truth in sequences])
         num_frames = sum(len(frames) for frames, _ in sequences)
         for name, factory in factories.items():
-            c, ids = score_sequences(factory, sequences, detections, args)
+            c, ids, ms = score_sequences(factory, sequences, detections, args)
             print(f"| {speed:g} | {moving:.3f} | {len(sequences)} | {num_frames} | {c.gt} | {name} | {c.fn} | {c.fp} | "
-                  f"{c.idsw} | {100 * c.idsw / max(c.gt, 1):.2f} | {c.mota:.3f} | {ids} |", flush=True)  # fmt: skip
+                  f"{c.idsw} | {100 * c.idsw / max(c.gt, 1):.2f} | {c.mota:.3f} | {ids} | {ms:.1f} |",
+                  flush=True)  # fmt: skip
         if args.save_frames and index == len(args.speeds) - 1:
             frames = sequences[0][0]
             picks = np.linspace(0, len(frames) - 1, 4).astype(int)
