@@ -46,15 +46,15 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 [[ "${MUTATE_FRESH:-0}" == 1 ]] && rm -rf "$work"
 mkdir -p "$work"
-# The scratch copy: library, tests and pytest settings (mutmut builds its mutants/ inside it).
-rm -rf "$work/pose_ros" "$work/test"
-cp -r pose_ros test pytest.ini "$work/"
-find "$work/pose_ros" "$work/test" -name __pycache__ -prune -exec rm -rf {} +
+# The scratch copy: library, tests, benchmarks (tests use their helpers) and pytest settings (mutmut builds its mutants/ inside it).
+rm -rf "$work/pose_ros" "$work/test" "$work/bench"
+cp -r pose_ros test bench pytest.ini "$work/"
+find "$work/pose_ros" "$work/test" "$work/bench" -name __pycache__ -prune -exec rm -rf {} +
 {
   echo "[mutmut]"
   echo "source_paths = pose_ros"
   echo "only_mutate = $module"
-  echo "also_copy = pytest.ini"
+  printf 'also_copy =\n    pytest.ini\n    bench\n'   # tests import test/bench helpers
   echo "process_isolation = forkserver"   # torch is not fork-safe after the test collection
   echo "pytest_add_cli_args = -p no:cacheprovider -x -q"
   printf 'pytest_add_cli_args_test_selection =\n'
