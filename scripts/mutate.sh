@@ -43,6 +43,9 @@ source scripts/env.sh
 python -c "import mutmut" 2>/dev/null || { echo "mutmut is not installed: pip install mutmut==3.8.1" >&2; exit 1; }
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((101 + RANDOM % 100))}" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# The scratch copy is not beside ../shared: point the tests at it. CI=true makes a skipped test fail (test/conftest.py),
+# so a prerequisite missing in the copy stops the run instead of letting mutants "survive" untested tests.
+export POSE_ROS_SHARED="${POSE_ROS_SHARED:-$(cd "$ROOT/.." && pwd)/shared}" CI=true
 
 [[ "${MUTATE_FRESH:-0}" == 1 ]] && rm -rf "$work"
 mkdir -p "$work"
