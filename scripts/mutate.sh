@@ -45,7 +45,7 @@ export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((101 + RANDOM % 100))}" ROS_AUTOMATIC_D
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # The scratch copy is not beside ../shared: point the tests at it. CI=true makes a skipped test fail (test/conftest.py),
 # so a prerequisite missing in the copy stops the run instead of letting mutants "survive" untested tests.
-export POSE_ROS_SHARED="${POSE_ROS_SHARED:-$(cd "$ROOT/.." && pwd)/shared}" CI=true
+export POSE_ROS_SHARED="${POSE_ROS_SHARED:-$ROOT/../shared}" CI=true
 
 [[ "${MUTATE_FRESH:-0}" == 1 ]] && rm -rf "$work"
 mkdir -p "$work"
