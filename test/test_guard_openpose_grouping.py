@@ -16,7 +16,14 @@ import pytest
 import torch
 
 from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks, gaussian_blur, refine_peaks_parabola
-from pose_ros.core.openpose.grouping import GroupingSettings, LimbCandidates, assemble, assign_hungarian, score_limbs
+from pose_ros.core.openpose.grouping import (
+    GroupingSettings,
+    LimbCandidates,
+    assemble,
+    assign_hungarian,
+    group_people,
+    score_limbs,
+)
 
 LIMB = np.array([[0, 1]])  # one limb type: keypoint 0 → keypoint 1
 CHANNELS = np.array([[0, 1]])  # its PAF x / y channels
@@ -369,3 +376,37 @@ def test_a_merged_person_keeps_the_parts_of_both_halves() -> None:
     found = assemble(peaks, candidates, chosen, 4, GroupingSettings(min_parts=2), CHAIN_REDUNDANT)
     np.testing.assert_allclose(found.scores, [(4 * 0.9 + 3 * 0.6) / 7, (2 * 0.8 + 0.6) / 3], atol=1e-6)
     np.testing.assert_allclose(found.keypoints_xy[1], [[30, 10], [30, 20], [np.nan, np.nan], [np.nan, np.nan]])
+
+
+def test_group_people_passes_its_redundant_limbs_and_peak_settings_on() -> None:
+    # The 4-keypoint chain again, now as maps: P (keypoints 0, 1) and Q (1, 2, 3) are joined by a redundant (1, 3)
+    # limb from P's 1 to Q's 3. Q already has a keypoint 1: with limb 3 redundant they stay two people; were it a
+    # tree limb, one.
+    from pose_ros.core.targets import gaussian_heatmaps, paf_fields
+
+    limbs = np.array([[0, 1], [1, 2], [2, 3], [1, 3]])
+    channels = np.arange(8).reshape(4, 2)
+    p = [(8.3, 8.0), (8.0, 30.4), (np.nan, np.nan), (np.nan, np.nan)]
+    q = [(np.nan, np.nan), (50.0, 10.0), (50.2, 35.0), (30.0, 55.3)]
+    kp = torch.tensor(np.nan_to_num(np.array([p, q])), dtype=torch.float32)
+    visible = torch.tensor([[True, True, False, False], [False, True, True, True]])
+    heat = gaussian_heatmaps(kp, visible, 64, 64, sigma=1.5)
+    paf = torch.zeros(8, 64, 64)
+    paf[:6] = paf_fields(kp, visible, torch.from_numpy(limbs[:3]), 64, 64, 1.0)
+    bridge = torch.tensor([[p[1], q[3]]], dtype=torch.float32)  # P's 1 → Q's 3
+    paf[6:] = paf_fields(bridge, torch.ones(1, 2, dtype=torch.bool), torch.tensor([[0, 1]]), 64, 64, 1.0)
+    settings = GroupingSettings(min_parts=2)
+    two = group_people(heat, paf, settings, limbs=limbs, paf_channels=channels, redundant_limbs=(3,))
+    assert len(two) == 2
+    one = group_people(heat, paf, settings, limbs=limbs, paf_channels=channels, redundant_limbs=())
+    assert len(one) == 1
+    # peak settings reach find_peaks: no smoothing by default (scores are the maps' values), integer positions
+    # without sub-pixel refinement
+    coarse = group_people(heat, paf, GroupingSettings(min_parts=2, subpixel=False), limbs=limbs,
+                          paf_channels=channels, redundant_limbs=(3,))
+    found = coarse.keypoints_xy[np.isfinite(coarse.keypoints_xy)]
+    np.testing.assert_array_equal(found, np.round(found))
+    assert not np.array_equal(two.keypoints_xy[np.isfinite(two.keypoints_xy)], found)
+    for xy, conf in zip(coarse.keypoints_xy, coarse.confidences, strict=True):  # confidences: map values there
+        for k in np.flatnonzero(np.isfinite(xy[:, 0])):
+            assert conf[k] == pytest.approx(float(heat[k, int(xy[k, 1]), int(xy[k, 0])]))
