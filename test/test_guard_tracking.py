@@ -183,3 +183,45 @@ def test_velocity_from_keypoints_needs_three_shared_else_the_box_centre(confiden
     tracker.update([moved(base, 0.0, before)], 0.0)
     tracker.update([moved(base, 10.0, after, box_dx=30.0)], 0.1)
     np.testing.assert_allclose(tracker.tracks[0].velocity, [expected_speed, 0.0], atol=1e-3)
+
+
+def test_settings_accept_their_boundaries_and_name_what_is_wrong() -> None:
+    TrackerSettings(match_threshold=1.0, max_age=0, min_hits=1, keypoint_threshold=0.0, velocity_smoothing=1.0,
+                    velocity_damping=1.0, max_speed=0.0).validate()  # every closed end is allowed
+    TrackerSettings(velocity_damping=0.0).validate()
+    wrong = {
+        "match_threshold": (0.0, r"match_threshold must be in \(0, 1\], got 0.0"),
+        "max_age": (-1, "max_age must be >= 0 frames, got -1"),
+        "min_hits": (0, "min_hits must be >= 1, got 0"),
+        "keypoint_threshold": (1.0, r"keypoint_threshold must be in \[0, 1\), got 1.0"),
+        "velocity_smoothing": (0.0, r"velocity_smoothing must be in \(0, 1\], got 0.0"),
+        "velocity_damping": (1.5, r"velocity_damping must be in \[0, 1\], got 1.5"),
+        "max_speed": (-0.5, "max_speed must be >= 0 box heights per second, got -0.5"),
+    }
+    for name, (value, message) in wrong.items():
+        with pytest.raises(ValueError, match=message):
+            TrackerSettings(**{name: value}).validate()
+
+
+def test_iou_metric_matches_boxes_not_keypoints() -> None:
+    base = person_at(100.0)
+    scrambled = moved(base, 0.0)
+    scrambled.keypoints_xy[:] = scrambled.keypoints_xy[::-1] + np.array([40.0, 0.0], np.float32)  # same box
+    assert first_id_kept([base, scrambled], TrackerSettings(metric="iou", match_threshold=0.9))
+    assert not first_id_kept([base, scrambled], TrackerSettings(metric="oks", match_threshold=0.9))
+
+
+def test_similarity_equal_to_the_threshold_matches() -> None:
+    square = Person(person_at(0.0).keypoints_xy, np.full(17, 0.9, np.float32), 0.9,
+                    np.array([0.0, 0.0, 10.0, 10.0], np.float32), "coco17")
+    half = Person(square.keypoints_xy, square.confidences, 0.9, np.array([0.0, 0.0, 10.0, 5.0], np.float32),
+                  "coco17")  # IoU exactly 0.5
+    assert first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5))
+    assert not first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5001))
+
+
+def test_min_hits_two_reports_from_the_second_match() -> None:
+    tracker = PersonTracker(TrackerSettings(min_hits=2))
+    assert tracker.update([person_at(100.0)], 0.0) == []
+    [second] = tracker.update([person_at(101.0)], 0.1)
+    assert second.id == 0 and second.tracked
