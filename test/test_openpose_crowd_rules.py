@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from pose_ros.core.decode import find_peaks
 from pose_ros.core.openpose import layout
-from pose_ros.core.openpose.grouping import GroupingSettings, assign_greedy, assign_hungarian, score_limbs
+from pose_ros.core.openpose.grouping import (
+    GroupingSettings,
+    LimbCandidates,
+    assign_greedy,
+    assign_hungarian,
+    score_limbs,
+)
 from pose_ros.core.targets import gaussian_heatmaps, paf_fields
 
 LEFT_FOREARM = next(i for i, (a, b) in enumerate(layout.LIMBS)
@@ -59,3 +66,33 @@ def test_end_agreement_ranks_but_does_not_change_scores():
     plain = score_limbs(peaks, pafs.numpy(), layout.LIMBS, layout.PAF_CHANNELS, GroupingSettings(end_weight=0.0))
     np.testing.assert_array_equal(with_rank.score, plain.score)  # acceptance and person scores as OpenPose
     assert plain.rank is None and (with_rank.rank > 0).all() and (with_rank.rank <= with_rank.score + 1e-6).all()
+
+
+def _reference_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
+    """One dense linear_sum_assignment per limb type (what assign_hungarian's component split must equal)."""
+    chosen = np.zeros(candidates.score.size, bool)
+    for limb in np.unique(candidates.limb):
+        sel = np.flatnonzero(candidates.limb == limb)
+        rows, r = np.unique(candidates.start[sel], return_inverse=True)
+        cols, c = np.unique(candidates.end[sel], return_inverse=True)
+        weights, slot = np.zeros((rows.size, cols.size)), np.full((rows.size, cols.size), -1)
+        weights[r, c], slot[r, c] = candidates.ranking[sel], sel
+        picked = slot[linear_sum_assignment(weights, maximize=True)]
+        chosen[picked[picked >= 0]] = True
+    return chosen
+
+
+def test_component_wise_hungarian_equals_one_assignment_per_limb_type():
+    rng = np.random.default_rng(3)
+    shapes = set()
+    for _ in range(400):
+        num_peaks = int(rng.integers(2, 12))
+        raw = np.stack([rng.integers(0, 3, 25), rng.integers(0, num_peaks // 2 + 1, 25),
+                        rng.integers(num_peaks // 2, num_peaks, 25)], axis=1)[: rng.integers(0, 26)]
+        key = np.unique(raw, axis=0).reshape(-1, 3)
+        candidates = LimbCandidates(limb=key[:, 0], start=key[:, 1], end=key[:, 2],
+                                    score=rng.uniform(0.01, 1.0, len(key)).astype(np.float32))
+        chosen = assign_hungarian(candidates, num_peaks)
+        np.testing.assert_array_equal(chosen, _reference_hungarian(candidates, num_peaks))
+        shapes.add(len(key))
+    assert max(shapes) > 15  # up to 25 candidates over 3 limb types: components larger than 2x2 occur

@@ -242,42 +242,66 @@ def assign_greedy(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
 
 
 def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
-    """Per limb type, the one-to-one assignment of maximum total score (scipy's linear_sum_assignment).
+    """Per limb type, the one-to-one assignment of maximum total weight (`candidates.ranking`, all > 0).
 
-    Rejected pairs weigh 0, so the full assignment equals a maximum-weight matching over the accepted ones
-    (weights: `candidates.ranking`, kept positive).
-    Limb types without competing candidates skip the solver. Returns a (T,) bool mask of the chosen candidates.
+    The problem splits into the connected components of the bipartite graph (start peaks, end peaks) of
+    each limb type; each is solved on its own, vectorised over all components of the common shapes in a
+    crowd: a lone pair (taken), a star (one start or one end: its best pair), and two starts × two ends (the
+    better of the two diagonals, where a missing pair weighs 0). Larger components go to scipy's
+    linear_sum_assignment. Returns a (T,) bool mask of the chosen candidates.
     """
-    chosen = _conflict_free(candidates, num_peaks)
-    index = np.arange(chosen.size)
-    for limb_type in np.unique(candidates.limb[~chosen]):
-        sel = index[candidates.limb == limb_type]
-        rows, row_of = np.unique(candidates.start[sel], return_inverse=True)
-        cols, col_of = np.unique(candidates.end[sel], return_inverse=True)
-        weights = np.zeros((rows.size, cols.size), dtype=np.float64)
-        slot = np.full((rows.size, cols.size), -1, dtype=np.int64)
-        weights[row_of, col_of] = candidates.ranking[sel]
-        slot[row_of, col_of] = sel
-        r, c = linear_sum_assignment(weights, maximize=True)
-        picked = slot[r, c]
+    T = candidates.score.size
+    chosen = np.zeros(T, dtype=bool)
+    if T == 0:
+        return chosen
+    weight = candidates.ranking.astype(np.float64)
+    nodes, node_of = np.unique(np.concatenate([candidates.limb * num_peaks + candidates.start,
+                                               -1 - (candidates.limb * num_peaks + candidates.end)]),
+                               return_inverse=True)  # fmt: skip
+    row, col = node_of[:T], node_of[T:]  # start node, end node of each candidate
+    count, label = connected_components(nodes.size, np.stack([row, col], axis=1))
+    comp = label[row]  # (T,) component of each candidate
+    rows = np.bincount(label[np.unique(row)], minlength=count)  # start nodes per component
+    cols = np.bincount(label[np.unique(col)], minlength=count)
+    order = np.lexsort((-weight, comp))  # by component, best first
+    first = order[np.unique(comp[order], return_index=True)[1]]  # best candidate of each component
+    star = (rows == 1) | (cols == 1)
+    chosen[first[star]] = True  # lone pairs and stars
+    square = np.flatnonzero((rows == 2) & (cols == 2))
+    if square.size:
+        chosen |= _two_by_two(np.isin(comp, square), comp, row, col, weight)
+    for c in np.flatnonzero(~star & ~((rows == 2) & (cols == 2))):
+        sel = np.flatnonzero(comp == c)
+        r_index, r_of = np.unique(row[sel], return_inverse=True)
+        c_index, c_of = np.unique(col[sel], return_inverse=True)
+        matrix = np.zeros((r_index.size, c_index.size))
+        slot = np.full(matrix.shape, -1, dtype=np.int64)
+        matrix[r_of, c_of] = weight[sel]
+        slot[r_of, c_of] = sel
+        picked = slot[linear_sum_assignment(matrix, maximize=True)]
         chosen[picked[picked >= 0]] = True
     return chosen
 
 
-def _conflict_free(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
-    """(T,) bool: candidates of limb types in which no peak has two candidates (any assignment takes them all)."""
-    if candidates.limb.size == 0:
-        return np.zeros(0, dtype=bool)
-    num_limbs = int(candidates.limb.max()) + 1
-    key_start = candidates.limb * num_peaks + candidates.start
-    key_end = candidates.limb * num_peaks + candidates.end
-    size = num_limbs * num_peaks
-    shared = (np.bincount(key_start, minlength=size)[key_start] > 1) | (
-        np.bincount(key_end, minlength=size)[key_end] > 1
-    )
-    contested = np.zeros(num_limbs, dtype=bool)
-    contested[candidates.limb[shared]] = True
-    return ~contested[candidates.limb]
+def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.ndarray, weight: np.ndarray
+                ) -> np.ndarray:
+    """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`):
+    per component the better diagonal ((r0, c0) + (r1, c1) against (r0, c1) + (r1, c0); missing pairs 0).
+    Returns the (T,) bool mask of the chosen candidates."""
+    sel = np.flatnonzero(mask)
+    _, slot = np.unique(comp[sel], return_inverse=True)  # component → 0..S-1
+    S = int(slot.max()) + 1
+    r_low = np.full(S, np.iinfo(np.int64).max)
+    c_low = np.full(S, np.iinfo(np.int64).max)
+    np.minimum.at(r_low, slot, row[sel])
+    np.minimum.at(c_low, slot, col[sel])
+    r, c = (row[sel] != r_low[slot]).astype(np.int64), (col[sel] != c_low[slot]).astype(np.int64)
+    w = np.zeros((S, 2, 2))
+    w[slot, r, c] = weight[sel]
+    diagonal = w[:, 0, 0] + w[:, 1, 1] >= w[:, 0, 1] + w[:, 1, 0]  # (S,)
+    chosen = np.zeros(mask.size, dtype=bool)
+    chosen[sel] = (r == c) == diagonal[slot]
+    return chosen
 
 
 def connected_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.ndarray]:
