@@ -166,6 +166,17 @@ def _box_centre(bbox_xywh: np.ndarray) -> np.ndarray:
     return np.array([bbox_xywh[0] + bbox_xywh[2] / 2.0, bbox_xywh[1] + bbox_xywh[3] / 2.0], np.float64)
 
 
+def _masked_median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median over axis 1 of values (D, K, 2) whose unused entries are NaN, with `count` (D,) >= 1 used
+    entries per row -> (D, 2) (np.nanmedian, without its per-row Python loop)."""
+    ordered = np.sort(values, axis=1)  # NaN sorts last
+    low = ((count - 1) // 2)[:, None, None]
+    high = (count // 2)[:, None, None]
+    pick = np.take_along_axis
+    return (pick(ordered, np.broadcast_to(low, (len(count), 1, 2)), 1)[:, 0]
+            + pick(ordered, np.broadcast_to(high, (len(count), 1, 2)), 1)[:, 0]) / 2  # fmt: skip
+
+
 @dataclass
 class _Detections:
     """The detections of one layout, stacked: rows (D,) their indices in the frame, keypoints (D, K, 2),
@@ -291,9 +302,10 @@ class PersonTracker:
         shared = self._shared(group, keypoints, confidences)
         shift = np.where(shared[..., None], group.keypoints - keypoints[None], np.nan)
         out = _box_centre(group.boxes.T).T - _box_centre(box)
-        enough = shared.sum(axis=1) >= 3
+        count = shared.sum(axis=1)
+        enough = count >= 3
         if enough.any():
-            out[enough] = np.nanmedian(shift[enough], axis=1)
+            out[enough] = _masked_median(shift[enough], count[enough])
         return out
 
     def _camera_shift(self, people: list[Person]) -> np.ndarray | None:
