@@ -19,7 +19,7 @@ mean OKS of the two (0 for an unmatched one); people / image; stolen = keypoints
 lie within 0.1 box height of the *other* person's keypoint of the same name while more than 0.1 box height
 from their own person's (a keypoint taken from the neighbour).
 
-Run from the repository root:  python -m bench.eval_top_down_overlap   (about 2 minutes on 2 CPU cores)
+Run from the repository root:  python -m bench.eval_top_down_overlap   (5-20 minutes on 2 shared CPU cores)
 """
 
 from __future__ import annotations
