@@ -168,10 +168,10 @@ def test_no_shared_confident_keypoint_or_no_box_area_means_no_match() -> None:
     base = person_at(100.0)
     upper, lower = base.confidences.copy(), base.confidences.copy()
     upper[11:], lower[:11] = 0.0, 0.0
-    assert not first_id_kept([moved(base, 0.0, upper), moved(base, 0.0, lower)], TrackerSettings())
+    assert not first_id_kept([moved(base, 0.0, upper), moved(base, 0.0, lower)], TrackerSettings(**OKS_GATE_ONLY))
     dot = Person(np.full((17, 2), 50.0, np.float32), np.full(17, 0.9, np.float32), 0.9,
                  np.array([50.0, 50.0, 0.0, 0.0], np.float32), "coco17")  # zero area: OKS scale undefined
-    assert not first_id_kept([dot, moved(dot, 0.0)], TrackerSettings())
+    assert not first_id_kept([dot, moved(dot, 0.0)], TrackerSettings(**OKS_GATE_ONLY))
 
 
 @pytest.mark.parametrize(("confident", "expected_speed"), [(3, 100.0), (2, 300.0)])
@@ -213,7 +213,7 @@ def test_iou_metric_matches_boxes_not_keypoints() -> None:
     scrambled = moved(base, 0.0)
     scrambled.keypoints_xy[:] = scrambled.keypoints_xy[::-1] + np.array([40.0, 0.0], np.float32)  # same box
     assert first_id_kept([base, scrambled], TrackerSettings(metric="iou", match_threshold=0.9))
-    assert not first_id_kept([base, scrambled], TrackerSettings(metric="oks", match_threshold=0.9))
+    assert not first_id_kept([base, scrambled], TrackerSettings(metric="oks", match_threshold=0.9, **OKS_GATE_ONLY))
 
 
 def test_similarity_equal_to_the_threshold_matches() -> None:
@@ -222,7 +222,7 @@ def test_similarity_equal_to_the_threshold_matches() -> None:
     half = Person(square.keypoints_xy, square.confidences, 0.9, np.array([0.0, 0.0, 10.0, 5.0], np.float32),
                   "coco17")  # IoU exactly 0.5
     assert first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5))
-    assert not first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5001))
+    assert not first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5001, **OKS_GATE_ONLY))
 
 
 def test_min_hits_two_reports_from_the_second_match() -> None:
