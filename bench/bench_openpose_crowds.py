@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=10, help="seeded scenes per row")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per scene and decoder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", default="0,100,200,300,400,500",
+                        help="vtest.avi frames for the real-frame table (comma-separated; empty: none)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     settings = GroupingSettings()
@@ -273,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"| {100 * total['cpp'] / r:.0f} % "
                   f"| {ms['ours']:.2f} | {ms['peer']:.2f} | {ms['cpp']:.2f} "
                   f"| {ms['peer'] / ms['ours']:.1f}× | {ms['cpp'] / ms['ours']:.2f}× |", flush=True)  # fmt: skip
-    real_frames(keypoints_module, cpp, [0, 100, 200, 300, 400, 500], (656, 496))
+    frames = [int(f) for f in args.frames.split(",") if f.strip()]
+    if frames:
+        real_frames(keypoints_module, cpp, frames, (656, 496))
     return 0
 
 
