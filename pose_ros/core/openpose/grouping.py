@@ -119,7 +119,7 @@ class Poses:
 
 # Rows of the per-pair arrays in `score_limbs` (one contiguous row per quantity: NumPy gathers and arithmetic on
 # 1-D rows are several times faster than on the columns of a (T, F) array).
-_AX, _AY, _DX, _DY, _NORM, _TOTAL, _UX, _UY = range(8)
+_AX, _AY, _DX, _DY, _NORM, _TOTAL, _UX, _UY, _END0, _END1 = range(10)
 _LIMB, _START, _END, _HITS = range(4)
 
 
@@ -149,7 +149,7 @@ def _sample_dots(pafs: np.ndarray, channel_offsets: np.ndarray, geometry: np.nda
     W = pafs.shape[2]
     flat = pafs.reshape(-1)
     pixel = (np.rint(geometry[_AY, :, None] + geometry[_DY, :, None] * u) * W
-             + np.rint(geometry[_AX, :, None] + geometry[_DX, :, None] * u)).astype(np.int64)
+             + np.rint(geometry[_AX, :, None] + geometry[_DX, :, None] * u)).astype(np.intp)
     field_x = np.take(flat, pixel + channel_offsets[0, :, None])
     field_y = np.take(flat, pixel + channel_offsets[1, :, None])
     return field_x * geometry[_UX, :, None] + field_y * geometry[_UY, :, None]
@@ -173,7 +173,7 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     needed = int(settings.min_sample_fraction * S) + 1  # samples that must pass
     pairs = _pair_indices(peaks.counts, limbs)
     x, y = np.ascontiguousarray(peaks.xy[:, 0]), np.ascontiguousarray(peaks.xy[:, 1])
-    geometry = np.zeros((8, pairs.shape[1]), dtype=np.float32)
+    geometry = np.zeros((10, pairs.shape[1]), dtype=np.float32)
     geometry[_AX] = np.take(x, pairs[_START])
     geometry[_AY] = np.take(y, pairs[_START])
     geometry[_DX] = np.take(x, pairs[_END]) - geometry[_AX]
@@ -190,6 +190,8 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
         dots = _sample_dots(pafs, np.take(offsets, pairs[_LIMB], axis=1), geometry, u)
         pairs[_HITS] += (dots > settings.paf_threshold).sum(axis=1)
         geometry[_TOTAL] += dots.sum(axis=1)
+        if u[0] == 0.0 and u[-1] == 1.0:  # the stage holding the keypoints' samples (for the rank)
+            geometry[_END0], geometry[_END1] = dots[:, 0], dots[:, -1]
         taken += u.size
     score = geometry[_TOTAL] / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
     keep = np.flatnonzero((pairs[_HITS] >= needed) & (score > 0))
@@ -197,19 +199,15 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     score = np.take(score, keep).astype(np.float32)
     rank = None
     if settings.end_weight > 0 and keep.size:
-        geometry = np.take(geometry, keep, axis=1)
-        ends = _sample_dots(pafs, np.take(offsets, limb, axis=1), geometry, _ENDS)  # (T, 2) at u = 0, 1
-        rank = np.maximum(score + settings.end_weight * (ends.mean(axis=1) - 1.0), 1e-6).astype(np.float32)
+        ends = 0.5 * (np.take(geometry[_END0], keep) + np.take(geometry[_END1], keep))  # at u = 0 and 1
+        rank = np.maximum(score + settings.end_weight * (ends - 1.0), 1e-6).astype(np.float32)
     return LimbCandidates(limb=limb, start=start, end=end, score=score, rank=rank)
-
-
-_ENDS = np.array([0.0, 1.0], dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=8)
 def _sample_stages(samples: int, allowed: int) -> tuple[np.ndarray, ...]:
     """Sample fractions u in two stages: `allowed + 1` evenly spread interior probes (if they all miss, the
-    pair has too many misses), then all the others. float32 arrays."""
+    pair has too many misses), then all the others (first and last: the keypoints, u = 0 and 1). float32."""
     index = np.arange(samples)
     probe = np.unique(np.rint(np.linspace(0, samples - 1, allowed + 3)[1:-1]).astype(np.int64))
     if allowed + 1 >= samples - 1 or probe.size != allowed + 1:
