@@ -206,14 +206,22 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
 
 @functools.lru_cache(maxsize=8)
 def _sample_stages(samples: int, allowed: int) -> tuple[np.ndarray, ...]:
-    """Sample fractions u in two stages: `allowed + 1` evenly spread interior probes (if they all miss, the
-    pair has too many misses), then all the others (first and last: the keypoints, u = 0 and 1). float32."""
+    """Sample fractions u in stages: `allowed + 1` evenly spread interior probes (if they all miss, the pair
+    has too many misses), then `allowed + 1` more interior probes between them (most pairs still alive then
+    miss one of them as well), then all the others (first and last: the keypoints, u = 0 and 1). float32."""
     index = np.arange(samples)
-    probe = np.unique(np.rint(np.linspace(0, samples - 1, allowed + 3)[1:-1]).astype(np.int64))
-    if allowed + 1 >= samples - 1 or probe.size != allowed + 1:
-        return ((index / (samples - 1.0)).astype(np.float32),)
-    rest = np.setdiff1d(index, probe)
-    return tuple((t / (samples - 1.0)).astype(np.float32) for t in (probe, rest))
+    stages = []
+    interior = index[1:-1]
+    for _ in range(2):
+        if interior.size <= allowed + 1:
+            break
+        probe = interior[np.rint(np.linspace(0, interior.size - 1, allowed + 3)[1:-1]).astype(np.int64)]
+        if np.unique(probe).size != allowed + 1:
+            break
+        stages.append(probe)
+        interior = np.setdiff1d(interior, probe)
+    stages.append(np.setdiff1d(index, np.concatenate(stages)) if stages else index)
+    return tuple((t / (samples - 1.0)).astype(np.float32) for t in stages)
 
 
 def assign_greedy(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
