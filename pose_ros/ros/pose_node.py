@@ -50,6 +50,7 @@ from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.depth import DepthSettings, StampMatcher, depth_to_metres, keypoints_3d
 from pose_ros.core.draw import draw_people
 from pose_ros.core.meshing import FittedMesh, MeshConfig, MeshFit, MeshJob, MeshWorker, create_mesh_stage
+from pose_ros.core.model_cache import ModelCache, estimator_factory
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
@@ -142,8 +143,11 @@ def node_executor(context=None) -> MultiThreadedExecutor:
 class PoseNode(LifecycleNode):
     """Human pose estimation on an image topic (see the module docstring for topics and threads)."""
 
-    def __init__(self, node_name: str = "pose_node", **kwargs) -> None:
+    def __init__(self, node_name: str = "pose_node", models: ModelCache | None = None, **kwargs) -> None:
+        """`models`: a cache shared with other pose nodes of this process (one copy of each model; see
+        pose_ros.core.model_cache); None: this node loads its own."""
         super().__init__(node_name, **kwargs)
+        self._models = models
         # Parameter and lifecycle services in one reentrant group: a set that loads a model (seconds) blocks only
         # itself, gets/describes/state queries are answered meanwhile (with a multi-threaded executor).
         self._service_group = ReentrantCallbackGroup()
@@ -157,7 +161,7 @@ class PoseNode(LifecycleNode):
         self.last_error: dict[str, str] = {}  # the latest message per error kind
         self._last_error_log: dict[str, float] = {}
         self._lock = threading.RLock()  # parameter changes and lifecycle transitions, one at a time
-        self._pipeline = PosePipeline()
+        self._pipeline = self._new_pipeline()
         # Every frame (and so every 2D model call) runs on this one thread: executors hand callbacks to varying
         # threads, and torch called from a new thread each time builds new OpenMP thread teams (2-3x slower).
         self._frame_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose_frames")
@@ -180,6 +184,9 @@ class PoseNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _new_pipeline(self) -> PosePipeline:
+        return PosePipeline() if self._models is None else PosePipeline(estimator_factory(self._models))
 
     @property
     def settings(self) -> FrameSettings:
@@ -306,7 +313,7 @@ class PoseNode(LifecycleNode):
             if self._overlay_pub is not None:
                 self._overlay_pub.destroy()
             self._people_pub = self._markers_pub = self._overlay_pub = None
-            self._pipeline = PosePipeline()
+            self._pipeline = self._new_pipeline()
             self._replace_mesh_worker(None)
             return TransitionCallbackReturn.SUCCESS
 
@@ -324,7 +331,7 @@ class PoseNode(LifecycleNode):
         model = config.resolved_model()
         try:
             started = time.perf_counter()
-            stage = create_mesh_stage(config)
+            stage = create_mesh_stage(config, self._models)
         except MODEL_ERRORS as error:
             self._log_error("mesh_model_unavailable", f"mesh model {model} unavailable, publishing 2D only: {error}")
             return None
