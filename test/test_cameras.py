@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -187,9 +188,15 @@ class Recorder(Node):
         self.lock = threading.Lock()
         self.people: dict[str, list[tuple[float, PersonArray]]] = {c: [] for c in cameras}
         self.images: dict[str, dict[tuple[int, int], Image]] = {c: {} for c in cameras}
+        self.statuses: set[str] = set()
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._store_statuses, 10)
         for camera in cameras:
             self.create_subscription(PersonArray, f"/{camera}/people", self._store_people(camera), 50)
             self.create_subscription(Image, f"/{camera}/image", self._store_image(camera), 50)
+
+    def _store_statuses(self, msg: DiagnosticArray) -> None:
+        with self.lock:
+            self.statuses.update(status.name for status in msg.status)
 
     def _store_people(self, camera: str):
         def store(msg: PersonArray) -> None:
@@ -296,6 +303,8 @@ def test_two_cameras_over_dds_share_models_and_switch_modes_independently(
         assert all((m.image_width, m.image_height) in still_sizes for m in people["back"])
         assert max(len(m.people) for m in people["front"]) >= 2  # vtest.avi's walkers
         assert max(len(m.people) for m in people["back"]) <= 4 and any(m.people for m in people["back"])
+        names = {f"{camera}/pose_node: pose estimation" for camera in args.cameras}
+        recorder.wait(lambda: names <= recorder.statuses, 10, f"/diagnostics statuses {names}")
 
         # back switches to top_down; while its model loads, front's output goes on.
         result: list = []

@@ -342,6 +342,8 @@ def test_camera_sources_one_per_camera_or_one_for_all(launch_file, tmp_path) -> 
     assert nodes["front/image_source"].effective_parameters()["source"] == "/data/vtest.avi"
     assert nodes["back/image_source"].effective_parameters()["source"] == "0"  # a string, as with one camera
     assert nodes["back/image_source"].namespace == "back"
+    only_front = run_launch(launch_file, params_file=file, cameras="[front,back]", source="[/data/vtest.avi,]")
+    assert {n for n in only_front if n.endswith("image_source")} == {"front/image_source"}, "empty entry: no source"
     shared = run_launch(launch_file, params_file=file, cameras="[front,back]", source="/data/vtest.avi")
     assert {n for n in shared if n.endswith("image_source")} == {"front/image_source", "back/image_source"}
     with pytest.raises(ValueError, match="3 sources for 2 cameras"):
@@ -417,7 +419,8 @@ def test_documented_launch_commands_use_declared_arguments(launch_file) -> None:
         given = dict(word.split(":=", 1) for word in command)
         assert set(given) <= set(launch_arguments()), command
         if "params_file" not in given:  # a user's file: not here
-            assert "pose_node" in run_launch(launch_file, **given)
+            started = run_launch(launch_file, **given)
+            assert any(name.split("/")[-1] == "pose_node" for name in started), command
 
 
 def test_documented_pose_launcher_commands_parse() -> None:

@@ -58,6 +58,7 @@ class LaunchArguments:
     image_transport: str | None = None  # raw | compressed
     viewer: bool = False  # also start pose_viewer (its parameters from the file's pose_viewer section)
     cameras: tuple[str, ...] = ()  # camera namespaces, one pose pipeline each; () = one, in the root namespace
+    share_models: bool = True  # cameras share loaded models (False: each loads its own; for comparisons)
 
 
 def parse_arguments(argv: list[str]) -> LaunchArguments:
@@ -190,7 +191,7 @@ def start_nodes(args: LaunchArguments, context: rclpy.context.Context | None = N
     remaps = ["--ros-args", "-r", f"image:={args.image}", "-r", f"camera_info:={args.camera_info}"]
     chosen = (("mode", args.mode), ("device", args.device), ("image_transport", args.image_transport))
     overrides = [Parameter(name, value=value) for name, value in chosen if value]
-    models = ModelCache()
+    models = ModelCache() if args.share_models else None
     started: list[CameraNodes] = []
     for namespace, source in zip(cameras, sources, strict=True):
         pose_node = PoseNode(

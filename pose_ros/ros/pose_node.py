@@ -562,7 +562,7 @@ class PoseNode(LifecycleNode):
                 self.statistics,
                 time.monotonic(),
                 self.get_clock().now().to_msg(),
-                self.get_name(),
+                self.get_fully_qualified_name().lstrip("/"),  # "front/pose_node" per camera
                 f"{settings.pipeline.mode}/{settings.pipeline.model_name}",
                 settings.pipeline.device,
                 errors,
