@@ -46,8 +46,10 @@ from scipy.ndimage import maximum_filter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fixtures import openpose_peer as peer  # noqa: E402
+from bench.fixtures import openpose_synthetic as synthetic  # noqa: E402
 from pose_ros.core import assets  # noqa: E402
-from pose_ros.core.openpose import layout, peer, synthetic  # noqa: E402
+from pose_ros.core.openpose import layout  # noqa: E402
 from pose_ros.core.openpose.grouping import GroupingSettings, group_people  # noqa: E402
 from pose_ros.tools import prepare_openpose  # noqa: E402
 

@@ -51,7 +51,10 @@ QUERY_PERIOD_S = 0.2
 
 
 def child(rate_hz: float, params_file: str, seconds: float) -> None:
-    """The launcher, as `pose_launcher --source vtest.avi --device cpu` runs it, at `rate_hz`, for `seconds`."""
+    """The launcher, as `pose_launcher --source vtest.avi --device cpu` runs it, at `rate_hz`, until a line on
+    stdin (or `seconds`); then prints its counters as one `CHILD {json}` line."""
+    import select
+
     from pose_ros.ros.launcher import LaunchArguments, ros_arguments, start_nodes
 
     args = LaunchArguments(
@@ -61,7 +64,7 @@ def child(rate_hz: float, params_file: str, seconds: float) -> None:
     rclpy.init(args=ros_arguments(args))
     nodes = start_nodes(args)
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and not select.select([sys.stdin], [], [], 0)[0]:
         nodes.executor.spin_once(timeout_sec=0.1)
     worker = nodes.pose_node.mesh_worker
     stats = worker.stats if worker is not None else None
@@ -172,8 +175,10 @@ def run(rate_hz: float, params_file: Path, warmup_s: float, seconds: float, quer
     executor.add_node(subscriber)
     spinning = threading.Thread(target=executor.spin, daemon=True)
     spinning.start()
-    command = [sys.executable, __file__, "--child", str(rate_hz), str(params_file), str(warmup_s + seconds + 30)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    command = [sys.executable, __file__, "--child", str(rate_hz), str(params_file), str(warmup_s + seconds + 300)]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
     deadline = time.monotonic() + 120
     while not subscriber.people and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -197,8 +202,7 @@ def run(rate_hz: float, params_file: Path, warmup_s: float, seconds: float, quer
         result["query_p50_s"] = float(np.percentile(latencies, 50))
         result["query_p99_s"] = float(np.percentile(latencies, 99))
         result["queries"] = len(latencies)
-    process.terminate()
-    output, _ = process.communicate(timeout=120)
+    output, _ = process.communicate("stop\n", timeout=120)
     for line in output.splitlines():
         if line.startswith("CHILD "):
             result |= {f"node_{k}": v for k, v in json.loads(line[6:]).items() if k != "counters"}

@@ -13,7 +13,10 @@
 (b) vtest.avi (no ground truth): number of tracks, track lengths and fragmentations (a track ends and a new
     one starts within `--frag-gap` frames, its box centre within one box height of where the old one ended).
 
-Run from the repository root:  python -m bench.eval_tracking   (about two minutes on 2 CPU cores)
+The estimator's people are cached per frame (~/.cache/pose_ros/bench/tracking_known), so reruns only cost the
+trackers; "main" is the tracker module of commit 5bea1cf (before issue 17), run on the same detections.
+
+Run from the repository root:  python -m bench.eval_tracking   (a few minutes on 2 CPU cores the first time)
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from bench.estimator_cache import BASELINE_REF, CachedEstimator, default_cache_dir, load_baseline
 from bench.scenes import DEFAULT_ANNOTATIONS, AnnotationSet, Sprite, load_sprites, paste, select_sprite_annotations
 from pose_ros.core import assets
 from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.draw import draw_people
 from pose_ros.core.person import Person
-from pose_ros.core.pipeline import PipelineConfig, PosePipeline
+from pose_ros.core.pipeline import PipelineConfig
 from pose_ros.core.sources import read_video_frames
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 
@@ -215,20 +219,23 @@ def detect(frames: list[np.ndarray], estimator: Callable[[np.ndarray], list[Pers
     return detections, (time.perf_counter() - start) / max(len(frames), 1)
 
 
-def track(detections: list[list[Person]], settings: TrackerSettings | None) -> tuple[list[list[Person]], float]:
-    """Tracker output per frame (on copies) and the mean tracker time per frame in ms; None: per-frame ids."""
+def track(detections: list[list[Person]], settings) -> tuple[list[list[Person]], float]:
+    """Tracker output per frame (on copies) and the mean tracker time per frame in ms. `settings`:
+    TrackerSettings, a callable making a tracker (the baseline), or None (per-frame ids)."""
     people = copy.deepcopy(detections)
     if settings is None:
         return people, 0.0
-    tracker = PersonTracker(settings)
+    tracker = settings() if callable(settings) else PersonTracker(settings)
     start = time.perf_counter()
     out = [tracker.update(frame, index / FPS) for index, frame in enumerate(people)]
     return out, 1000 * (time.perf_counter() - start) / max(len(people), 1)
 
 
-def configurations(max_age: int) -> dict[str, TrackerSettings | None]:
+def configurations(max_age: int) -> dict[str, object]:
+    baseline = load_baseline(BASELINE_REF)
     return {
         "no tracker (per-frame index)": None,
+        f"main ({BASELINE_REF})": lambda: baseline.PersonTracker(baseline.TrackerSettings(max_age=max_age)),
         DEFAULT_NAME: TrackerSettings(max_age=max_age),
         "iou": TrackerSettings(metric="iou", max_age=max_age),
         "oks, no motion model": TrackerSettings(max_age=max_age, velocity_damping=0.0),
@@ -373,10 +380,7 @@ def main() -> None:
     parser.add_argument("--save-track-sheet", type=Path, help="write crops of every default vtest.avi track")
     args = parser.parse_args()
     config = PipelineConfig(device="cpu")
-    pipeline = PosePipeline()
-
-    def estimator(image_rgb: np.ndarray) -> list[Person]:
-        return pipeline(config, image_rgb)
+    estimator = CachedEstimator(config, default_cache_dir("tracking_known"))
 
     print(f"estimator: {config.model_name} {config.input_width}x{config.input_height}, device cpu")
     if args.frames > 0:

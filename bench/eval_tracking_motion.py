@@ -23,6 +23,8 @@ are cached on disk per frame content (~/.cache/pose_ros/bench/tracking_motion), 
 tracker settings only costs the tracker. Frames are `--fps` apart in time (default 5: a node running at
 5 FPS; the speeds are per processed frame).
 
+ms/frame: the tracker's mean time per frame (not the estimator's), side by side in one process.
+
 CLEAR-MOT (Bernardin & Stiefelhagen 2008), per frame: ground truth and tracker boxes are matched at box IoU
 >= 0.5, last frame's correspondences kept first while they still overlap, then Hungarian on IoU. FN: counted
 ground truth without a match; FP: tracker boxes without a match; IDSW: a ground-truth person matched to a
@@ -41,23 +43,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
-import importlib.util
 import itertools
-import os
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from bench.estimator_cache import BASELINE_REF, CachedEstimator, default_cache_dir, load_baseline
 from bench.eval_tracking import GroundTruth, MotCounts, clear_mot
 from bench.scenes import (
     DEFAULT_ANNOTATIONS,
-    REPO_ROOT,
     AnnotationSet,
     Sprite,
     load_sprites,
@@ -68,12 +65,11 @@ from bench.scenes import (
     visible_keypoints,
 )
 from pose_ros.core.person import Person
-from pose_ros.core.pipeline import PipelineConfig, PosePipeline
+from pose_ros.core.pipeline import PipelineConfig
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 
 SPEEDS = (0.02, 0.04, 0.08, 0.16, 0.25)
 CELL_WH = (640, 424)
-BASELINE_REF = "5bea1cf"  # main before issue 17
 CARE_MIN_KEYPOINTS = 5
 CARE_MIN_HEIGHT = 40.0
 
@@ -272,79 +268,7 @@ def measured_speed(truth: list[list[GroundTruth]], min_visibility: float) -> flo
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Estimator with a disk cache
-
-
-class CachedEstimator:
-    """The default pipeline on a frame, its people cached on disk by frame content and configuration."""
-
-    def __init__(self, config: PipelineConfig, cache_dir: Path) -> None:
-        self.config, self.pipeline = config, PosePipeline()
-        self.cache_dir = cache_dir
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self.key = repr(sorted(asdict(config).items())).encode()
-        self.hits = self.misses = 0
-        self.seconds = 0.0
-
-    def __call__(self, image_rgb: np.ndarray) -> list[Person]:
-        digest = hashlib.sha1(self.key + image_rgb.tobytes()).hexdigest()
-        path = self.cache_dir / f"{digest}.npz"
-        if path.is_file():
-            self.hits += 1
-            return _load_people(path)
-        start = time.perf_counter()
-        people = self.pipeline(self.config, image_rgb)
-        self.seconds += time.perf_counter() - start
-        self.misses += 1
-        if self.misses % 50 == 0:
-            print(f"  ... estimator: {self.misses} frames run, {self.hits} cached", file=sys.stderr, flush=True)
-        _save_people(path, people)
-        return people
-
-
-def _save_people(path: Path, people: list[Person]) -> None:
-    k = people[0].num_keypoints if people else 0
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        keypoints=np.stack([p.keypoints_xy for p in people]) if people else np.zeros((0, k, 2), np.float32),
-        confidences=np.stack([p.confidences for p in people]) if people else np.zeros((0, k), np.float32),
-        scores=np.array([p.score for p in people], np.float32),
-        boxes=np.stack([p.bbox_xywh for p in people]) if people else np.zeros((0, 4), np.float32),
-        layouts=np.array([p.layout for p in people]),
-    )
-    os.replace(tmp, path)
-
-
-def _load_people(path: Path) -> list[Person]:
-    with np.load(path) as data:
-        keypoints, confidences, boxes = data["keypoints"], data["confidences"], data["boxes"]
-        scores, layouts = data["scores"], data["layouts"]
-        return [
-            Person(keypoints[i], confidences[i], float(scores[i]), boxes[i], str(layouts[i]), id=i)
-            for i in range(len(scores))
-        ]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("POSE_ROS_CACHE", Path.home() / ".cache" / "pose_ros")) / "bench" / "tracking_motion"
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Trackers
-
-
-def load_baseline(ref: str):
-    """The `pose_ros.core.tracking` module as of git `ref` (its PersonTracker and TrackerSettings)."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "show", f"{ref}:pose_ros/core/tracking.py"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    spec = importlib.util.spec_from_loader(f"tracking_{ref}", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    exec(compile(source, f"{ref}:pose_ros/core/tracking.py", "exec"), module.__dict__)
-    return module
 
 
 def trackers(baseline) -> dict[str, object]:
@@ -367,24 +291,27 @@ def ablations() -> dict[str, TrackerSettings]:
     }
 
 
-def run_tracker(factory, detections: list[list[Person]], fps: float) -> tuple[list[list[Person]], int]:
-    """Tracked people per frame (a fresh tracker, on copies) and the number of ids it issued."""
+def run_tracker(factory, detections: list[list[Person]], fps: float) -> tuple[list[list[Person]], int, float]:
+    """Tracked people per frame (a fresh tracker, on copies), the number of ids it issued, its seconds."""
     tracker = factory()
     people = copy.deepcopy(detections)
+    start = time.perf_counter()
     out = [tracker.update(frame, index / fps) for index, frame in enumerate(people)]
-    return out, tracker.num_ids_issued
+    return out, tracker.num_ids_issued, time.perf_counter() - start
 
 
-def score_sequences(factory, sequences, detections, args) -> tuple[MotCounts, int]:
-    """CLEAR-MOT counts summed over the sequences (a fresh tracker each) and the ids issued in all."""
-    total, ids = MotCounts(), 0
+def score_sequences(factory, sequences, detections, args) -> tuple[MotCounts, int, float]:
+    """CLEAR-MOT counts summed over the sequences (a fresh tracker each), the ids issued in all, and the
+    tracker's mean time per frame in ms."""
+    total, ids, seconds = MotCounts(), 0, 0.0
     for (_, truth), found in zip(sequences, detections, strict=True):
-        tracked, issued = run_tracker(factory, found, args.fps)
+        tracked, issued, spent = run_tracker(factory, found, args.fps)
+        seconds += spent
         counts, _ = clear_mot(truth, tracked, args.iou, args.min_visibility)
         for name in ("gt", "tp", "fn", "fp", "idsw", "iou_sum"):
             setattr(total, name, getattr(total, name) + getattr(counts, name))
         ids += issued
-    return total, ids
+    return total, ids, 1000 * seconds / max(sum(len(found) for found in detections), 1)
 
 
 def main() -> None:
@@ -416,19 +343,20 @@ def main() -> None:
           f"walkers cut from annotation ids {' '.join(map(str, sprite_ids))}")  # fmt: skip
     print(f"estimator: {config.model_name} {config.input_width}x{config.input_height} cpu; {args.fps:g} frames/s; "
           f"CLEAR-MOT at IoU >= {args.iou}, under {args.min_visibility:.0%} visible is don't care\n")  # fmt: skip
-    print("| speed (box h/frame) | measured | seqs | frames | GT | tracker | FN | FP | IDSW | IDSW/100 | MOTA | ids |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| speed (box h/frame) | measured | seqs | frames | GT | tracker | FN | FP | IDSW | IDSW/100 | MOTA | ids "
+          "| ms/frame |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for index, speed in enumerate(args.speeds):
-        sequences = render_sequences(
-            world, people, sprites, speed, args.seed + index, args.person_frames, args.min_visibility
-        )
+        seed = args.seed + (SPEEDS.index(speed) if speed in SPEEDS else round(1000 * speed))  # same frames alone
+        sequences = render_sequences(world, people, sprites, speed, seed, args.person_frames, args.min_visibility)
         detections = [[estimator(frame) for frame in frames] for frames, _ in sequences]
         moving = np.median([measured_speed(truth, args.min_visibility) for _, truth in sequences])
         num_frames = sum(len(frames) for frames, _ in sequences)
         for name, factory in factories.items():
-            c, ids = score_sequences(factory, sequences, detections, args)
+            c, ids, ms = score_sequences(factory, sequences, detections, args)
             print(f"| {speed:g} | {moving:.3f} | {len(sequences)} | {num_frames} | {c.gt} | {name} | {c.fn} | {c.fp} | "
-                  f"{c.idsw} | {100 * c.idsw / max(c.gt, 1):.2f} | {c.mota:.3f} | {ids} |", flush=True)  # fmt: skip
+                  f"{c.idsw} | {100 * c.idsw / max(c.gt, 1):.2f} | {c.mota:.3f} | {ids} | {ms:.1f} |",
+                  flush=True)  # fmt: skip
         if args.save_frames and index == len(args.speeds) - 1:
             frames = sequences[0][0]
             picks = np.linspace(0, len(frames) - 1, 4).astype(int)

@@ -3,10 +3,12 @@
     source scripts/env.sh && python bench/soak_pose_node.py --minutes 10 --rate 30
 
 pose_node runs as `ros2 run`-style executable (install/lib/pose_ros/pose_node) with default parameters
-(best-effort keep-last-1 input, so frames it cannot keep up with are dropped and counted). Halfway through
+(meshes on; best-effort keep-last-1 input, so frames it cannot keep up with are dropped and counted); this driver
+subscribes to people, markers and overlay as RViz and an image viewer would. Halfway through
 the camera publisher is destroyed and re-created (a restarted camera driver). Printed at the end:
-RSS after warm-up and at the end (growth %), p50/p99 latency in the first and the last minute, frames
-published / processed / dropped (from /diagnostics), and whether the node is still alive.
+RSS (the node and its mesh process) after warm-up and at the end (growth %), p50/p99 latency in the first and the
+last minute, frames published / processed / dropped (from /diagnostics), mesh updates per second (distinct body
+model stamps per tracked person and second in view), and whether the node is still alive.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
+from visualization_msgs.msg import MarkerArray
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -39,10 +42,17 @@ from pose_ros.ros.image_conversion import array_to_image  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
+    """Resident memory of `pid` and its child processes (the mesh process), MB."""
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for process in (pid, *map(int, children)):
+        for line in Path(f"/proc/{process}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024.0
+    return total
 
 
 class Soak(Node):
@@ -52,11 +62,18 @@ class Soak(Node):
         self.sent = 0
         self.latencies: list[tuple[float, float]] = []  # (receive time s, latency ms)
         self.diagnostics: dict[str, str] = {}
+        self.mesh_stamps: dict[int, set[int]] = {}  # track id → distinct body model stamps
+        self.seen: dict[int, list[float]] = {}  # track id → first and last time in view (s)
+        self.counts = {"markers": 0, "overlay": 0}
         self.image_pub = self.create_publisher(Image, "image", 1)
         reliable = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
         self.create_subscription(PersonArray, "people", self.on_people, reliable)
         self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, 10)
+        self.create_subscription(MarkerArray, "markers", lambda m: self.count("markers"), reliable)
+        self.create_subscription(Image, "overlay", lambda m: self.count("overlay"), reliable)
 
+    def count(self, topic: str) -> None:
+        self.counts[topic] += 1
     def restart_camera(self) -> None:
         """Destroy and re-create the image publisher, as a restarted camera driver would."""
         self.destroy_publisher(self.image_pub)
@@ -75,6 +92,16 @@ class Soak(Node):
         now = self.get_clock().now()
         stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         self.latencies.append((time.monotonic(), (now.nanoseconds - stamp_ns) / 1e6))
+        for person in msg.people:
+            if person.tracked:
+                self.seen.setdefault(person.id, [stamp_ns / 1e9, stamp_ns / 1e9])[1] = stamp_ns / 1e9
+                if person.body_model.name:
+                    stamp = person.body_model.stamp.sec * 10**9 + person.body_model.stamp.nanosec
+                    self.mesh_stamps.setdefault(person.id, set()).add(stamp)
+
+    def mesh_updates_per_person_s(self) -> float:
+        in_view = sum(last - first for first, last in self.seen.values())
+        return sum(len(stamps) for stamps in self.mesh_stamps.values()) / in_view if in_view > 0 else 0.0
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -87,10 +114,12 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--warmup-s", type=float, default=30.0)
+    parser.add_argument("--mesh-model", default="", help="override mesh_model (default: the node's default)")
     args = parser.parse_args()
     frames = read_video_frames(assets.demo_data_dir() / "vtest.avi", range(100))
     executable = REPO / "install" / "pose_ros" / "lib" / "pose_ros" / "pose_node"
-    node_process = subprocess.Popen([sys.executable, str(executable), "--ros-args", "-p", "mesh_model:=none"])
+    overrides = ["--ros-args", "-p", f"mesh_model:={args.mesh_model}"] if args.mesh_model else []
+    node_process = subprocess.Popen([sys.executable, str(executable), *overrides])
     rclpy.init()
     soak = Soak(frames)
     duration = args.minutes * 60
@@ -127,6 +156,8 @@ def main() -> int:
     print(f"pose_node alive at the end: {alive}")
     print(f"frames published {soak.sent}, people messages received {len(latencies)}")
     print(f"diagnostics: {soak.diagnostics}")
+    print(f"markers received {soak.counts['markers']}, overlays received {soak.counts['overlay']}")
+    print(f"mesh updates per tracked person and second in view: {soak.mesh_updates_per_person_s():.2f}")
     if rss_after_warmup:
         print(f"RSS after warm-up {rss_after_warmup:.0f} MB, at the end {rss_end:.0f} MB "
               f"({100 * (rss_end / rss_after_warmup - 1):+.1f} %)")

@@ -6,8 +6,9 @@ flowing, on SIGINT, SIGTERM and two SIGINTs 5 ms apart (what Ctrl-C on `ros2 lau
 
 Per case: exit code, stop time (first signal -> exit), failure markers found in the output (Traceback,
 `terminate called`, RCLError, ExternalShutdownException), and when the last output message arrived relative
-to the first signal. Pose nodes run on the CPU without the mesh stage (start-up in seconds); frames come
-from vtest.avi at 10 Hz. Prints a Markdown table (docs/robot.md keeps the results).
+to the first signal. Pose nodes run on the CPU without the mesh stage (start-up in seconds) except in the
+"Anny meshes" case (the default mesh model, fitted on pose_node's mesh worker thread); frames come from
+vtest.avi at 10 Hz. Prints a Markdown table (docs/robot.md keeps the results).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def cases(video: Path, params_file: Path, output_dir: Path):
     """(process, state, command, run options) for every case of the matrix."""
     yield "pose_node", "idle", pose_node_command(), dict(flowing=None, ready_pattern="subscribed to")
     yield "pose_node", "frames flowing", pose_node_command(), dict(feeder=image_source_command(video))
+    yield "pose_node", "frames flowing, Anny meshes", pose_node_command(mesh=True), dict(
+        feeder=image_source_command(video))
     yield "image_source", "idle (no subscriber)", image_source_command(video), dict(
         flowing=None, ready_pattern="publishing")
     yield "image_source", "frames flowing", image_source_command(video), dict(flowing="image")
@@ -75,7 +78,7 @@ def main() -> int:
                     result = stop_run(process, command, signal_name, domain_id, deadline_s=args.deadline, **options)
                     results.append(result)
                     status = "clean" if result.clean else f"FAILED rc={result.returncode} {result.failures}"
-                    print(f"{process:13s} {state:26s} {signal_name:8s} {status}  stop {result.stop_s * 1000:.0f} ms "
+                    print(f"{process:13s} {state:28s} {signal_name:8s} {status}  stop {result.stop_s * 1000:.0f} ms "
                           f"(outputs before: {result.messages_before}, last output "
                           f"{_ms(result.last_output_after_signal_ms)} after the signal)", flush=True)
                     if not result.clean:

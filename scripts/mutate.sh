@@ -43,18 +43,21 @@ source scripts/env.sh
 python -c "import mutmut" 2>/dev/null || { echo "mutmut is not installed: pip install mutmut==3.8.1" >&2; exit 1; }
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((101 + RANDOM % 100))}" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# The scratch copy is not beside ../shared: point the tests at it. CI=true makes a skipped test fail (test/conftest.py),
+# so a prerequisite missing in the copy stops the run instead of letting mutants "survive" untested tests.
+export POSE_ROS_SHARED="${POSE_ROS_SHARED:-$ROOT/../shared}" CI=true
 
 [[ "${MUTATE_FRESH:-0}" == 1 ]] && rm -rf "$work"
 mkdir -p "$work"
-# The scratch copy: library, tests and pytest settings (mutmut builds its mutants/ inside it).
-rm -rf "$work/pose_ros" "$work/test"
-cp -r pose_ros test pytest.ini "$work/"
-find "$work/pose_ros" "$work/test" -name __pycache__ -prune -exec rm -rf {} +
+# The scratch copy: library, tests, benchmarks (tests use their helpers) and pytest settings (mutmut builds its mutants/ inside it).
+rm -rf "$work/pose_ros" "$work/test" "$work/bench"
+cp -r pose_ros test bench pytest.ini "$work/"
+find "$work/pose_ros" "$work/test" "$work/bench" -name __pycache__ -prune -exec rm -rf {} +
 {
   echo "[mutmut]"
   echo "source_paths = pose_ros"
   echo "only_mutate = $module"
-  echo "also_copy = pytest.ini"
+  printf 'also_copy =\n    pytest.ini\n    bench\n'   # tests import test/bench helpers
   echo "process_isolation = forkserver"   # torch is not fork-safe after the test collection
   echo "pytest_add_cli_args = -p no:cacheprovider -x -q"
   printf 'pytest_add_cli_args_test_selection =\n'

@@ -43,9 +43,11 @@ def run_module(module: str) -> list[str]:
     return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
 
 
-def pose_node_command(*extra: str) -> list[str]:
-    """pose_node on the CPU without the mesh stage (quick start), reliable image QoS."""
-    return [*run_module("pose_ros.ros.pose_node"), "--ros-args", "-p", "device:=cpu", "-p", "mesh_model:=none",
+def pose_node_command(*extra: str, mesh: bool = False) -> list[str]:
+    """pose_node on the CPU, reliable image QoS; without the mesh stage (quick start) unless `mesh` (default
+    mesh model: Anny fitted to the keypoints on the mesh worker thread)."""
+    meshes = [] if mesh else ["-p", "mesh_model:=none"]
+    return [*run_module("pose_ros.ros.pose_node"), "--ros-args", "-p", "device:=cpu", *meshes,
             "-p", "image_reliability:=reliable", *extra]
 
 

@@ -102,15 +102,15 @@ def test_node_markers_use_depth_where_known_and_marker_depth_elsewhere(graph, vt
 
 def test_tracker_value_in_ros_range_but_invalid_is_rejected_with_a_reason(graph) -> None:
     _, node, _ = graph
-    tracker = node._tracker
+    settings = node._settings  # the snapshot the next frame takes (tracker settings included)
     rejected_before = node.counters["rejected_parameter"]
     result = node.set_parameters([Parameter("tracking_match_threshold", value=0.0)])[0]  # ROS range [0, 1]
     assert not result.successful
     assert "match_threshold" in result.reason and "(0, 1]" in result.reason
     assert node.get_parameter("tracking_match_threshold").value == pytest.approx(0.3)
-    assert node._tracker is tracker and node.counters["rejected_parameter"] == rejected_before + 1
+    assert node._settings is settings and node.counters["rejected_parameter"] == rejected_before + 1
     accepted = node.set_parameters([Parameter("tracking_match_threshold", value=0.4)])[0]
-    assert accepted.successful and node._tracker.settings.match_threshold == pytest.approx(0.4)
+    assert accepted.successful and node._settings.tracker.match_threshold == pytest.approx(0.4)
     assert node.set_parameters([Parameter("tracking_match_threshold", value=0.3)])[0].successful
 
 

@@ -16,7 +16,14 @@ import pytest
 import torch
 
 from pose_ros.core.decode import Peaks, argmax_subpixel, find_peaks, gaussian_blur, refine_peaks_parabola
-from pose_ros.core.openpose.grouping import GroupingSettings, LimbCandidates, assign_hungarian, score_limbs
+from pose_ros.core.openpose.grouping import (
+    GroupingSettings,
+    LimbCandidates,
+    assemble,
+    assign_hungarian,
+    group_people,
+    score_limbs,
+)
 
 LIMB = np.array([[0, 1]])  # one limb type: keypoint 0 → keypoint 1
 CHANNELS = np.array([[0, 1]])  # its PAF x / y channels
@@ -279,3 +286,127 @@ def test_find_peaks_without_subpixel_gives_integer_float32_positions() -> None:
     coarse = find_peaks(maps, threshold=0.1, subpixel=False)
     assert coarse.xy.dtype == np.float32 and coarse.xy.tolist() == [[3.0, 2.0]]
     np.testing.assert_allclose(find_peaks(maps, threshold=0.1).xy, [[3.3, 2.0]], atol=1e-6)
+
+
+# ----- people from limbs: components, redundant limbs, scores and filters (by hand) -----------------------------
+# A 4-keypoint chain 0-1-2-3 (limb types 0, 1, 2) and a redundant limb type 3 = (1, 3) that closes a cycle.
+CHAIN_REDUNDANT = (3,)
+_PEAKS = [  # name, keypoint type, score, (x, y)
+    ("a0", 0, 0.9, (10, 10)), ("b0", 0, 0.5, (50, 10)), ("c0", 0, 0.8, (90, 10)), ("d0", 0, 0.1, (130, 10)),
+    ("a1", 1, 0.8, (10, 20)), ("b1", 1, 0.5, (50, 20)), ("c1", 1, 0.8, (90, 20)), ("k1", 1, 0.7, (95, 20)),
+    ("d1", 1, 0.1, (130, 20)),
+    ("a2", 2, 0.7, (10, 30)), ("b2", 2, 0.5, (50, 30)), ("k2", 2, 0.6, (95, 30)), ("f2", 2, 0.45, (200, 30)),
+    ("a3", 3, 0.6, (10, 40)), ("b3", 3, 0.5, (50, 40)), ("k3", 3, 0.6, (95, 40)), ("e3", 3, 1.3, (170, 40)),
+]
+_LIMBS = [  # limb type, start, end, score, chosen
+    (0, "a0", "a1", 0.5, True), (1, "a1", "a2", 0.4, True), (2, "a2", "a3", 0.3, True),  # A: one chain
+    (0, "b0", "b1", 0.7, True), (2, "b2", "b3", 0.6, True), (3, "b1", "b3", 0.5, True),  # B: 2 halves + redundant
+    (0, "c0", "c1", 0.9, True), (1, "k1", "k2", 0.8, True), (2, "k2", "k3", 0.7, True),  # C, K: both have a 1
+    (3, "c1", "k3", 0.4, True),  # redundant limb between overlapping parts: no merge
+    (0, "d0", "d1", 0.05, True),  # D: mean score (0.1 + 0.1 + 0.05) / 2 = 0.125 < 0.4
+    (0, "a0", "b1", 0.99, False),  # not chosen by the assignment: ignored
+]
+
+
+def chain_scene(peak_rows=_PEAKS, limb_rows=_LIMBS) -> tuple[Peaks, LimbCandidates, np.ndarray, dict[str, int]]:
+    """Peaks (sorted by keypoint type), candidates and the chosen mask from the tables above."""
+    index = {name: i for i, (name, *_) in enumerate(peak_rows)}
+    peaks = Peaks(
+        channels=np.array([t for _, t, _, _ in peak_rows]), xy=np.array([xy for *_, xy in peak_rows], np.float32),
+        scores=np.array([s for _, _, s, _ in peak_rows], np.float32),
+        counts=np.bincount([t for _, t, _, _ in peak_rows], minlength=4),
+    )
+    candidates = LimbCandidates(
+        limb=np.array([t for t, *_ in limb_rows]), start=np.array([index[a] for _, a, *_ in limb_rows]),
+        end=np.array([index[b] for _, _, b, *_ in limb_rows]),
+        score=np.array([s for *_, s, _ in limb_rows], np.float32),
+    )
+    return peaks, candidates, np.array([c for *_, c in limb_rows]), index
+
+
+def test_assemble_people_scores_and_filters_by_hand() -> None:
+    peaks, candidates, chosen, index = chain_scene()
+    found = assemble(peaks, candidates, chosen, 4, GroupingSettings(min_parts=1, min_mean_score=0.4), CHAIN_REDUNDANT)
+    # (keypoint scores + limb scores) / (keypoints + limbs), clipped to 1, best first:
+    expected = [
+        ("e3",), 1.0,  # 1.3 / 1, clipped
+        ("c0", "c1"), (0.8 + 0.8 + 0.9) / 3,
+        ("k1", "k2", "k3"), (0.7 + 0.6 + 0.6 + 0.8 + 0.7) / 5,
+        ("a0", "a1", "a2", "a3"), (0.9 + 0.8 + 0.7 + 0.6 + 0.5 + 0.4 + 0.3) / 7,
+        ("b0", "b1", "b2", "b3"), (4 * 0.5 + 0.7 + 0.6 + 0.5) / 7,  # merged by the redundant limb: 3 limbs
+        ("f2",), 0.45,  # alone: 0.45 / 1 >= min_mean_score
+    ]
+    members, scores = expected[0::2], expected[1::2]
+    np.testing.assert_allclose(found.scores, scores, atol=1e-6)
+    for person, names in enumerate(members):
+        want_xy = np.full((4, 2), np.nan)
+        want_conf = np.zeros(4)
+        for name in names:
+            _, kind, score, xy = _PEAKS[index[name]]
+            want_xy[kind], want_conf[kind] = xy, score
+        np.testing.assert_allclose(found.keypoints_xy[person], want_xy, atol=1e-6)
+        np.testing.assert_allclose(found.confidences[person], want_conf, atol=1e-6)
+    at_least_two = assemble(peaks, candidates, chosen, 4, GroupingSettings(min_parts=2), CHAIN_REDUNDANT)
+    np.testing.assert_allclose(at_least_two.scores, scores[1:5], atol=1e-6)
+    whole = assemble(peaks, candidates, chosen, 4, GroupingSettings(min_parts=4), CHAIN_REDUNDANT)
+    np.testing.assert_allclose(whole.scores, scores[3:5], atol=1e-6)
+
+
+def test_empty_maps_give_no_people_with_either_assignment() -> None:
+    from pose_ros.core.openpose import layout
+    from pose_ros.core.openpose.grouping import group_people
+
+    for assignment in ("hungarian", "greedy"):
+        heat, paf = torch.zeros(layout.NUM_HEATMAP_CHANNELS, 30, 40), torch.zeros(layout.NUM_PAF_CHANNELS, 30, 40)
+        poses = group_people(heat, paf, GroupingSettings(assignment=assignment))
+        assert len(poses) == 0 and poses.keypoints_xy.shape == (0, layout.NUM_KEYPOINTS, 2)
+    empty = LimbCandidates(limb=np.zeros(0, np.int64), start=np.zeros(0, np.int64), end=np.zeros(0, np.int64),
+                           score=np.zeros(0, np.float32))
+    assert assign_hungarian(empty, 0).dtype == bool and assign_hungarian(empty, 0).size == 0
+
+
+def test_a_merged_person_keeps_the_parts_of_both_halves() -> None:
+    # g0-g1 and g2-g3 merge through the redundant limb g1-g3; h0-h1 then reaches g3 through another redundant
+    # limb, but the merged person already has keypoints 0 and 1: h0-h1 stays a person of its own.
+    peak_rows = [("g0", 0, 0.9, (10, 10)), ("h0", 0, 0.8, (30, 10)), ("g1", 1, 0.9, (10, 20)),
+                 ("h1", 1, 0.8, (30, 20)), ("g2", 2, 0.9, (10, 30)), ("g3", 3, 0.9, (10, 40))]
+    limb_rows = [(0, "g0", "g1", 0.6, True), (2, "g2", "g3", 0.6, True), (0, "h0", "h1", 0.6, True),
+                 (3, "g1", "g3", 0.6, True), (3, "h1", "g3", 0.5, True)]
+    peaks, candidates, chosen, _ = chain_scene(peak_rows, limb_rows)
+    found = assemble(peaks, candidates, chosen, 4, GroupingSettings(min_parts=2), CHAIN_REDUNDANT)
+    np.testing.assert_allclose(found.scores, [(4 * 0.9 + 3 * 0.6) / 7, (2 * 0.8 + 0.6) / 3], atol=1e-6)
+    np.testing.assert_allclose(found.keypoints_xy[1], [[30, 10], [30, 20], [np.nan, np.nan], [np.nan, np.nan]])
+
+
+def test_group_people_passes_its_redundant_limbs_and_peak_settings_on() -> None:
+    # The 4-keypoint chain again, now as maps: P (keypoints 0, 1) and Q (1, 2, 3) are joined by a redundant (1, 3)
+    # limb from P's 1 to Q's 3. Q already has a keypoint 1: with limb 3 redundant they stay two people; were it a
+    # tree limb, one.
+    from pose_ros.core.targets import gaussian_heatmaps, paf_fields
+
+    limbs = np.array([[0, 1], [1, 2], [2, 3], [1, 3]])
+    channels = np.arange(8).reshape(4, 2)
+    p = [(8.3, 8.0), (8.0, 30.4), (np.nan, np.nan), (np.nan, np.nan)]
+    q = [(np.nan, np.nan), (50.0, 10.0), (50.2, 35.0), (30.0, 55.3)]
+    kp = torch.tensor(np.nan_to_num(np.array([p, q])), dtype=torch.float32)
+    visible = torch.tensor([[True, True, False, False], [False, True, True, True]])
+    heat = gaussian_heatmaps(kp, visible, 64, 64, sigma=1.5)
+    paf = torch.zeros(8, 64, 64)
+    paf[:6] = paf_fields(kp, visible, torch.from_numpy(limbs[:3]), 64, 64, 1.0)
+    bridge = torch.tensor([[p[1], q[3]]], dtype=torch.float32)  # P's 1 → Q's 3
+    paf[6:] = paf_fields(bridge, torch.ones(1, 2, dtype=torch.bool), torch.tensor([[0, 1]]), 64, 64, 1.0)
+    settings = GroupingSettings(min_parts=2)
+    two = group_people(heat, paf, settings, limbs=limbs, paf_channels=channels, redundant_limbs=(3,))
+    assert len(two) == 2
+    one = group_people(heat, paf, settings, limbs=limbs, paf_channels=channels, redundant_limbs=())
+    assert len(one) == 1
+    # peak settings reach find_peaks: no smoothing by default (scores are the maps' values), integer positions
+    # without sub-pixel refinement
+    coarse = group_people(heat, paf, GroupingSettings(min_parts=2, subpixel=False), limbs=limbs,
+                          paf_channels=channels, redundant_limbs=(3,))
+    found = coarse.keypoints_xy[np.isfinite(coarse.keypoints_xy)]
+    np.testing.assert_array_equal(found, np.round(found))
+    assert not np.array_equal(two.keypoints_xy[np.isfinite(two.keypoints_xy)], found)
+    for xy, conf in zip(coarse.keypoints_xy, coarse.confidences, strict=True):  # confidences: map values there
+        for k in np.flatnonzero(np.isfinite(xy[:, 0])):
+            assert conf[k] == pytest.approx(float(heat[k, int(xy[k, 1]), int(xy[k, 0])]))

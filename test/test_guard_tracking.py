@@ -115,3 +115,118 @@ def test_tolerance_grows_with_frames_missed(misses: int) -> None:
 
     assert same_id(0.97 * boundary), f"a shift of {0.97 * boundary:.1f} px after {misses} misses must match"
     assert not same_id(1.03 * boundary), f"a shift of {1.03 * boundary:.1f} px after {misses} misses must not match"
+
+
+# ----- guards from mutation testing (scripts/mutate.sh tracking) ----------------------------------------------------
+def test_sigmas_of_an_unknown_keypoint_name_are_the_mean_coco_sigma() -> None:
+    from pose_ros.core.skeletons import Layout
+    from pose_ros.core.tracking import layout_oks_sigmas
+
+    layout = Layout("custom", ("nose", "left_knee", "right_heel", "tail"), ())
+    expected = [0.026, 0.087, 0.089, float(np.mean(COCO_KEYPOINT_SIGMAS))]  # COCO values; heel → ankle; mean
+    np.testing.assert_allclose(layout_oks_sigmas(layout), expected, rtol=1e-12)
+
+
+def moved(person: Person, dx: float, conf: np.ndarray | None = None, box_dx: float | None = None) -> Person:
+    """`person` moved by dx px; optionally other confidences and a box moved by box_dx instead."""
+    xy = person.keypoints_xy + np.array([dx, 0.0], np.float32)
+    box = person.bbox_xywh + np.array([dx if box_dx is None else box_dx, 0, 0, 0], np.float32)
+    return Person(xy, person.confidences.copy() if conf is None else conf, 0.9, box, "coco17")
+
+
+def first_id_kept(frames: list[Person], settings: TrackerSettings) -> bool:
+    tracker = PersonTracker(settings)
+    ids = [tracker.update([p], 0.1 * i)[0].id for i, p in enumerate(frames)]
+    return len(set(ids)) == 1
+
+
+def test_oks_only_counts_keypoints_confident_on_both_sides() -> None:
+    base = person_at(100.0)
+    conf = base.confidences.copy()
+    conf[5:] = 0.25  # exactly the keypoint threshold: not confident
+    far = moved(base, 0.0, conf)
+    far.keypoints_xy[5:] += np.array([150.0, 0.0], np.float32)  # the unconfident keypoints are way off
+    settings = TrackerSettings(match_threshold=0.9, keypoint_threshold=0.25)
+    assert first_id_kept([base, far], settings)  # OKS over keypoints 0..4 only: 1.0
+    assert first_id_kept([far, base], settings)  # either side unconfident excludes a keypoint
+
+
+def test_unknown_keypoints_do_not_block_matching_or_the_velocity() -> None:
+    base = person_at(100.0)
+    conf = base.confidences.copy()
+    conf[[0, 3]] = 0.0
+    holes = moved(base, 10.0, conf, box_dx=30.0)  # the box moves more than the body: the velocity follows the body
+    holes.keypoints_xy[[0, 3]] = np.nan  # unknown keypoints (confidence 0)
+    tracker = PersonTracker(TrackerSettings(match_threshold=0.5))
+    [a] = tracker.update([base], 0.0)
+    [b] = tracker.update([holes], 0.1)
+    assert a.id == b.id
+    np.testing.assert_allclose(tracker.tracks[0].velocity, [100.0, 0.0], atol=1e-3)
+
+
+def test_no_shared_confident_keypoint_or_no_box_area_means_no_match() -> None:
+    base = person_at(100.0)
+    upper, lower = base.confidences.copy(), base.confidences.copy()
+    upper[11:], lower[:11] = 0.0, 0.0
+    assert not first_id_kept([moved(base, 0.0, upper), moved(base, 0.0, lower)], TrackerSettings())
+    dot = Person(np.full((17, 2), 50.0, np.float32), np.full(17, 0.9, np.float32), 0.9,
+                 np.array([50.0, 50.0, 0.0, 0.0], np.float32), "coco17")  # zero area: OKS scale undefined
+    assert not first_id_kept([dot, moved(dot, 0.0)], TrackerSettings())
+
+
+@pytest.mark.parametrize(("confident", "expected_speed"), [(3, 100.0), (2, 300.0)])
+def test_velocity_from_keypoints_needs_three_shared_else_the_box_centre(confident: int, expected_speed: float) -> None:
+    # Keypoints move 10 px in 0.1 s, the reported box 30 px: with >= 3 shared confident keypoints the median keypoint
+    # shift is used, with fewer the box-centre shift (a keypoint exactly at the threshold does not count).
+    base = person_at(100.0)
+    before = np.zeros(17, np.float32)
+    before[: confident + 1] = 0.9
+    after = before.copy()
+    after[confident] = 0.25  # == keypoint_threshold in the new detection: not shared
+    settings = TrackerSettings(metric="iou", match_threshold=0.1, keypoint_threshold=0.25)
+    tracker = PersonTracker(settings)
+    tracker.update([moved(base, 0.0, before)], 0.0)
+    tracker.update([moved(base, 10.0, after, box_dx=30.0)], 0.1)
+    np.testing.assert_allclose(tracker.tracks[0].velocity, [expected_speed, 0.0], atol=1e-3)
+
+
+def test_settings_accept_their_boundaries_and_name_what_is_wrong() -> None:
+    TrackerSettings(match_threshold=1.0, max_age=0, min_hits=1, keypoint_threshold=0.0, velocity_smoothing=1.0,
+                    velocity_damping=1.0, max_speed=0.0).validate()  # every closed end is allowed
+    TrackerSettings(velocity_damping=0.0).validate()
+    wrong = {
+        "match_threshold": (0.0, r"match_threshold must be in \(0, 1\], got 0.0"),
+        "max_age": (-1, "max_age must be >= 0 frames, got -1"),
+        "min_hits": (0, "min_hits must be >= 1, got 0"),
+        "keypoint_threshold": (1.0, r"keypoint_threshold must be in \[0, 1\), got 1.0"),
+        "velocity_smoothing": (0.0, r"velocity_smoothing must be in \(0, 1\], got 0.0"),
+        "velocity_damping": (1.5, r"velocity_damping must be in \[0, 1\], got 1.5"),
+        "max_speed": (-0.5, "max_speed must be >= 0 box heights per second, got -0.5"),
+    }
+    for name, (value, message) in wrong.items():
+        with pytest.raises(ValueError, match=message):
+            TrackerSettings(**{name: value}).validate()
+
+
+def test_iou_metric_matches_boxes_not_keypoints() -> None:
+    base = person_at(100.0)
+    scrambled = moved(base, 0.0)
+    scrambled.keypoints_xy[:] = scrambled.keypoints_xy[::-1] + np.array([40.0, 0.0], np.float32)  # same box
+    assert first_id_kept([base, scrambled], TrackerSettings(metric="iou", match_threshold=0.9))
+    assert not first_id_kept([base, scrambled], TrackerSettings(metric="oks", match_threshold=0.9))
+
+
+def test_similarity_equal_to_the_threshold_matches() -> None:
+    square = Person(person_at(0.0).keypoints_xy, np.full(17, 0.9, np.float32), 0.9,
+                    np.array([0.0, 0.0, 10.0, 10.0], np.float32), "coco17")
+    half = Person(square.keypoints_xy, square.confidences, 0.9, np.array([0.0, 0.0, 10.0, 5.0], np.float32),
+                  "coco17")  # IoU exactly 0.5
+    assert first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5))
+    assert not first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5001))
+
+
+def test_min_hits_two_reports_from_the_second_match() -> None:
+    tracker = PersonTracker(TrackerSettings(min_hits=2))
+    assert tracker.update([person_at(100.0)], 0.0) == []
+    [second] = tracker.update([person_at(101.0)], 0.1)
+    assert second.id == 0 and second.tracked

@@ -191,3 +191,45 @@ def test_single_channel_arrays_with_a_trailing_axis_are_accepted() -> None:
     msg = array_to_image(pixels[:, :, None], "mono8")
     assert (msg.height, msg.width, msg.step) == (3, 2, 2)
     np.testing.assert_array_equal(image_to_array(msg), pixels)
+
+
+# ----- guards from mutation testing (scripts/mutate.sh image_conversion) ------------------------------------------
+def test_messages_name_the_problem() -> None:
+    msg = array_to_image(random_pixels("rgb8"), "rgb8")
+    msg.encoding = "weird42"
+    with pytest.raises(ImageConversionError, match=r"'weird42'; supported: rgb8, bgr8, rgba8, bgra8, rgb16"):
+        image_to_array(msg)
+    with pytest.raises(ImageConversionError, match=r"array of shape \(4, 4, 3\) does not fit encoding rgba8"):
+        array_to_image(np.zeros((4, 4, 3), np.uint8), "rgba8")  # channel count mismatch
+    with pytest.raises(ImageConversionError, match=r"array dtype uint16 does not fit encoding rgb8 \(uint8\)"):
+        array_to_image(np.zeros((4, 4, 3), np.uint16), "rgb8")
+
+
+@pytest.mark.parametrize(("width", "height"), [(0, 4), (4, 0)])
+def test_zero_width_or_height_is_an_empty_image(width: int, height: int) -> None:
+    msg = Image(height=height, width=width, encoding="mono8", step=width)
+    msg.data = array.array("B", bytes(16))
+    with pytest.raises(ImageConversionError, match=f"empty image: {width}x{height} pixels"):
+        image_to_array(msg)
+
+
+def test_byte_order_flag_does_not_matter_for_8_bit_data() -> None:
+    """A big-endian driver's bgr8 frame is still served zero-copy (one-byte channels have no byte order)."""
+    pixels = random_pixels("bgr8", 4, 5)
+    msg = padded_message(pixels, "bgr8", pad=3, big_endian=True)
+    view = image_to_array(msg)
+    np.testing.assert_array_equal(view, pixels)
+    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
+
+
+def test_array_to_image_states_the_machine_byte_order() -> None:
+    import sys
+
+    msg = array_to_image(random_pixels("mono16"), "mono16")
+    assert msg.is_bigendian is (sys.byteorder == "big")
+
+
+def test_float_image_with_a_small_range_uses_the_full_scale() -> None:
+    depth = np.array([[0.5, 0.6], [0.9, np.nan]], np.float32)  # range 0.4 m
+    grey = to_rgb8(array_to_image(depth, "32FC1"))[:, :, 0]
+    assert grey.tolist() == [[0, int(0.1 / 0.4 * 255)], [255, 0]]

@@ -97,7 +97,8 @@ def test_services_answer_while_frames_are_processed(human_models, vtest_frames) 
         frame_s = elapsed / max(frames - 2, 1)
         print(f"query latency max {max(latencies):.3f} s, median {np.median(latencies):.3f} s; frame ~{frame_s:.2f} s")
         # Blocked queries would take about a frame (~1 s here, several on a loaded machine): a loose bound catches them.
-        assert max(latencies) < 1.0 and np.median(latencies) < 0.25, latencies
+        # (On a heavily shared CPU frames take several seconds: the bound grows with them.)
+        assert max(latencies) < max(1.0, 0.5 * frame_s) and np.median(latencies) < 0.25, latencies
 
 
 def test_a_set_that_loads_a_model_is_answered_once_loaded_while_frames_flow(human_models, vtest_frames) -> None:
@@ -111,7 +112,10 @@ def test_a_set_that_loads_a_model_is_answered_once_loaded_while_frames_flow(huma
         get = probe.create_client(GetParameters, "/pose_node/get_parameters")
         assert set_client.wait_for_service(timeout_sec=10.0)
         with FrameStream(probe, array_to_image(vtest_frames[1], "rgb8"), first_sec=30_000, period_s=0.05) as stream:
-            wait_for_frames(node, 2)
+            wait_for_frames(node, 1)
+            frame_started = time.monotonic()
+            wait_for_frames(node, 3)
+            frame_s = (time.monotonic() - frame_started) / 2
             first_sec_during = stream.sec + 1
             started = time.monotonic()
             request = SetParameters.Request(parameters=[Parameter("mode", value="top_down").to_parameter_msg()])
@@ -134,8 +138,11 @@ def test_a_set_that_loads_a_model_is_answered_once_loaded_while_frames_flow(huma
             m for m in stream.published() if first_sec_during <= m.header.stamp.sec <= last_sec_during
         ]
         old_model = [m for m in during if m.mode == "bottom_up"]
-        print(f"set took {set_s:.2f} s; {len(old_model)} frames from the old model meanwhile; gets {get_latencies}")
-        assert get_latencies and max(get_latencies) < 1.0, get_latencies
+        print(f"frame {frame_s:.2f} s, set {set_s:.2f} s, {len(old_model)} old-model frames meanwhile, get max "
+              f"{max(get_latencies):.3f} s")
+        # A get that waited for the set would take about as long as the load.
+        assert get_latencies and max(get_latencies) < max(1.0, 0.5 * set_s), get_latencies
         assert set_s > 0.3, "loading two networks takes a while: the answer came before the model was loaded?"
-        assert len(old_model) >= 1, "frames kept flowing on the old model while the new one loaded"
+        if set_s > 2.5 * frame_s:  # (a load shorter than a couple of frames may fall between two frames)
+            assert len(old_model) >= 1, "frames kept flowing on the old model while the new one loaded"
         assert any(m.mode == "top_down" for m in stream.published()), "the next frames use the new model"

@@ -5,8 +5,9 @@ coordinates, so a peak at column x, row y has position (x, y) in map pixels, and
 moves at most half a pixel from it.
 
 Dense work (thresholding, argmax, gathering each candidate's 3×3 cross) runs with torch on the maps'
-device; the few values per candidate then come to the CPU, where the peak test and the parabola fit run in
-NumPy (at these sizes NumPy's per-operation cost is several times lower than torch's).
+device, or with NumPy on views of CPU maps; the few values per candidate then come to the CPU, where the
+peak test and the parabola fit run in NumPy (at these sizes NumPy's per-operation cost is several times
+lower than torch's).
 """
 
 from __future__ import annotations
@@ -52,16 +53,23 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return x.squeeze(1)
 
 
-def _cross(flat: torch.Tensor, index: torch.Tensor, height: int, width: int
+def _cross(flat: torch.Tensor | np.ndarray, index: torch.Tensor | np.ndarray, height: int, width: int
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values of flat pixels `index` (P,) of maps (C, H, W) flattened to `flat`, and of their four neighbours.
 
+    `flat` and `index` are torch tensors on any device or NumPy arrays (CPU maps: NumPy, whose per-operation
+    cost is several times lower than torch's at these sizes).
     Returns NumPy arrays on the CPU: values (5, P) float32 rows centre, left, up, right, down (-inf outside
     the map); xy (2, P) int64 rows column, row; and the flat indices (P,).
     """
-    steps = torch.tensor([0, -1, -width, 1, width], device=index.device).unsqueeze(1)
-    values = flat[(index + steps).clamp_(0, flat.numel() - 1)].cpu().numpy().astype(np.float32, copy=False)
-    flat_index = index.cpu().numpy()
+    if isinstance(flat, np.ndarray):
+        flat_index = np.asarray(index, dtype=np.int64)
+        gather = np.clip(flat_index + np.array([[0], [-1], [-width], [1], [width]]), 0, flat.size - 1)
+        values = np.take(flat, gather).astype(np.float32, copy=False)
+    else:
+        steps = torch.tensor([0, -1, -width, 1, width], device=index.device).unsqueeze(1)
+        values = flat[(index + steps).clamp_(0, flat.numel() - 1)].cpu().numpy().astype(np.float32, copy=False)
+        flat_index = index.cpu().numpy()
     x = flat_index % width
     y = (flat_index // width) % height
     values[1, x == 0] = -np.inf
@@ -116,17 +124,24 @@ def find_peaks(
     scores and the sub-pixel fit use the original maps.
     """
     C, H, W = heatmaps.shape
-    maps = heatmaps.float()
+    maps = heatmaps.detach().float()
     search = gaussian_blur(maps, smooth_sigma) if smooth_sigma > 0 else maps
-    flat = search.reshape(-1)
-    index = torch.nonzero(flat > threshold).squeeze(1)
+    if maps.device.type == "cpu":  # NumPy views of the same memory: cheaper per operation
+        maps, search = maps.contiguous().numpy(), search.contiguous().numpy()
+        flat = search.reshape(-1)
+        index = np.flatnonzero(flat > threshold)
+    else:
+        flat = search.reshape(-1)
+        index = torch.nonzero(flat > threshold).squeeze(1)
     values, xy, flat_index = _cross(flat, index, H, W)
     peak = np.flatnonzero((values[0] > values[1]) & (values[0] > values[2]) & (values[0] >= values[3])
                           & (values[0] >= values[4]))
     values, xy, flat_index = np.take(values, peak, axis=1), np.take(xy, peak, axis=1), np.take(flat_index, peak)
     channels = flat_index // (H * W)
     if smooth_sigma > 0:
-        values, _, _ = _cross(maps.reshape(-1), torch.from_numpy(flat_index).to(index.device), H, W)
+        original = maps.reshape(-1)
+        values, _, _ = _cross(original, flat_index if isinstance(original, np.ndarray)
+                              else torch.from_numpy(flat_index).to(original.device), H, W)
     refined = _parabola_xy(values, xy) if subpixel else xy.T.astype(np.float32)
     return Peaks(channels=channels, xy=refined, scores=values[0].copy(), counts=np.bincount(channels, minlength=C))
 

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pose_ros.core.boxes import box_iou_xywh
-from pose_ros.core.metrics import COCO_KEYPOINT_SIGMAS, oks
+from pose_ros.core.metrics import COCO_KEYPOINT_SIGMAS
 from pose_ros.core.person import Person
 from pose_ros.core.skeletons import COCO17, Layout, get_layout
 
@@ -161,7 +161,39 @@ class Track:
 
 
 def _box_centre(bbox_xywh: np.ndarray) -> np.ndarray:
+    """Centre (2, ...) of boxes (4, ...) x, y, w, h."""
     return np.array([bbox_xywh[0] + bbox_xywh[2] / 2.0, bbox_xywh[1] + bbox_xywh[3] / 2.0], np.float64)
+
+
+@dataclass
+class _Detections:
+    """The detections of one layout, stacked: rows (D,) their indices in the frame, keypoints (D, K, 2),
+    confidences (D, K), finite (D, K) keypoints known, boxes (D, 4), all float64."""
+
+    layout: str
+    rows: np.ndarray
+    keypoints: np.ndarray
+    confidences: np.ndarray
+    finite: np.ndarray
+    boxes: np.ndarray
+
+    @classmethod
+    def by_layout(cls, people: list[Person]) -> dict[str, _Detections]:
+        groups: dict[str, list[int]] = {}
+        for index, person in enumerate(people):
+            groups.setdefault(person.layout, []).append(index)
+        out = {}
+        for layout, rows in groups.items():
+            keypoints = np.stack([np.asarray(people[r].keypoints_xy, np.float64) for r in rows])
+            out[layout] = cls(
+                layout,
+                np.array(rows),
+                keypoints,
+                np.stack([np.asarray(people[r].confidences, np.float64) for r in rows]),
+                np.isfinite(keypoints).all(axis=2),
+                np.stack([np.asarray(people[r].bbox_xywh, np.float64) for r in rows]),
+            )
+        return out
 
 
 class PersonTracker:
@@ -231,28 +263,37 @@ class PersonTracker:
         """(D, T) similarity of each detection to each track: the best over the predictions in `hypotheses`
         (per hypothesis, one (keypoints (K, 2), box (4,)) per track); 0 across layouts."""
         out = np.zeros((len(people), len(self._tracks)))
+        groups = _Detections.by_layout(people)
         for t, track in enumerate(self._tracks):
+            group = groups.get(track.layout)
+            if group is None:
+                continue
             for keypoints, box in (hypothesis[t] for hypothesis in hypotheses):
-                for d, person in enumerate(people):
-                    if person.layout != track.layout:
-                        continue
-                    if self.settings.metric == "iou":
-                        value = box_iou_xywh(person.bbox_xywh, box)[0, 0]
-                    else:
-                        area = box[2] * box[3] * (1 + track.misses)
-                        value = self._oks(person, keypoints, track.confidences, area)
-                    out[d, t] = max(out[d, t], value)
+                if self.settings.metric == "iou":
+                    value = box_iou_xywh(group.boxes, box)[:, 0]
+                else:
+                    area = box[2] * box[3] * (1 + track.misses)
+                    value = self._oks(group, keypoints, track.confidences, area)
+                out[group.rows, t] = np.maximum(out[group.rows, t], value)
         return out
 
-    def _offset(self, person: Person, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """Shift (2,) pixels from a track state (keypoints (K, 2), confidences (K,), box (4,)) to a detection:
-        the median shift of the keypoints both are confident about, the box-centre shift below 3 of them."""
+    def _shared(self, group: _Detections, keypoints: np.ndarray, confidences: np.ndarray) -> np.ndarray:
+        """(D, K) keypoints a group's detections and a track state are both confident about (and finite)."""
         threshold = self.settings.keypoint_threshold
-        shift = np.asarray(person.keypoints_xy, np.float64) - keypoints
-        shared = (np.asarray(person.confidences) > threshold) & (confidences > threshold) & np.isfinite(shift).all(1)
-        if shared.sum() >= 3:
-            return np.median(shift[shared], axis=0)
-        return _box_centre(np.asarray(person.bbox_xywh, np.float64)) - _box_centre(box)
+        track_ok = (confidences > threshold) & np.isfinite(keypoints).all(axis=1)
+        return (group.confidences > threshold) & group.finite & track_ok[None]
+
+    def _offsets(self, group: _Detections, keypoints: np.ndarray, confidences: np.ndarray, box: np.ndarray):
+        """(D, 2) shift in pixels from a track state (keypoints (K, 2), confidences (K,), box (4,)) to each
+        detection of a group: the median shift of the keypoints both are confident about, the box-centre shift
+        below 3 of them."""
+        shared = self._shared(group, keypoints, confidences)
+        shift = np.where(shared[..., None], group.keypoints - keypoints[None], np.nan)
+        out = _box_centre(group.boxes.T).T - _box_centre(box)
+        enough = shared.sum(axis=1) >= 3
+        if enough.any():
+            out[enough] = np.nanmedian(shift[enough], axis=1)
+        return out
 
     def _camera_shift(self, people: list[Person]) -> np.ndarray | None:
         """Image shift (2,) pixels since the last frame common to most tracks seen then, or None.
@@ -265,10 +306,11 @@ class PersonTracker:
         if len(seen) < 2 or len(people) < 2:
             return None
         offsets = np.full((len(people), len(seen), 2), np.nan)
+        groups = _Detections.by_layout(people)
         for t, track in enumerate(seen):
-            for d, person in enumerate(people):
-                if person.layout == track.layout:
-                    offsets[d, t] = self._offset(person, track.keypoints_xy, track.confidences, track.bbox_xywh)
+            group = groups.get(track.layout)
+            if group is not None:
+                offsets[group.rows, t] = self._offsets(group, track.keypoints_xy, track.confidences, track.bbox_xywh)
         heights = np.array([max(t.bbox_xywh[3], 1.0) for t in seen])
         candidates = offsets.reshape(-1, 2)
         candidates = candidates[np.isfinite(candidates).all(axis=1)]
@@ -286,23 +328,18 @@ class PersonTracker:
         closest = np.nan_to_num(distance[best], nan=np.inf).argmin(axis=0)  # (T,) detection nearest per track
         return np.median(offsets[closest[supporters], np.flatnonzero(supporters)], axis=0)
 
-    def _oks(self, person: Person, keypoints: np.ndarray, confidences: np.ndarray, area: float) -> float:
-        """OKS between a detection and a predicted track over the keypoints both are confident about.
-
-        `area` is the scale s² (pixels²); 0 when no keypoint is shared.
-        """
-        threshold = self.settings.keypoint_threshold
-        det_xy = np.asarray(person.keypoints_xy, np.float64)
-        shared = (
-            (np.asarray(person.confidences) > threshold)
-            & (confidences > threshold)
-            & np.isfinite(det_xy).all(axis=1)
-            & np.isfinite(keypoints).all(axis=1)
-        )
-        if not shared.any() or area <= 0:
-            return 0.0
-        sigmas = self._layout_sigmas(person.layout)
-        return float(oks(det_xy[None], keypoints[None], shared[None], np.array([area]), sigmas=sigmas)[0, 0])
+    def _oks(self, group: _Detections, keypoints: np.ndarray, confidences: np.ndarray, area: float) -> np.ndarray:
+        """(D,) OKS between a group's detections and a predicted track over the keypoints both are confident
+        about (COCO's formula, `pose_ros.core.metrics.oks`, per pair); `area` is the scale s² (pixels²); 0
+        where no keypoint is shared."""
+        shared = self._shared(group, keypoints, confidences)
+        if area <= 0:
+            return np.zeros(len(group.rows))
+        variances = (self._layout_sigmas(group.layout) * 2) ** 2
+        squared = np.nan_to_num(((group.keypoints - keypoints[None]) ** 2).sum(axis=-1), nan=0.0)
+        similarity = np.exp(-squared / variances / (area + np.spacing(1)) / 2)
+        count = shared.sum(axis=1)
+        return np.where(count > 0, (similarity * shared).sum(axis=1) / np.maximum(count, 1), 0.0)
 
     def _layout_sigmas(self, layout_name: str) -> np.ndarray:
         if layout_name not in self._sigmas:
@@ -345,19 +382,19 @@ class PersonTracker:
         if not free_d or not free_t:
             return []
         cost = np.full((len(free_d), len(free_t)), _GATED_COST)
+        groups = _Detections.by_layout([people[d] for d in free_d])
         for j, t in enumerate(free_t):
             track = self._tracks[t]
+            group = groups.get(track.layout)
+            if group is None:
+                continue
             gate = self.settings.second_pass_distance * np.sqrt(1.0 + track.misses)
-            for i, d in enumerate(free_d):
-                person = people[d]
-                for keypoints, box in (hypothesis[t] for hypothesis in hypotheses):
-                    height = max(box[3], 1.0)
-                    ratio = float(person.bbox_xywh[3]) / height
-                    if person.layout != track.layout or not 1 / 1.5 <= ratio <= 1.5:
-                        continue
-                    distance = np.linalg.norm(self._offset(person, keypoints, track.confidences, box)) / height
-                    if distance <= gate:
-                        cost[i, j] = min(cost[i, j], distance)
+            for keypoints, box in (hypothesis[t] for hypothesis in hypotheses):
+                height = max(box[3], 1.0)
+                ratio = group.boxes[:, 3] / height
+                distance = np.linalg.norm(self._offsets(group, keypoints, track.confidences, box), axis=1) / height
+                allowed = (distance <= gate) & (ratio >= 1 / 1.5) & (ratio <= 1.5)
+                cost[group.rows, j] = np.where(allowed, np.minimum(cost[group.rows, j], distance), cost[group.rows, j])
         rows, cols = linear_sum_assignment(cost)
         return [(free_d[r], free_t[c]) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _GATED_COST]
 

@@ -21,11 +21,13 @@ Threads (the walk of a frame is in the README's architecture section):
   frames     one dedicated thread runs every 2D model call and the whole frame: one settings snapshot, estimator,
              tracker, depth, mesh attachment, one message per output
   meshes     the mesh worker (pose_ros.core.meshing.worker): fits the newest frame's tracked people at most
-             mesh_rate_hz, one torch thread at a lower priority; the frame path attaches each track's newest mesh
+             mesh_rate_hz, in a child process (one torch thread, nice +10; pose_ros.core.meshing.remote) so that
+             fitting never holds this process's interpreter lock; the frame path attaches each track's newest mesh
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -49,7 +51,8 @@ from visualization_msgs.msg import MarkerArray
 from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.depth import DepthSettings, StampMatcher, depth_to_metres, keypoints_3d
 from pose_ros.core.draw import draw_people
-from pose_ros.core.meshing import FittedMesh, MeshConfig, MeshFit, MeshJob, MeshWorker, create_mesh_stage
+from pose_ros.core.meshing import FittedMesh, MeshConfig, MeshFit, MeshJob, MeshWorker
+from pose_ros.core.meshing.remote import RemoteMeshStage
 from pose_ros.core.model_cache import ModelCache, estimator_factory
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
@@ -80,6 +83,7 @@ ERROR_LOG_PERIOD_S = 5.0
 # What loading or running a model may raise for bad configuration or files (reported, never fatal).
 MODEL_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError, ImportError)
 DEPTH_ENCODINGS = ("16UC1", "32FC1", "mono16")
+MESH_NICE = 10  # the mesh process's niceness: on a small CPU the 2D path goes first, meshes get what is left
 EXECUTOR_THREADS = 4  # services stay answerable while one thread loads a model for a parameter set
 
 
@@ -252,6 +256,11 @@ class PoseNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._lock:
             config = self._settings.pipeline
+            meshes = None  # the mesh process loads its model while this one loads the 2D model
+            if self._settings.mesh.resolved_model() != "none":
+                with contextlib.suppress(*MODEL_ERRORS):  # (reported by _start_mesh_worker)
+                    self._settings.mesh.validate()
+                    meshes = RemoteMeshStage(self._settings.mesh, nice=MESH_NICE, wait=False)
             try:
                 started = time.perf_counter()
                 self._pipeline.estimator(config)
@@ -263,8 +272,10 @@ class PoseNode(LifecycleNode):
                 )
             except MODEL_ERRORS as error:
                 self._log_error("model_load", f"cannot load the model: {error}")
+                if meshes is not None:
+                    meshes.close()
                 return TransitionCallbackReturn.FAILURE
-            self._replace_mesh_worker(self._start_mesh_worker(self._settings.mesh))
+            self._replace_mesh_worker(self._start_mesh_worker(self._settings.mesh, meshes))
             self._people_pub = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
             self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
             self._overlay_pub = ImageOutput(
@@ -326,19 +337,23 @@ class PoseNode(LifecycleNode):
             self._pending = None
         self._frame_thread.submit(lambda: None).result()
 
-    def _start_mesh_worker(self, config: MeshConfig) -> MeshWorker | None:
-        """A worker running the mesh stage `config` asks for; None for "none" or (said once) when it cannot load."""
+    def _start_mesh_worker(self, config: MeshConfig, stage: RemoteMeshStage | None = None) -> MeshWorker | None:
+        """A worker running the mesh stage `config` asks for (`stage`: its process, already starting); None for
+        "none" or (said once) when it cannot load."""
         model = config.resolved_model()
+        if model == "none":
+            return None
         try:
             started = time.perf_counter()
-            stage = create_mesh_stage(config, self._models)
+            config.validate()
+            if stage is None:
+                stage = RemoteMeshStage(config, nice=MESH_NICE, wait=False)  # own process: fits never hold our GIL
+            stage.wait_ready()
         except MODEL_ERRORS as error:
             self._log_error("mesh_model_unavailable", f"mesh model {model} unavailable, publishing 2D only: {error}")
             return None
-        if stage is None:
-            return None
         self.get_logger().info(f"mesh model {model} ready in {time.perf_counter() - started:.1f} s")
-        return MeshWorker(stage, on_error=self._on_mesh_error)
+        return MeshWorker(stage, nice=0, warm=False, on_error=self._on_mesh_error)
 
     def _replace_mesh_worker(self, worker: MeshWorker | None) -> None:
         old, self._mesh_worker = self._mesh_worker, worker
@@ -365,8 +380,9 @@ class PoseNode(LifecycleNode):
         with self._statistics_lock:
             self.statistics.on_received(time.monotonic(), info.get("publication_sequence_number"))
         with self._pending_lock:
-            if self._pending is not None:
-                self.counters["frames_replaced"] += 1
+            if self._pending is not None:  # replaced before the frame thread took it: a keep-last-1 drop
+                with self._statistics_lock:
+                    self.statistics.dropped_in_queue += 1
             self._pending = msg
             if self._frame_scheduled:
                 return
@@ -428,6 +444,8 @@ class PoseNode(LifecycleNode):
         ]
         meshes = self._meshes(image_rgb, people, camera_matrix, stamp_ns, settings)
         people = [self._with_mesh(p, mesh) for p, mesh in zip(people, meshes, strict=True)]
+        if not self.context.ok():
+            return  # shutting down: nothing is published after shutdown begins
         self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub)
         self.counters["frames_processed"] += 1
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
@@ -554,9 +572,7 @@ class PoseNode(LifecycleNode):
             return
         settings = self._settings
         counters = dict(self.counters)
-        errors = {
-            k: v for k, v in counters.items() if k not in ("frames_received", "frames_processed", "frames_replaced")
-        }
+        errors = {k: v for k, v in counters.items() if k not in ("frames_received", "frames_processed")}
         with self._statistics_lock:
             message = diagnostics_message(
                 self.statistics,

@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -81,7 +82,8 @@ VIEWER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   int_range=(64, 1920, 1), read_only=True),
     ParameterSpec("line_width_px", _D.line_width_px, "skeleton line width on screen (pixels)",
                   float_range=(0.5, 20.0), read_only=True),
-    ParameterSpec("stale_after_s", _D.stale_after_s, "the page reports no results after this many seconds without",
+    ParameterSpec("stale_after_s", _D.stale_after_s,
+                  "the page reports no results after this many seconds without (or 3 result intervals if longer)",
                   float_range=(0.5, 60.0), read_only=True),
 )
 
@@ -204,6 +206,7 @@ class PoseViewer(Node):
         self._scene_names: set[str] = set()
         self._people: PersonArray | None = None
         self._last_people_s: float | None = None
+        self._people_intervals_s: deque[float] = deque(maxlen=5)
         self.frames_shown = 0
         self.create_subscription(PersonArray, "people", self._latest["people"].put, VIEWER_QOS, raw=True)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, VIEWER_QOS)
@@ -287,7 +290,10 @@ class PoseViewer(Node):
         overlay_data = self._latest["overlay"].take()
         if people_data is not None:
             self._people = deserialize_message(people_data, PersonArray)
-            self._last_people_s = time.monotonic()
+            now = time.monotonic()
+            if self._last_people_s is not None:
+                self._people_intervals_s.append(now - self._last_people_s)
+            self._last_people_s = now
             self._update_camera(self._people.image_width, self._people.image_height)
         with self.server.atomic():
             if markers_data is not None:
@@ -346,7 +352,7 @@ class PoseViewer(Node):
                 faces = np.arange(len(vertices), dtype=np.uint32).reshape(-1, 3)
                 opacity = float(marker.color.a) if marker.color.a < 1.0 else None
                 scene.add_mesh_simple(name, vertices, faces, color=color, opacity=opacity, flat_shading=True,
-                                      side="double")
+                                      side="double", cast_shadow=False, receive_shadow=False)  # cheaper to draw
             else:
                 continue
             names.add(name)
@@ -370,11 +376,13 @@ class PoseViewer(Node):
         now = time.monotonic()
         state = {"viewer": f"{self.frames_shown} frames shown, {self.frames_dropped()} skipped"}
         publishers = self.count_publishers(self.resolve_topic_name("people"))
-        fresh = self._last_people_s is not None and now - self._last_people_s < self.settings.stale_after_s
+        # a slow pose_node (a loaded CPU, a big model) is not a dead one: wait for 3 of its usual intervals
+        stale_s = max([self.settings.stale_after_s] + [3 * t for t in self._people_intervals_s])
+        fresh = self._last_people_s is not None and now - self._last_people_s < stale_s
         if publishers == 0:
             state["headline"] = f"waiting for pose_node: nothing publishes {self.resolve_topic_name('people')}"
         elif not fresh:
-            state["headline"] = f"pose_node is up, no results for {self.settings.stale_after_s:.0f} s (no images?)"
+            state["headline"] = f"pose_node is up, no results for {stale_s:.0f} s (no images?)"
         else:
             state["headline"] = "pose_node running"
         if not fresh and self._scene_names:  # results are gone: do not show old people as if live
@@ -387,7 +395,7 @@ class PoseViewer(Node):
             state |= {"mode": self._people.mode, "model": self._people.model,
                       "people": f"{len(people)}" + (f" (ids {ids})" if ids else "")}
         diagnostics = self._diagnostics
-        if diagnostics and now - float(diagnostics["received_at_s"]) < self.settings.stale_after_s:
+        if diagnostics and now - float(diagnostics["received_at_s"]) < max(stale_s, 3.0):
             rates = diagnostics.get("processed_rate_hz", "?"), diagnostics.get("input_rate_hz", "?")
             state["fps"] = f"{rates[0]} (input {rates[1]})"
             if "latency_p50_ms" in diagnostics:

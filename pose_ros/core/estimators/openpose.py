@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from pose_ros.core.device import resolve_device
+from pose_ros.core.models import openpose as openpose_models
 from pose_ros.core.models import openpose_mobilenet_thin as thin
 from pose_ros.core.models.backends import BACKENDS, Runner, make_runner, onnx_cache_path
 from pose_ros.core.models.openpose import PAD_VALUE, PIXEL_MEAN, PIXEL_SCALE, STRIDE, load_model
@@ -303,8 +304,8 @@ def load_network(weights: str, architecture: str = "auto") -> tuple[nn.Module, s
 def _code_key(weights_sha256: str) -> str:
     """Weights hash combined with the source of the OpenPose modules (an edited module never reuses an export)."""
     digest = hashlib.sha256(weights_sha256.encode())
-    for module in (thin, load_model):
-        digest.update(Path(module.__code__.co_filename if callable(module) else module.__file__).read_bytes())
+    for module in (thin, openpose_models):
+        digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 
 

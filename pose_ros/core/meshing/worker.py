@@ -131,6 +131,9 @@ class MeshWorker:
             self._condition.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=timeout_s)
+        close = getattr(self.stage, "close", None)  # a stage in its own process ends it
+        if close is not None:
+            close()
 
     def _put(self, job: MeshJob, future: Future | None) -> None:
         with self._condition:

@@ -6,8 +6,11 @@ Steps (Cao et al., "Realtime Multi-Person 2D Pose Estimation using Part Affinity
    ∫ L_c(p(u)) · v̂_AB du, sampled at `samples` points of the segment (nearest map pixel), plus OpenPose's
    distance prior min(0.5 · H / |AB| - 1, 0); a pair is a limb candidate when more than `min_sample_fraction`
    of the samples exceed `paf_threshold` and the prior-weighted score is positive;
-3. per limb type, a one-to-one assignment: the Hungarian algorithm (maximum total score) or OpenPose's greedy
-   rule (best score first);
+3. per limb type, a one-to-one assignment: the Hungarian algorithm (maximum total rank) or OpenPose's greedy
+   rule (best rank first). The rank is the score plus `end_weight` · (mean PAF · direction at the two
+   keypoints - 1): where limbs of one type cross, their fields are averaged and the integrals of the right and
+   the crossed pairing differ by a few hundredths, but at the keypoints themselves (distinct peaks) the field
+   is the limb's own, so a wrong pairing leaves it at an angle there;
 4. people = connected components of the assigned limbs of the skeleton tree; the redundant shoulder→ear
    limbs only merge a component into another when their keypoints do not overlap; people with fewer than
    `min_parts` keypoints or a mean score (keypoint + limb scores per keypoint) below `min_mean_score` are
@@ -49,6 +52,8 @@ class GroupingSettings:
         assignment: "hungarian" or "greedy".
         min_parts: fewest keypoints of a reported person (OpenPose drops people with fewer than 4).
         min_mean_score: minimum (keypoint scores + limb scores) / keypoints of a person (0.4).
+        end_weight: weight of the PAF agreement at a limb's two keypoints in the assignment's rank (0 = rank
+            by the line integral alone, as OpenPose).
     """
 
     peak_threshold: float = 0.1
@@ -60,12 +65,15 @@ class GroupingSettings:
     assignment: str = "hungarian"
     min_parts: int = 4
     min_mean_score: float = 0.4
+    end_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.assignment not in ASSIGNMENTS:
             raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2, got {self.samples}")
+        if self.end_weight < 0:
+            raise ValueError(f"end_weight must be >= 0, got {self.end_weight}")
 
 
 @dataclass
@@ -74,13 +82,21 @@ class LimbCandidates:
 
     Attributes:
         limb: (T,) int64 limb type. start, end: (T,) int64 peak indices (first / second keypoint of the limb).
-        score: (T,) float32 PAF score with the distance prior.
+        score: (T,) float32 PAF score with the distance prior (acceptance, person scores).
+        rank: (T,) float32 what the assignment maximises: the score plus the end agreement term (module
+            docstring), at least 1e-6 (an accepted pair always outweighs no pair); None = the score.
     """
 
     limb: np.ndarray
     start: np.ndarray
     end: np.ndarray
     score: np.ndarray
+    rank: np.ndarray | None = None
+
+    @property
+    def ranking(self) -> np.ndarray:
+        """(T,) the assignment's weights: `rank` if set, else `score`."""
+        return self.score if self.rank is None else self.rank
 
 
 @dataclass
@@ -176,7 +192,16 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     score = geometry[_TOTAL] / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
     keep = np.flatnonzero((pairs[_HITS] >= needed) & (score > 0))
     limb, start, end = np.take(pairs[:3], keep, axis=1)
-    return LimbCandidates(limb=limb, start=start, end=end, score=np.take(score, keep).astype(np.float32))
+    score = np.take(score, keep).astype(np.float32)
+    rank = None
+    if settings.end_weight > 0 and keep.size:
+        geometry = np.take(geometry, keep, axis=1)
+        ends = _sample_dots(pafs, np.take(offsets, limb, axis=1), geometry, _ENDS)  # (T, 2) at u = 0, 1
+        rank = np.maximum(score + settings.end_weight * (ends.mean(axis=1) - 1.0), 1e-6).astype(np.float32)
+    return LimbCandidates(limb=limb, start=start, end=end, score=score, rank=rank)
+
+
+_ENDS = np.array([0.0, 1.0], dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -200,7 +225,7 @@ def assign_greedy(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     """
     T = candidates.score.size
     chosen = np.zeros(T, dtype=bool)
-    order = np.argsort(-candidates.score, kind="stable")  # best first
+    order = np.argsort(-candidates.ranking, kind="stable")  # best first
     key_start = (candidates.limb * num_peaks + candidates.start)[order]
     key_end = (candidates.limb * num_peaks + candidates.end)[order]
     active = np.ones(T, dtype=bool)
@@ -217,41 +242,66 @@ def assign_greedy(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
 
 
 def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
-    """Per limb type, the one-to-one assignment of maximum total score (scipy's linear_sum_assignment).
+    """Per limb type, the one-to-one assignment of maximum total weight (`candidates.ranking`, all > 0).
 
-    Rejected pairs weigh 0, so the full assignment equals a maximum-weight matching over the accepted ones.
-    Limb types without competing candidates skip the solver. Returns a (T,) bool mask of the chosen candidates.
+    The problem splits into the connected components of the bipartite graph (start peaks, end peaks) of
+    each limb type; each is solved on its own, vectorised over all components of the common shapes in a
+    crowd: a lone pair (taken), a star (one start or one end: its best pair), and two starts × two ends (the
+    better of the two diagonals, where a missing pair weighs 0). Larger components go to scipy's
+    linear_sum_assignment. Returns a (T,) bool mask of the chosen candidates.
     """
-    chosen = _conflict_free(candidates, num_peaks)
-    index = np.arange(chosen.size)
-    for limb_type in np.unique(candidates.limb[~chosen]):
-        sel = index[candidates.limb == limb_type]
-        rows, row_of = np.unique(candidates.start[sel], return_inverse=True)
-        cols, col_of = np.unique(candidates.end[sel], return_inverse=True)
-        weights = np.zeros((rows.size, cols.size), dtype=np.float64)
-        slot = np.full((rows.size, cols.size), -1, dtype=np.int64)
-        weights[row_of, col_of] = candidates.score[sel]
-        slot[row_of, col_of] = sel
-        r, c = linear_sum_assignment(weights, maximize=True)
-        picked = slot[r, c]
+    T = candidates.score.size
+    chosen = np.zeros(T, dtype=bool)
+    if T == 0:
+        return chosen
+    weight = candidates.ranking.astype(np.float64)
+    nodes, node_of = np.unique(np.concatenate([candidates.limb * num_peaks + candidates.start,
+                                               -1 - (candidates.limb * num_peaks + candidates.end)]),
+                               return_inverse=True)  # fmt: skip
+    row, col = node_of[:T], node_of[T:]  # start node, end node of each candidate
+    count, label = connected_components(nodes.size, np.stack([row, col], axis=1))
+    comp = label[row]  # (T,) component of each candidate
+    rows = np.bincount(label[np.unique(row)], minlength=count)  # start nodes per component
+    cols = np.bincount(label[np.unique(col)], minlength=count)
+    order = np.lexsort((-weight, comp))  # by component, best first
+    first = order[np.unique(comp[order], return_index=True)[1]]  # best candidate of each component
+    star = (rows == 1) | (cols == 1)
+    chosen[first[star]] = True  # lone pairs and stars
+    square = np.flatnonzero((rows == 2) & (cols == 2))
+    if square.size:
+        chosen |= _two_by_two(np.isin(comp, square), comp, row, col, weight)
+    for c in np.flatnonzero(~star & ~((rows == 2) & (cols == 2))):
+        sel = np.flatnonzero(comp == c)
+        r_index, r_of = np.unique(row[sel], return_inverse=True)
+        c_index, c_of = np.unique(col[sel], return_inverse=True)
+        matrix = np.zeros((r_index.size, c_index.size))
+        slot = np.full(matrix.shape, -1, dtype=np.int64)
+        matrix[r_of, c_of] = weight[sel]
+        slot[r_of, c_of] = sel
+        picked = slot[linear_sum_assignment(matrix, maximize=True)]
         chosen[picked[picked >= 0]] = True
     return chosen
 
 
-def _conflict_free(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
-    """(T,) bool: candidates of limb types in which no peak has two candidates (any assignment takes them all)."""
-    if candidates.limb.size == 0:
-        return np.zeros(0, dtype=bool)
-    num_limbs = int(candidates.limb.max()) + 1
-    key_start = candidates.limb * num_peaks + candidates.start
-    key_end = candidates.limb * num_peaks + candidates.end
-    size = num_limbs * num_peaks
-    shared = (np.bincount(key_start, minlength=size)[key_start] > 1) | (
-        np.bincount(key_end, minlength=size)[key_end] > 1
-    )
-    contested = np.zeros(num_limbs, dtype=bool)
-    contested[candidates.limb[shared]] = True
-    return ~contested[candidates.limb]
+def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.ndarray, weight: np.ndarray
+                ) -> np.ndarray:
+    """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`):
+    per component the better diagonal ((r0, c0) + (r1, c1) against (r0, c1) + (r1, c0); missing pairs 0).
+    Returns the (T,) bool mask of the chosen candidates."""
+    sel = np.flatnonzero(mask)
+    _, slot = np.unique(comp[sel], return_inverse=True)  # component → 0..S-1
+    S = int(slot.max()) + 1
+    r_low = np.full(S, np.iinfo(np.int64).max)
+    c_low = np.full(S, np.iinfo(np.int64).max)
+    np.minimum.at(r_low, slot, row[sel])
+    np.minimum.at(c_low, slot, col[sel])
+    r, c = (row[sel] != r_low[slot]).astype(np.int64), (col[sel] != c_low[slot]).astype(np.int64)
+    w = np.zeros((S, 2, 2))
+    w[slot, r, c] = weight[sel]
+    diagonal = w[:, 0, 0] + w[:, 1, 1] >= w[:, 0, 1] + w[:, 1, 0]  # (S,)
+    chosen = np.zeros(mask.size, dtype=bool)
+    chosen[sel] = (r == c) == diagonal[slot]
+    return chosen
 
 
 def connected_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.ndarray]:
