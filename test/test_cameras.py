@@ -177,6 +177,41 @@ def test_mesh_stages_share_the_body_model_not_the_fitter() -> None:
     assert alone.fitter.body is not front.fitter.body
 
 
+def test_mesh_process_sessions_share_one_child() -> None:
+    """Two cameras' mesh stages as sessions of one child process (one body model): both fit, each closes alone."""
+    from pose_ros.core.body.anny_body import anny_cache_ready
+    from pose_ros.core.meshing import MeshConfig
+    from pose_ros.core.meshing.remote import RemoteMeshStage
+    from pose_ros.core.meshing.stages import _STANDING_COCO17
+    from pose_ros.core.model_cache import mesh_process
+    from pose_ros.core.person import Person, bbox_from_keypoints
+    from pose_ros.core.skeletons import COCO17
+
+    if not anny_cache_ready():
+        pytest.skip("Anny's model data is not built (scripts/setup.sh)")
+    cache, config = ModelCache(), MeshConfig(mesh_model="anny_fit", device="cpu")
+    front = RemoteMeshStage(config, process=mesh_process(cache, config, nice=0))
+    back = RemoteMeshStage(config, process=mesh_process(cache, config, nice=0))
+    child = front.process
+    assert back.process is child and cache.stats.builds == 1
+    confidences = np.full(len(_STANDING_COCO17), 0.9, np.float32)
+    box = bbox_from_keypoints(_STANDING_COCO17, confidences)
+    person = Person(_STANDING_COCO17.copy(), confidences, 0.9, box, COCO17.name)
+    image, k = np.full((480, 640, 3), 128, np.uint8), np.array([[640.0, 0, 319.5], [0, 640.0, 239.5], [0, 0, 1]])
+    for stage in (front, back):
+        (fit,) = stage(image, [person], k, 500)
+        assert fit is not None and len(fit.body_model.faces) <= 500
+    front.close()
+    assert child._process.poll() is None, "the back camera's session keeps the child"
+    (fit,) = back(image, [person], k, 0)
+    assert fit is not None
+    back.close()
+    assert child._process.poll() is not None, "the last session ended the child"
+    fresh = mesh_process(cache, config, nice=0)
+    assert fresh is not child and fresh.usable, "a new session after the end gets a new child"
+    fresh.close()
+
+
 # ----- two cameras over DDS -------------------------------------------------------------------------------------------
 
 
@@ -225,9 +260,9 @@ class Recorder(Node):
 
 
 def two_camera_params(tmp_path: Path) -> Path:
-    """config/pose.yaml on the CPU without meshes, and per camera its own image_source frame id."""
+    """config/pose.yaml on the CPU with Anny meshes now and then, and per camera its own image_source frame id."""
     config = yaml.safe_load(CONFIG_FILE.read_text())
-    shared = {"device": "cpu", "mesh_model": "none", "image_reliability": "reliable"}
+    shared = {"device": "cpu", "mesh_model": "anny_fit", "mesh_rate_hz": 0.5, "image_reliability": "reliable"}
     config["/**/pose_node"]["ros__parameters"] |= shared
     for camera in ("front", "back"):
         config[f"/{camera}/image_source"] = {"ros__parameters": {"frame_id": f"{camera}_optical_frame"}}
@@ -286,7 +321,9 @@ def test_two_cameras_over_dds_share_models_and_switch_modes_independently(
         assert front.get_fully_qualified_name() == "/front/pose_node"
         assert (front.get_parameter("max_people").value, back.get_parameter("max_people").value) == (6, 4)
         assert front._pipeline.estimator(front.settings.pipeline) is back._pipeline.estimator(back.settings.pipeline)
-        assert nodes.models.stats.builds == 1, "two cameras, one configuration: one network in memory"
+        meshes = [node.mesh_worker.stage for node in (front, back)]
+        assert meshes[0] is not meshes[1] and meshes[0].process is meshes[1].process, "one mesh child, two fitters"
+        assert nodes.models.stats.builds == 2, "two cameras, one configuration: one network and one mesh child"
         recorder.wait(lambda: min(recorder.count("front"), recorder.count("back")) >= 3, 90, "people on both cameras")
 
         with recorder.lock:
@@ -327,7 +364,7 @@ def test_two_cameras_over_dds_share_models_and_switch_modes_independently(
             front_after = [m for t, m in recorder.people["front"] if t > switched_at]
         assert front_modes == {"bottom_up"} and front_after, "front kept its own mode"
         assert front.settings.pipeline.mode == "bottom_up" and back.settings.pipeline.mode == "top_down"
-        assert nodes.models.stats.builds == 2, "top_down loaded once, the bottom-up network not reloaded"
+        assert nodes.models.stats.builds == 3, "top_down loaded once, the bottom-up network not reloaded"
     finally:
         release.set()
         if switcher is not None:
@@ -336,3 +373,4 @@ def test_two_cameras_over_dds_share_models_and_switch_modes_independently(
         spinner.join(10)
         nodes.shutdown(extra_nodes=(recorder,))
         rclpy.try_shutdown(context=context)
+    assert meshes[0].process._process.wait(10) is not None, "the mesh child ended with the cameras"

@@ -51,8 +51,9 @@ class ModelCache:
         self._slots: dict[Hashable, _Slot] = {}
         self.stats = CacheStats()
 
-    def get(self, key: Hashable, build: Callable[[], T]) -> T:
-        """The model for `key`, calling `build()` (on this thread) when none is loaded.
+    def get(self, key: Hashable, build: Callable[[], T], usable: Callable[[T], bool] | None = None) -> T:
+        """The model for `key`, calling `build()` (on this thread) when none is loaded (or, with `usable`, when the
+        loaded one is no longer usable, e.g. a process that ended).
 
         Two threads asking for one key at once: one builds, the other waits and gets the same object. Threads asking
         for other keys never wait for this build. An exception from `build` reaches every caller that waited for it
@@ -62,7 +63,7 @@ class ModelCache:
             slot = self._slots.setdefault(key, _Slot())
         with slot.lock:
             model = slot.ref() if slot.ref is not None else None
-            if model is not None:
+            if model is not None and (usable is None or usable(model)):
                 with self._lock:
                     self.stats.hits += 1
                 return model
@@ -103,6 +104,14 @@ def estimator_factory(cache: ModelCache) -> Callable:
         return cache.get(("estimator", config), lambda: create_estimator(config))
 
     return build
+
+
+def mesh_process(cache: ModelCache, config: Any, nice: int) -> Any:
+    """The child process running the mesh stage `config` (`pose_ros.core.meshing.remote.MeshProcess`), one per
+    cache and configuration: each camera opens a session of its own (its own fitter) around one body model."""
+    from pose_ros.core.meshing.remote import MeshProcess
+
+    return cache.get(("mesh_process", config), lambda: MeshProcess(config, nice), usable=lambda p: p.usable)
 
 
 def anny_body(cache: ModelCache, device: str) -> Any:

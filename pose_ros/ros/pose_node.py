@@ -53,7 +53,7 @@ from pose_ros.core.depth import DepthSettings, StampMatcher, depth_to_metres, ke
 from pose_ros.core.draw import draw_people
 from pose_ros.core.meshing import FittedMesh, MeshConfig, MeshFit, MeshJob, MeshWorker
 from pose_ros.core.meshing.remote import RemoteMeshStage
-from pose_ros.core.model_cache import ModelCache, estimator_factory
+from pose_ros.core.model_cache import ModelCache, estimator_factory, mesh_process
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
@@ -192,6 +192,13 @@ class PoseNode(LifecycleNode):
     def _new_pipeline(self) -> PosePipeline:
         return PosePipeline() if self._models is None else PosePipeline(estimator_factory(self._models))
 
+    def _remote_mesh_stage(self, config: MeshConfig) -> RemoteMeshStage:
+        """The mesh stage in its own process, not waited for; with shared models, a session of the process the
+        other cameras use (one body model)."""
+        if self._models is None:
+            return RemoteMeshStage(config, nice=MESH_NICE, wait=False)
+        return RemoteMeshStage(config, wait=False, process=mesh_process(self._models, config, MESH_NICE))
+
     @property
     def settings(self) -> FrameSettings:
         """The settings the next frame starts with."""
@@ -260,7 +267,7 @@ class PoseNode(LifecycleNode):
             if self._settings.mesh.resolved_model() != "none":
                 with contextlib.suppress(*MODEL_ERRORS):  # (reported by _start_mesh_worker)
                     self._settings.mesh.validate()
-                    meshes = RemoteMeshStage(self._settings.mesh, nice=MESH_NICE, wait=False)
+                    meshes = self._remote_mesh_stage(self._settings.mesh)
             try:
                 started = time.perf_counter()
                 self._pipeline.estimator(config)
@@ -347,7 +354,7 @@ class PoseNode(LifecycleNode):
             started = time.perf_counter()
             config.validate()
             if stage is None:
-                stage = RemoteMeshStage(config, nice=MESH_NICE, wait=False)  # own process: fits never hold our GIL
+                stage = self._remote_mesh_stage(config)  # own process: fits never hold our GIL
             stage.wait_ready()
         except MODEL_ERRORS as error:
             self._log_error("mesh_model_unavailable", f"mesh model {model} unavailable, publishing 2D only: {error}")
