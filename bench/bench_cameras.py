@@ -4,14 +4,16 @@ Each configuration runs in a fresh process (the embedded launcher's `start_nodes
 one after the other, every camera fed vtest.avi by its own image_source faster than pose_node can go:
 
     1 camera             one pose pipeline
-    2 cameras, shared    two pipelines, one ModelCache: one copy of each network and of Anny's body (the product)
-    2 cameras, private   two pipelines, each loading its own models (what two pose_node processes would hold,
-                         less one interpreter)
+    2 cameras, shared    two pipelines, one ModelCache: one copy of each network, one mesh child process with
+                         one Anny body and one fitter per camera (the product)
+    2 cameras, private   two pipelines, each loading its own models and starting its own mesh child (what two
+                         pose_node processes would hold, less one interpreter)
 
 Per configuration: start-up time (start_nodes: every model loaded and warmed, every camera configured and active),
-resident memory after start-up and its peak (VmHWM), and per camera the frames pose_node processed per second over
-`--measure-s` after `--settle-s`, and the meshes fitted per second. Absolute numbers depend on the machine and its
-other load: compare the rows of one run.
+resident memory after start-up and its peak (VmHWM), both summed over the process and its mesh child processes
+(a mesh child per camera when private, one shared child when shared), and per camera the frames pose_node
+processed per second over `--measure-s` after `--settle-s`, and the meshes fitted per second. Absolute numbers
+depend on the machine and its other load: compare the rows of one run.
 
     source scripts/env.sh && python bench/bench_cameras.py                 # config/pose.yaml on the CPU (Anny at 2 Hz)
     python bench/bench_cameras.py --mesh-model none --measure-s 30          # 2D only
@@ -34,13 +36,30 @@ CONFIGURATIONS = (("1 camera", 1, True), ("2 cameras, shared", 2, True), ("2 cam
 
 
 def memory_mb() -> tuple[float, float]:
-    """(VmRSS, VmHWM) of this process in MB."""
-    values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            name, amount, _ = line.split()
-            values[name[:-1]] = int(amount) / 1024
-    return values["VmRSS"], values["VmHWM"]
+    """(VmRSS, VmHWM) in MB of this process plus its children (the mesh child processes), summed."""
+    pids, ppids = [os.getpid()], {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppids[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    for pid in pids:  # grows while walking: every descendant
+        pids.extend(child for child, parent in ppids.items() if parent == pid)
+    rss = peak = 0.0
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, amount, _ = line.split()
+                if name == "VmRSS:":
+                    rss += int(amount) / 1024
+                else:
+                    peak += int(amount) / 1024
+    return rss, peak
 
 
 def worker(cameras: int, share: bool, options: argparse.Namespace) -> dict:
@@ -69,6 +88,7 @@ def worker(cameras: int, share: bool, options: argparse.Namespace) -> dict:
         loading = time.monotonic()
         nodes = start_nodes(args)
         startup_s = time.monotonic() - loading
+    time.sleep(2.0)  # the mesh children finish loading (start_nodes waits for them; their warm-up settles)
     rss_started, _ = memory_mb()
     stop = threading.Event()
 
