@@ -8,8 +8,9 @@ sprites (either one in front) at every target IoU is one image (pairs whose widt
 reach the IoU are left out: "images").
 
 Per image CenterNet runs once; its person boxes go through box NMS and the keypoint model of each variant
-("boxes": box NMS IoU 0.5 without a skeleton check, as main before issue 17; or the default now, NMS IoU 0.7
-and duplicate skeletons with OKS > 0.5 removed) and each decoder (regression, heatmap, and "heatmap-global":
+("boxes": box NMS IoU 0.5 without a skeleton check, as main before issue 17; the default now, NMS IoU 0.7
+and duplicate skeletons with OKS > 0.7 removed; and that plus `bottom_up_proposals`, MoveNet MultiPose's
+people's boxes as extra crops) and each decoder (regression, heatmap, and "heatmap-global":
 the heatmap decoder before issue 17, the global maximum per keypoint). Its people (at most `--max-people`)
 are matched one-to-one to the two ground-truth people by OKS (Hungarian; COCO σ, area = annotated
 segmentation area scaled with the sprite, all annotated keypoints, occluded ones too). Reported: recall =
@@ -18,7 +19,7 @@ mean OKS of the two (0 for an unmatched one); people / image; stolen = keypoints
 lie within 0.1 box height of the *other* person's keypoint of the same name while more than 0.1 box height
 from their own person's (a keypoint taken from the neighbour).
 
-Run from the repository root:  python -m bench.eval_top_down_overlap   (about 2 minutes on 2 CPU cores)
+Run from the repository root:  python -m bench.eval_top_down_overlap   (5-20 minutes on 2 shared CPU cores)
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ from pose_ros.core.skeletons import COCO17
 IOUS = (0.3, 0.4, 0.5, 0.6, 0.7)
 DECODERS = ("regression", "heatmap", "heatmap-global")
 # box NMS IoU and duplicate-skeleton OKS: main before issue 17 (no skeleton check), and now
-VARIANTS = {"nms 0.5 (main)": (0.5, 1.0), "nms 0.7 + duplicate OKS 0.5": (0.7, 0.5)}
+# box NMS IoU, duplicate-skeleton OKS (1: none), MultiPose boxes as extra proposals
+VARIANTS = {
+    "nms 0.5 (main)": (0.5, 1.0, False),
+    "nms 0.7 + duplicates (default)": (0.7, 0.7, False),
+    "+ bottom_up_proposals": (0.7, 0.7, True),
+}
 
 
 def global_argmax_decoder(model):
@@ -125,6 +131,20 @@ def memoised_heads(heads):
     return cached
 
 
+def memoised(function):
+    """`function(image)` remembering its last result by image content."""
+    memory: dict[bytes, object] = {}
+
+    def cached(image: np.ndarray):
+        key = hashlib.sha1(image.tobytes()).digest()
+        if key not in memory:
+            memory.clear()
+            memory[key] = function(image)
+        return memory[key]
+
+    return cached
+
+
 def score(people, truths: list[Truth]) -> tuple[list[float], int]:
     """Per truth the OKS of its one-to-one matched skeleton (0 when none), and the stolen keypoint count."""
     if not people:
@@ -174,10 +194,11 @@ def main() -> None:
     print("\n| boxes | decoder | box IoU | images | recall (OKS >= 0.5) | both recalled | mean OKS | people / image "
           "| stolen |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
-    estimator = TopDownEstimator(TopDownSettings(device="cpu", max_people=args.max_people))
+    estimator = TopDownEstimator(TopDownSettings(device="cpu", max_people=args.max_people, bottom_up_proposals=True))
     detector, model = estimator.detector, estimator.keypoints
     plain_heatmap = model.decode_heatmap
     model.heads = memoised_heads(model.heads)
+    estimator.proposer = memoised(estimator.proposer)
     rows: dict[tuple[str, str, float], list] = {}
     for target in args.ious:
         for a, b in pairs:
@@ -186,16 +207,19 @@ def main() -> None:
                 continue
             model_input, letterbox = detector.preprocess(image)
             raw = detector.run_model(model_input)[0]
-            for variant, (nms_iou, duplicate_oks) in VARIANTS.items():
+            for variant, (nms_iou, duplicate_oks, proposals) in VARIANTS.items():
                 detector.settings = replace(detector.settings, nms_iou=nms_iou)
-                estimator.settings = replace(estimator.settings, duplicate_oks=duplicate_oks)
+                estimator.settings = replace(estimator.settings, duplicate_oks=duplicate_oks, nms_iou=nms_iou)
                 found = detector.decode(raw, letterbox, max_detections=2 * args.max_people)
+                boxes, box_scores = found.boxes_xyxy, found.scores
+                if proposals:
+                    boxes, box_scores = estimator._with_proposals(image, boxes, box_scores, 2 * args.max_people)
                 for decoder in args.decoders:
                     model.settings = replace(model.settings, decoder=decoder.split("-")[0])
                     model.decode_heatmap = (
                         global_argmax_decoder(model) if decoder == "heatmap-global" else plain_heatmap
                     )
-                    people = estimator.estimate(image, found.boxes_xyxy, found.scores)[: args.max_people]
+                    people = estimator.estimate(image, boxes, box_scores)[: args.max_people]
                     values, taken = score(people, truths)
                     rows.setdefault((variant, decoder, target), []).append((values, taken, len(people)))
         print(f"  ... IoU {target} done", file=sys.stderr, flush=True)

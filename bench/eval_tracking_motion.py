@@ -36,7 +36,7 @@ The baseline "main" is the tracker module of the repository at `--baseline-ref` 
 process on the same detections.
 
 Run from the repository root:  python -m bench.eval_tracking_motion
-(first run ~5 minutes on 2 CPU cores for the estimator, reruns ~20 s)
+(first run 5-15 minutes on 2 shared CPU cores for the estimator, reruns 1-2 minutes)
 """
 
 from __future__ import annotations

@@ -90,8 +90,7 @@ def test_crossing_with_offset_paths_keeps_ids():
 def test_without_motion_model_a_full_occlusion_swaps_ids():
     # Control for the test above: with the velocity damped to zero at once, the hidden walker is predicted
     # where it vanished, so it cannot be recovered behind the other one (this is what the model buys). The
-    # distance-gated second pass is off here: it would hand the id back (it accepts 1.3 box heights after 6
-    # missed frames), which would hide what the OKS pass alone does.
+    # distance-gated second pass is off here, to test the OKS pass alone.
     settings = TrackerSettings(max_age=10, velocity_damping=0.0, second_pass_distance=0.0)
     assignments = run(PersonTracker(settings), crossing_frames())
     assert id_switches(assignments) > 0

@@ -12,8 +12,9 @@ frame first, then those missed once, and so on — and pairs below `match_thresh
 Fast motion (issue 17: at 0.16 box heights per frame a new track, which has no velocity yet, fails the OKS
 gate on every frame): with `camera_compensation`, the image shift shared by most tracks seen last frame (a
 panning camera) is voted from the detections, and every track is also compared at its last state moved by
-that shift (the better similarity counts); with `second_pass_distance` > 0, detections and tracks left over
-by the OKS/IoU pass are matched by the median keypoint shift from the prediction, in box heights, gated.
+that shift (the better similarity counts); with `second_pass_distance` > 0, detections and tracks seen in the
+last frame left over by the OKS/IoU pass are matched by the median keypoint shift from the prediction, in box
+heights, gated.
 
 Matched tracks take the detection's keypoints; unmatched detections start new tracks; unmatched tracks
 coast on their prediction (velocity damped each missed frame) and are dropped after `max_age` consecutive
@@ -85,8 +86,8 @@ class TrackerSettings:
             the detections, and also compare every detection with the tracks' predictions moved by it.
         second_pass_distance: a second association pass for the tracks and detections left over by the OKS/IoU
             pass matches by distance: the median keypoint (or box-centre) shift from the prediction, in
-            predicted box heights, at most this (0: no second pass); the gate grows with √(1 + misses) and
-            the box heights must agree within a factor 1.5.
+            predicted box heights, at most this (0: no second pass); only tracks seen in the last frame take
+            part and the box heights must agree within a factor 1.5.
     """
 
     metric: str = "oks"
@@ -163,6 +164,17 @@ class Track:
 def _box_centre(bbox_xywh: np.ndarray) -> np.ndarray:
     """Centre (2, ...) of boxes (4, ...) x, y, w, h."""
     return np.array([bbox_xywh[0] + bbox_xywh[2] / 2.0, bbox_xywh[1] + bbox_xywh[3] / 2.0], np.float64)
+
+
+def _masked_median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median over axis 1 of values (D, K, 2) whose unused entries are NaN, with `count` (D,) >= 1 used
+    entries per row -> (D, 2) (np.nanmedian, without its per-row Python loop)."""
+    ordered = np.sort(values, axis=1)  # NaN sorts last
+    low = ((count - 1) // 2)[:, None, None]
+    high = (count // 2)[:, None, None]
+    pick = np.take_along_axis
+    return (pick(ordered, np.broadcast_to(low, (len(count), 1, 2)), 1)[:, 0]
+            + pick(ordered, np.broadcast_to(high, (len(count), 1, 2)), 1)[:, 0]) / 2  # fmt: skip
 
 
 @dataclass
@@ -290,9 +302,10 @@ class PersonTracker:
         shared = self._shared(group, keypoints, confidences)
         shift = np.where(shared[..., None], group.keypoints - keypoints[None], np.nan)
         out = _box_centre(group.boxes.T).T - _box_centre(box)
-        enough = shared.sum(axis=1) >= 3
+        count = shared.sum(axis=1)
+        enough = count >= 3
         if enough.any():
-            out[enough] = np.nanmedian(shift[enough], axis=1)
+            out[enough] = _masked_median(shift[enough], count[enough])
         return out
 
     def _camera_shift(self, people: list[Person]) -> np.ndarray | None:
@@ -368,17 +381,22 @@ class PersonTracker:
                     free[rows[r]] = False
         return matches
 
+    def _coasting(self) -> set[int]:
+        """Indices of the tracks missed in the last frame (left to the OKS pass: its tolerance grows with the
+        misses; a distance gate would let a track whose person is hidden take a passer-by)."""
+        return {t for t, track in enumerate(self._tracks) if track.misses > 0}
+
     def _second_pass(
         self, people: list[Person], hypotheses: list[list[tuple]], matches: list[tuple[int, int]]
     ) -> list[tuple[int, int]]:
         """Match leftover detections and tracks by distance (see `TrackerSettings.second_pass_distance`).
 
-        Cost = the smallest shift from a track's predictions to the detection in predicted box heights;
-        pairs beyond the gate second_pass_distance × √(1 + misses), of another layout, or whose box heights
-        differ by more than a factor 1.5 are never matched.
+        Only tracks seen in the last frame take part. Cost = the smallest shift from a track's predictions to
+        the detection in predicted box heights; pairs beyond the gate `second_pass_distance`, of another
+        layout, or whose box heights differ by more than a factor 1.5 are never matched.
         """
         free_d = sorted(set(range(len(people))) - {d for d, _ in matches})
-        free_t = sorted(set(range(len(self._tracks))) - {t for _, t in matches})
+        free_t = sorted(set(range(len(self._tracks))) - {t for _, t in matches} - self._coasting())
         if not free_d or not free_t:
             return []
         cost = np.full((len(free_d), len(free_t)), _GATED_COST)
@@ -388,7 +406,7 @@ class PersonTracker:
             group = groups.get(track.layout)
             if group is None:
                 continue
-            gate = self.settings.second_pass_distance * np.sqrt(1.0 + track.misses)
+            gate = self.settings.second_pass_distance
             for keypoints, box in (hypothesis[t] for hypothesis in hypotheses):
                 height = max(box[3], 1.0)
                 ratio = group.boxes[:, 3] / height

@@ -7,6 +7,12 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+# What latency_p*_ms measure (the latency_reference value): live, the image stamp to the publish of its people
+# (node clock; includes the camera driver and transport); under use_sim_time stamps are the recording's time, so
+# the wall time from the image's receipt by pose_node to the publish.
+LATENCY_FROM_STAMP = "image stamp to publish"
+LATENCY_FROM_RECEIPT = "receipt to publish (wall clock; use_sim_time)"
+
 
 class FrameStatistics:
     """Input/processed rates and latencies over the last `window_s` seconds, and drop counts since start.
@@ -68,6 +74,7 @@ def diagnostics_message(
     device: str,
     errors: dict[str, int],
     latency_warning_ms: float,
+    latency_reference: str = LATENCY_FROM_STAMP,
 ) -> DiagnosticArray:
     """One DiagnosticStatus for pose_node: OK, WARN when p90 latency exceeds the limit or no input arrives."""
     input_hz, processed_hz = stats.rates(now_s)
@@ -88,6 +95,7 @@ def diagnostics_message(
         "frames_processed": str(stats.processed_total),
         "frames_dropped_in_queue": str(stats.dropped_in_queue),
         "frames_rejected": str(sum(errors.values())),
+        "latency_reference": latency_reference,
     }
     if latency is not None:
         values |= {f"latency_p{p}_ms": f"{v:.1f}" for p, v in zip((50, 90, 99), latency, strict=True)}

@@ -39,6 +39,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -59,7 +60,7 @@ from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
-from pose_ros.ros.diagnostics import FrameStatistics, diagnostics_message
+from pose_ros.ros.diagnostics import LATENCY_FROM_RECEIPT, LATENCY_FROM_STAMP, FrameStatistics, diagnostics_message
 from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
 from pose_ros.ros.messages import (
     camera_matrix_from_info,
@@ -170,7 +171,8 @@ class PoseNode(LifecycleNode):
         # threads, and torch called from a new thread each time builds new OpenMP thread teams (2-3x slower).
         self._frame_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose_frames")
         self._pending_lock = threading.Lock()
-        self._pending: Image | None = None  # the newest image not yet taken by the frame thread (keep last 1)
+        # the newest image not yet taken by the frame thread (keep last 1), with its time of receipt (monotonic s)
+        self._pending: tuple[Image, float] | None = None
         self._frame_scheduled = False
         self._settings = FrameSettings.from_values(self._values())
         self._camera_matrix: np.ndarray | None = None
@@ -183,10 +185,17 @@ class PoseNode(LifecycleNode):
         self._tracked_pipeline = self._settings.pipeline  # the pipeline the tracker's tracks come from
         self._mesh_worker: MeshWorker | None = None
         self._last_mesh_ns = -1  # untracked meshing: when the last frame was meshed (monotonic ns)
+        # Offline processing (pose_ros.tools.process_bag) sets this: tracked meshes are fitted on the frame itself,
+        # waited for, on the frames due by mesh_rate_hz in stamp time (online they are fitted beside the path).
+        self.meshes_in_step = False
+        self._last_mesh_stamp_ns = -1
         self.statistics = FrameStatistics()
         self._statistics_lock = threading.Lock()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        # A wall-clock (steady) timer: under use_sim_time a ROS timer would follow /clock (a paused or fast replay).
+        self._diagnostics_timer = self.create_timer(
+            1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _new_pipeline(self) -> PosePipeline:
@@ -390,7 +399,7 @@ class PoseNode(LifecycleNode):
             if self._pending is not None:  # replaced before the frame thread took it: a keep-last-1 drop
                 with self._statistics_lock:
                     self.statistics.dropped_in_queue += 1
-            self._pending = msg
+            self._pending = (msg, time.monotonic())
             if self._frame_scheduled:
                 return
             self._frame_scheduled = True
@@ -411,19 +420,30 @@ class PoseNode(LifecycleNode):
         """Process the newest waiting image until none is waiting."""
         while True:
             with self._pending_lock:
-                msg, self._pending = self._pending, None
-                if msg is None:
+                taken, self._pending = self._pending, None
+                if taken is None:
                     self._frame_scheduled = False
                     return
             try:
-                self._process(msg)
+                self._process(*taken)
             except Exception as error:
                 self._log_error("frame_error", f"frame dropped: {type(error).__name__}: {error}")
 
-    def _process(self, msg: Image | CompressedImage) -> None:
+    def process_now(self, msg: Image | CompressedImage, outputs: tuple, camera_info: CameraInfo | None = None) -> None:
+        """Run one frame through the frame path on the frame thread and wait for it: offline processing
+        (pose_ros.tools.process_bag). `outputs` (people, markers, overlay) are publisher-like sinks (`publish(msg)`,
+        `get_subscription_count()`) taking the messages instead of the node's publishers (configured, not active);
+        `camera_info`, when given, is taken first as if it had arrived on camera_info."""
+        if camera_info is not None:
+            self._on_camera_info(camera_info)
+        self._frame_thread.submit(self._process, msg, None, outputs).result()
+
+    def _process(
+        self, msg: Image | CompressedImage, received_s: float | None = None, outputs: tuple | None = None
+    ) -> None:
         """One frame, one result: settings snapshot → people → tracks → depth → meshes → each message once."""
         settings = self._settings  # the one snapshot this frame reads
-        people_pub, markers_pub, overlay_pub = self._people_pub, self._markers_pub, self._overlay_pub
+        people_pub, markers_pub, overlay_pub = outputs or (self._people_pub, self._markers_pub, self._overlay_pub)
         if people_pub is None:
             return  # cleaned up meanwhile
         try:
@@ -455,7 +475,10 @@ class PoseNode(LifecycleNode):
             return  # shutting down: nothing is published after shutdown begins
         self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub)
         self.counters["frames_processed"] += 1
-        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+        if self.get_clock().ros_time_is_active and received_s is not None:  # use_sim_time: stamps are not wall time
+            latency_ms = (time.monotonic() - received_s) * 1e3  # receipt to publish, wall clock
+        else:
+            latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6  # image stamp to publish
         with self._statistics_lock:
             self.statistics.on_processed(time.monotonic(), latency_ms)
 
@@ -526,7 +549,14 @@ class PoseNode(LifecycleNode):
             live or frozenset(),
         )
         if settings.tracking:
-            worker.submit(job)
+            if not self.meshes_in_step:
+                worker.submit(job)
+            elif self._last_mesh_stamp_ns < 0 or stamp_ns - self._last_mesh_stamp_ns >= settings.mesh_interval_s * 1e9:
+                self._last_mesh_stamp_ns = stamp_ns  # offline: this frame is due, its meshes are fitted now
+                try:
+                    worker.fit_tracked(job)
+                except MODEL_ERRORS as error:
+                    self._on_mesh_error(error)
             latest = worker.latest()
             return [latest.get(p.id) if p.tracked else None for p in people]
         now_ns = time.monotonic_ns()
@@ -590,6 +620,7 @@ class PoseNode(LifecycleNode):
                 settings.pipeline.device,
                 errors,
                 settings.latency_warning_ms,
+                LATENCY_FROM_RECEIPT if self.get_clock().ros_time_is_active else LATENCY_FROM_STAMP,
             )
         self._diagnostics_pub.publish(message)
 

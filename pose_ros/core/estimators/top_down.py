@@ -15,6 +15,12 @@ a body the detector barely saw. The square root keeps the score on the scale of 
 bottom-up scores), so one `score_threshold` serves both modes: the plain product would drop a half-visible
 player at 0.45 × 0.40 = 0.18 below the default threshold 0.2 (geometric mean: 0.42). Ranking is the same.
 The published box is the detector's box (clipped to the image).
+
+Overlapping people: box NMS only drops boxes overlapping a better one by IoU > 0.7 (two people side by side
+or one behind the other overlap more than 0.5), and the duplicates of one person this lets through are
+removed after the keypoints by their skeletons (`movenet.drop_duplicates`, OKS > 0.7 with a better person).
+CenterNet itself gives two people one box (its centre map has one peak) when their boxes overlap with IoU
+>= ~0.5; `bottom_up_proposals` adds the boxes of MoveNet MultiPose's people, which separates more of them.
 """
 
 from __future__ import annotations
@@ -25,8 +31,14 @@ import numpy as np
 import torch
 
 from pose_ros.core.device import resolve_device
-from pose_ros.core.estimators.centernet import CenterNetDetector, CenterNetSettings
+from pose_ros.core.estimators.centernet import (
+    NUM_CANDIDATES,
+    CenterNetDetector,
+    CenterNetSettings,
+    non_maximum_suppression,
+)
 from pose_ros.core.estimators.crops import boxes_to_crop_transforms, crop_to_image, sample_crops
+from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings, drop_duplicates
 from pose_ros.core.estimators.movenet_single import MoveNetSinglePose, MoveNetSingleSettings
 from pose_ros.core.person import Person
 from pose_ros.core.skeletons import COCO17
@@ -40,7 +52,14 @@ class TopDownSettings:
         model: single-person keypoint model: "movenet_thunder" or "movenet_lightning".
         decoder: "regression" (MoveNet's own decoding) or "heatmap" (argmax + parabola on its heatmaps).
         detector_threshold: minimum detector person score in [0, 1].
-        nms_iou: IoU above which overlapping detections are suppressed.
+        nms_iou: box IoU above which a detection overlapping a better one is suppressed. Kept high (0.7)
+            so that two overlapping people keep a box each; the duplicate boxes this lets through on one
+            person give the same skeleton and are removed by `duplicate_oks`.
+        duplicate_oks: a person whose skeleton has OKS above this with a better-scored one (the same test as
+            the bottom-up model's, `movenet.drop_duplicates`) is a duplicate and dropped (1: keep all).
+        bottom_up_proposals: also crop the boxes of the people MoveNet MultiPose finds (one more network,
+            ~50 ms on a CPU): CenterNet gives two people one box when their boxes overlap with IoU >= ~0.5,
+            MultiPose's finer centre map separates more of them (docs/top_down.md, overlap table).
         max_people: at most this many boxes are cropped (best detector scores first).
         padding: crop size / aspect-corrected box size (>= 1).
         device: "auto" | "cpu" | "cuda" | "cuda:N" (both networks run there).
@@ -52,7 +71,9 @@ class TopDownSettings:
     model: str = "movenet_thunder"
     decoder: str = "regression"
     detector_threshold: float = 0.3
-    nms_iou: float = 0.5
+    nms_iou: float = 0.7
+    duplicate_oks: float = 0.7
+    bottom_up_proposals: bool = False
     max_people: int = 20
     padding: float = 1.25
     device: str = "auto"
@@ -80,6 +101,8 @@ class TopDownSettings:
         self.keypoint_settings().validate()
         if self.padding < 1.0:
             raise ValueError(f"padding must be >= 1, got {self.padding}")
+        if not 0.0 < self.duplicate_oks <= 1.0:
+            raise ValueError(f"duplicate_oks must be in (0, 1], got {self.duplicate_oks}")
 
 
 class TopDownEstimator:
@@ -91,13 +114,39 @@ class TopDownEstimator:
         self.device = resolve_device(self.settings.device)
         self.detector = CenterNetDetector(self.settings.detector_settings())
         self.keypoints = MoveNetSinglePose(self.settings.keypoint_settings())
+        self.proposer = None
+        if self.settings.bottom_up_proposals:
+            self.proposer = MoveNetMultiPose(
+                MoveNetMultiPoseSettings(
+                    score_threshold=self.settings.detector_threshold, device=self.settings.device,
+                    backend=self.settings.backend, model_dir=self.settings.model_dir,
+                )
+            )  # fmt: skip
 
     def __call__(
         self, image_rgb: np.ndarray, detector_threshold: float | None = None, max_people: int | None = None
     ) -> list[Person]:
-        """People in the image; `detector_threshold` and `max_people` override the settings for this call."""
-        detections = self.detector(image_rgb, detector_threshold, max_people)
-        return self.estimate(image_rgb, detections.boxes_xyxy, detections.scores)
+        """People in the image; `detector_threshold` and `max_people` override the settings for this call.
+
+        Twice `max_people` boxes are cropped (duplicates of one person may be among them), at most
+        `max_people` people are returned."""
+        limit = self.settings.max_people if max_people is None else max_people
+        detections = self.detector(image_rgb, detector_threshold, min(2 * limit, NUM_CANDIDATES))
+        boxes, scores = detections.boxes_xyxy, detections.scores
+        if self.proposer is not None:
+            boxes, scores = self._with_proposals(image_rgb, boxes, scores, 2 * limit)
+        return self.estimate(image_rgb, boxes, scores)[:limit]
+
+    def _with_proposals(self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, limit: int):
+        """CenterNet's boxes (N, 4) xyxy + scores (N,) and MoveNet MultiPose's people's boxes, after box NMS."""
+        found = self.proposer(image_rgb)
+        if not found:
+            return boxes, scores
+        extra = np.array([[x, y, x + w, y + h] for x, y, w, h in (p.bbox_xywh for p in found)], np.float32)
+        boxes = np.vstack([boxes.reshape(-1, 4), extra])
+        scores = np.concatenate([scores, np.array([p.score for p in found], np.float32)])
+        keep = non_maximum_suppression(boxes, scores, self.settings.nms_iou)[:limit]
+        return boxes[keep], scores[keep]
 
     def estimate(self, image_rgb: np.ndarray, boxes_xyxy: np.ndarray, box_scores: np.ndarray) -> list[Person]:
         """People for given boxes (N, 4) image pixels x1 y1 x2 y2 with scores (N,) in [0, 1]."""
@@ -114,6 +163,7 @@ class TopDownEstimator:
             for i in range(len(boxes))
         ]
         people.sort(key=lambda p: p.score, reverse=True)
+        people = drop_duplicates(people, self.settings.duplicate_oks)
         for index, person in enumerate(people):
             person.id = index
         return people

@@ -117,6 +117,13 @@ class MeshWorker:
         self._put(job, future)
         return future.result(timeout=timeout_s)
 
+    def fit_tracked(self, job: MeshJob, timeout_s: float | None = None) -> None:
+        """Fit `job` now (ignoring its rate limit), wait, and keep its meshes per track as a submitted job's would be
+        (offline processing: every due frame gets its own meshes). Raises like `run_now`."""
+        fits = self.run_now(job, timeout_s)
+        with self._condition:
+            self._remember(job, fits)
+
     def latest(self) -> dict[int, FittedMesh]:
         """Track id → the newest mesh fitted for it (a snapshot; the worker replaces, never mutates, the mapping)."""
         return self._latest
