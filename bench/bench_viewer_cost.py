@@ -133,8 +133,8 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config["pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": args.mesh_model}
-    config["image_source"]["ros__parameters"] |= {"rate": 30.0, "loop": True}
+    config["/**/pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": args.mesh_model}
+    config["/**/image_source"]["ros__parameters"] |= {"rate": 30.0, "loop": True}
     config["pose_viewer"]["ros__parameters"]["port"] = port
     with tempfile.TemporaryDirectory() as tmp:
         params = Path(tmp) / "pose.yaml"

@@ -59,7 +59,7 @@ def image_source_command(source: Path, *extra: str) -> list[str]:
 def quick_params_file(directory: Path) -> Path:
     """config/pose.yaml with pose_node on the CPU without the mesh stage (what the launcher and demo read)."""
     config = yaml.safe_load(CONFIG_FILE.read_text())
-    config["pose_node"]["ros__parameters"].update(device="cpu", mesh_model="none")
+    config["/**/pose_node"]["ros__parameters"].update(device="cpu", mesh_model="none")
     path = directory / "pose_quick.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

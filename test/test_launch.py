@@ -7,6 +7,7 @@ import ast
 import contextlib
 import importlib.util
 import io
+import re
 import shlex
 import sys
 import time
@@ -135,17 +136,42 @@ class ParameterValue:
         self.value, self.value_type = value, value_type
 
 
+def section_matches(key: str, fqn: str) -> bool:
+    """Whether a parameters file section `key` applies to the node `fqn`, as rcl matches them: a leading "/" is
+    optional, `*` stands for one name token, `/**` for any number of namespace tokens (also none)."""
+    pattern = re.escape("/" + key.lstrip("/")).replace(r"/\*\*", "(/[^/]+)*").replace(r"\*", "[^/]+")
+    return re.fullmatch(pattern, fqn) is not None
+
+
+def test_section_matching_follows_rcl() -> None:
+    """The stand-in's matching, checked against the rules rclpy applied to these keys on this machine."""
+    assert section_matches("pose_node", "/pose_node") and not section_matches("pose_node", "/front/pose_node")
+    assert section_matches("/**/pose_node", "/pose_node") and section_matches("/**/pose_node", "/a/b/pose_node")
+    assert section_matches("/**", "/front/image_source") and section_matches("front/pose_node", "/front/pose_node")
+    assert not section_matches("/front/pose_node", "/back/pose_node")
+    assert section_matches("/*/pose_node", "/front/pose_node") and not section_matches("/*/pose_node", "/pose_node")
+
+
 class Node:
-    def __init__(self, *, package: str, executable: str, name: str, output: str, parameters: list, remappings) -> None:
+    def __init__(
+        self, *, package: str, executable: str, name: str, output: str, parameters: list, remappings, namespace=""
+    ) -> None:
         self.package, self.executable, self.name, self.output = package, executable, name, output
-        self.parameters, self.remappings = parameters, remappings
+        self.parameters, self.remappings, self.namespace = parameters, remappings, namespace
+
+    @property
+    def fqn(self) -> str:
+        return f"/{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
 
     def effective_parameters(self) -> dict[str, object]:
-        """What the node is given: each parameters file's section for this node, then dicts, later ones winning."""
+        """What the node is given: each parameters file's sections matching the node's full name in file order
+        (as rcl: later sections win), then dicts, later entries winning."""
         result: dict[str, object] = {}
         for entry in self.parameters:
             if isinstance(entry, str):
-                result.update(yaml.safe_load(Path(entry).read_text())[self.name]["ros__parameters"])
+                for key, section in yaml.safe_load(Path(entry).read_text()).items():
+                    if section_matches(key, self.fqn):
+                        result.update(section["ros__parameters"])
                 continue
             for key, value in entry.items():
                 if isinstance(value, ParameterValue):
@@ -196,14 +222,21 @@ def run_launch(launch_file, **given: str) -> dict[str, Node]:
         result = entity.execute(context)
         started.extend(result or [])
     assert all(isinstance(node, Node) for node in started)
-    return {node.name: node for node in started}
+    return {node.fqn.lstrip("/"): node for node in started}
 
 
-def params_file(tmp_path: Path, **pose_node: object) -> str:
+SHARED = "/**/pose_node"  # config/pose.yaml's section for every pose_node, in any namespace
+
+
+def params_file(tmp_path: Path, cameras: dict[str, dict] | None = None, **pose_node: object) -> str:
+    """config/pose.yaml with `pose_node` values changed in the shared section and, per camera, a section of its own
+    (after the shared ones, as the file's comment says)."""
     config = yaml.safe_load(CONFIG_FILE.read_text())
-    config["pose_node"]["ros__parameters"].update(pose_node)
+    config[SHARED]["ros__parameters"].update(pose_node)
+    for camera, values in (cameras or {}).items():
+        config[f"/{camera}/pose_node"] = {"ros__parameters": values}
     path = tmp_path / "my_pose.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return str(path)
 
 
@@ -217,7 +250,7 @@ def test_unset_launch_arguments_leave_the_parameters_file_alone(launch_file, tmp
     # The default parameters file is the package's config/pose.yaml, taken as it is.
     default = run_launch(launch_file)["pose_node"]
     assert default.parameters == [str(CONFIG_FILE)]
-    assert default.effective_parameters() == yaml.safe_load(CONFIG_FILE.read_text())["pose_node"]["ros__parameters"]
+    assert default.effective_parameters() == yaml.safe_load(CONFIG_FILE.read_text())[SHARED]["ros__parameters"]
 
 
 def test_given_launch_arguments_override_the_file(launch_file, tmp_path) -> None:
@@ -260,7 +293,7 @@ def test_viewer_argument_that_is_not_a_boolean(launch_file) -> None:
 def test_launch_file_and_pose_launcher_take_the_same_arguments_with_the_same_meaning(launch_file) -> None:
     arguments = launch_arguments()
     config = yaml.safe_load(CONFIG_FILE.read_text())
-    pose_params = config["pose_node"]["ros__parameters"]
+    pose_params = config[SHARED]["ros__parameters"]
     assert set(pose_params) == {spec.name for spec in PARAMETERS}, "config/pose.yaml lists every pose_node parameter"
     for spec in PARAMETERS:
         assert pose_params[spec.name] == spec.default, f"{spec.name}: config default differs from the node's"
@@ -279,7 +312,85 @@ def test_launch_file_and_pose_launcher_take_the_same_arguments_with_the_same_mea
     assert parsed.params_file.name == "pose.yaml" and "'config', 'pose.yaml'" in arguments["params_file"]
     given = parse_arguments(["--mode", "top_down", "--image-transport", "compressed", "--source", "0"])
     assert (given.mode, given.image_transport, given.source) == ("top_down", "compressed", "0")
-    assert set(config["image_source"]["ros__parameters"]) >= {"source", "rate", "loop", "frame_id", "camera_info_file"}
+    source_params = config["/**/image_source"]["ros__parameters"]
+    assert set(source_params) >= {"source", "rate", "loop", "frame_id", "camera_info_file"}
+
+
+# ----- several cameras ---------------------------------------------------------------------------------------------
+
+
+def test_cameras_start_one_pipeline_per_namespace_with_its_own_section(launch_file, tmp_path) -> None:
+    file = params_file(tmp_path, {"back": {"mode": "top_down", "max_people": 3}}, input_width=320)
+    nodes = run_launch(launch_file, params_file=file, cameras="[front,back]", device="cpu")
+    assert set(nodes) == {"front/pose_node", "back/pose_node"}
+    front, back = nodes["front/pose_node"], nodes["back/pose_node"]
+    assert (front.namespace, back.namespace) == ("front", "back")
+    assert front.remappings == back.remappings == [("image", "image"), ("camera_info", "camera_info")]  # relative
+    front_values, back_values = front.effective_parameters(), back.effective_parameters()
+    assert (front_values["mode"], back_values["mode"]) == ("bottom_up", "top_down")  # back: its own section
+    assert (front_values["max_people"], back_values["max_people"]) == (6, 3)
+    assert front_values["input_width"] == back_values["input_width"] == 320  # the shared section, for both
+    assert front_values["device"] == back_values["device"] == "cpu"  # a given argument, for every camera
+    # The same list written the other ways a shell or a launch file writes it.
+    for written in ("front,back", "['front', 'back']", "[/front, /back]"):
+        assert set(run_launch(launch_file, params_file=file, cameras=written)) == set(nodes), written
+
+
+def test_camera_sources_one_per_camera_or_one_for_all(launch_file, tmp_path) -> None:
+    file = params_file(tmp_path)
+    nodes = run_launch(launch_file, params_file=file, cameras="[front,back]", source="[/data/vtest.avi,0]")
+    assert nodes["front/image_source"].effective_parameters()["source"] == "/data/vtest.avi"
+    assert nodes["back/image_source"].effective_parameters()["source"] == "0"  # a string, as with one camera
+    assert nodes["back/image_source"].namespace == "back"
+    only_front = run_launch(launch_file, params_file=file, cameras="[front,back]", source="[/data/vtest.avi,]")
+    assert {n for n in only_front if n.endswith("image_source")} == {"front/image_source"}, "empty entry: no source"
+    shared = run_launch(launch_file, params_file=file, cameras="[front,back]", source="/data/vtest.avi")
+    assert {n for n in shared if n.endswith("image_source")} == {"front/image_source", "back/image_source"}
+    with pytest.raises(ValueError, match="3 sources for 2 cameras"):
+        run_launch(launch_file, params_file=file, cameras="[front,back]", source="a.avi,b.avi,c.avi")
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"cameras": "[front,front]"}, "must differ"),
+        ({"cameras": "[front,2nd]"}, "not a ROS namespace"),
+        ({"cameras": "[front,back]", "image": "/camera/image_raw"}, "relative names"),
+    ],
+)
+def test_unusable_cameras_are_refused_by_both_launchers(launch_file, given, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_launch(launch_file, **given)
+    argv = [f"--{name.replace('_', '-')}={split_or_keep(value)}" for name, value in given.items()]
+    with contextlib.redirect_stderr(io.StringIO()) as errors, pytest.raises(SystemExit):
+        parse_arguments(argv)
+    assert message in errors.getvalue()
+
+
+def split_or_keep(value: str) -> str:
+    """A launch list `[a,b]` as pose_launcher's `a,b`."""
+    return value.strip("[]")
+
+
+def test_viewer_with_cameras_shows_the_first_camera(launch_file, tmp_path) -> None:
+    nodes = run_launch(launch_file, params_file=params_file(tmp_path), cameras="[front,back]", viewer="true")
+    viewer = nodes["pose_viewer"]
+    assert viewer.namespace == ""  # its section in the file stays pose_viewer
+    assert dict(viewer.remappings) == {
+        "people": "/front/people", "markers": "/front/markers", "overlay": "/front/overlay",
+        "camera_info": "/front/camera_info",
+    }  # fmt: skip
+
+
+def test_pose_launcher_reads_cameras_and_sources_as_the_launch_file() -> None:
+    from pose_ros.ros.launcher import camera_sources
+
+    args = parse_arguments(["--cameras", "front,back", "--source", "vtest.avi,frames/"])
+    assert args.cameras == ("front", "back")
+    assert camera_sources(args.cameras, args.source) == ["vtest.avi", "frames/"]
+    assert camera_sources(("front", "back"), "0") == ["0", "0"]
+    assert camera_sources((), "a,b.avi") == ["a,b.avi"], "one camera: the source is taken as it is"
+    assert parse_arguments([]).cameras == ()
 
 
 def launcher_help() -> str:
@@ -308,7 +419,8 @@ def test_documented_launch_commands_use_declared_arguments(launch_file) -> None:
         given = dict(word.split(":=", 1) for word in command)
         assert set(given) <= set(launch_arguments()), command
         if "params_file" not in given:  # a user's file: not here
-            assert "pose_node" in run_launch(launch_file, **given)
+            started = run_launch(launch_file, **given)
+            assert any(name.split("/")[-1] == "pose_node" for name in started), command
 
 
 def test_documented_pose_launcher_commands_parse() -> None:

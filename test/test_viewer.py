@@ -220,7 +220,7 @@ def test_launchers_start_the_viewer_on_request_and_pose_node_survives_a_taken_po
         taken.listen()
         for port, expect_viewer in ((free_port(), True), (taken.getsockname()[1], False)):
             config["pose_viewer"]["ros__parameters"]["port"] = port
-            config["pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": "none"}
+            config["/**/pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": "none"}
             params_file = tmp_path / f"pose_{port}.yaml"
             params_file.write_text(yaml.safe_dump(config))
             args = parse_arguments(["--viewer", "--params-file", str(params_file)])

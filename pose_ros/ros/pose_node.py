@@ -54,6 +54,7 @@ from pose_ros.core.depth import DepthSettings, StampMatcher, depth_to_metres, ke
 from pose_ros.core.draw import draw_people
 from pose_ros.core.meshing import FittedMesh, MeshConfig, MeshFit, MeshJob, MeshWorker
 from pose_ros.core.meshing.remote import RemoteMeshStage
+from pose_ros.core.model_cache import ModelCache, estimator_factory, mesh_process
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
@@ -147,8 +148,11 @@ def node_executor(context=None) -> MultiThreadedExecutor:
 class PoseNode(LifecycleNode):
     """Human pose estimation on an image topic (see the module docstring for topics and threads)."""
 
-    def __init__(self, node_name: str = "pose_node", **kwargs) -> None:
+    def __init__(self, node_name: str = "pose_node", models: ModelCache | None = None, **kwargs) -> None:
+        """`models`: a cache shared with other pose nodes of this process (one copy of each model; see
+        pose_ros.core.model_cache); None: this node loads its own."""
         super().__init__(node_name, **kwargs)
+        self._models = models
         # Parameter and lifecycle services in one reentrant group: a set that loads a model (seconds) blocks only
         # itself, gets/describes/state queries are answered meanwhile (with a multi-threaded executor).
         self._service_group = ReentrantCallbackGroup()
@@ -162,7 +166,7 @@ class PoseNode(LifecycleNode):
         self.last_error: dict[str, str] = {}  # the latest message per error kind
         self._last_error_log: dict[str, float] = {}
         self._lock = threading.RLock()  # parameter changes and lifecycle transitions, one at a time
-        self._pipeline = PosePipeline()
+        self._pipeline = self._new_pipeline()
         # Every frame (and so every 2D model call) runs on this one thread: executors hand callbacks to varying
         # threads, and torch called from a new thread each time builds new OpenMP thread teams (2-3x slower).
         self._frame_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose_frames")
@@ -193,6 +197,16 @@ class PoseNode(LifecycleNode):
             1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)
         )
         self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _new_pipeline(self) -> PosePipeline:
+        return PosePipeline() if self._models is None else PosePipeline(estimator_factory(self._models))
+
+    def _remote_mesh_stage(self, config: MeshConfig) -> RemoteMeshStage:
+        """The mesh stage in its own process, not waited for; with shared models, a session of the process the
+        other cameras use (one body model)."""
+        if self._models is None:
+            return RemoteMeshStage(config, nice=MESH_NICE, wait=False)
+        return RemoteMeshStage(config, wait=False, process=mesh_process(self._models, config, MESH_NICE))
 
     @property
     def settings(self) -> FrameSettings:
@@ -262,7 +276,7 @@ class PoseNode(LifecycleNode):
             if self._settings.mesh.resolved_model() != "none":
                 with contextlib.suppress(*MODEL_ERRORS):  # (reported by _start_mesh_worker)
                     self._settings.mesh.validate()
-                    meshes = RemoteMeshStage(self._settings.mesh, nice=MESH_NICE, wait=False)
+                    meshes = self._remote_mesh_stage(self._settings.mesh)
             try:
                 started = time.perf_counter()
                 self._pipeline.estimator(config)
@@ -326,7 +340,7 @@ class PoseNode(LifecycleNode):
             if self._overlay_pub is not None:
                 self._overlay_pub.destroy()
             self._people_pub = self._markers_pub = self._overlay_pub = None
-            self._pipeline = PosePipeline()
+            self._pipeline = self._new_pipeline()
             self._replace_mesh_worker(None)
             return TransitionCallbackReturn.SUCCESS
 
@@ -349,7 +363,7 @@ class PoseNode(LifecycleNode):
             started = time.perf_counter()
             config.validate()
             if stage is None:
-                stage = RemoteMeshStage(config, nice=MESH_NICE, wait=False)  # own process: fits never hold our GIL
+                stage = self._remote_mesh_stage(config)  # own process: fits never hold our GIL
             stage.wait_ready()
         except MODEL_ERRORS as error:
             self._log_error("mesh_model_unavailable", f"mesh model {model} unavailable, publishing 2D only: {error}")
@@ -601,7 +615,7 @@ class PoseNode(LifecycleNode):
                 self.statistics,
                 time.monotonic(),
                 self.get_clock().now().to_msg(),
-                self.get_name(),
+                self.get_fully_qualified_name().lstrip("/"),  # "front/pose_node" per camera
                 f"{settings.pipeline.mode}/{settings.pipeline.model_name}",
                 settings.pipeline.device,
                 errors,

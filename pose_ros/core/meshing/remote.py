@@ -5,7 +5,8 @@ process it would stall the 2D path whenever that needs the lock (measured: the 2
 a thread of the node's process, even at a lower priority: the lock holder then runs only when the CPU is idle).
 `RemoteMeshStage` runs the stage in a child process (`python -m pose_ros.core.meshing.remote`) at a lower CPU
 priority with one torch thread; each call sends the frame and its people (pickled, a pipe) and waits for the fits,
-so the calling thread (the mesh worker's) just waits on a pipe, without the lock.
+so the calling thread (the mesh worker's) just waits on a pipe, without the lock. Several cameras of one process
+can share one child (`MeshProcess`, one session per camera): one body model in memory, one fitter per camera.
 """
 
 from __future__ import annotations
@@ -45,22 +46,23 @@ def _receive(stream: BinaryIO) -> object:
     return pickle.loads(data)
 
 
-class RemoteMeshStage:
-    """The stage `config` asks for, run in a child process (see the module docstring).
+class MeshProcess:
+    """A child process running the stage `config` asks for, for one or more sessions (`RemoteMeshStage`s).
+
+    Every session has its own stage object in the child (a fitter with its own warm starts per track); the body
+    model behind them is loaded once in the child (`pose_ros.core.model_cache`). Requests of all sessions go
+    through one pipe, one at a time. The child ends when its last session closes.
 
     Args:
         config: which stage (not "none").
         nice: niceness of the child process (the 2D path goes first); 0 keeps the parent's.
         num_threads: torch threads of the child.
-        wait: wait until the stage is ready (else call `wait_ready` before the first call: the child loads its
-            model meanwhile, e.g. while the caller loads another).
-    Raises what creating the stage raises in the child (ValueError, FileNotFoundError, RuntimeError naming the
-    cause), and RuntimeError when the child cannot start.
+    Raises RuntimeError when the child cannot start.
     """
 
-    def __init__(self, config: MeshConfig, nice: int = 10, num_threads: int = 1, wait: bool = True) -> None:
+    def __init__(self, config: MeshConfig, nice: int = 10, num_threads: int = 1) -> None:
         config.validate()
-        self.name = config.resolved_model()
+        self.config = config
         root = str(Path(__file__).resolve().parents[3])  # this checkout's pose_ros first, as in the parent
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))))
         env["OMP_NUM_THREADS"] = str(num_threads)
@@ -72,17 +74,30 @@ class RemoteMeshStage:
         )
         self._lock = threading.Lock()
         self._ready = False
+        self._error: Exception | None = None  # what building the stage raised (the child has then ended)
+        self._sessions: set[int] = set()
+        self._closed = False
         _send(self._process.stdin, (config, nice, num_threads))
-        if wait:
-            self.wait_ready()
+
+    @property
+    def usable(self) -> bool:
+        """False once closed or failed: a new session needs a new process."""
+        return not self._closed and self._error is None
 
     def wait_ready(self) -> None:
-        """Wait until the child built its stage; raise what building it raised (the child has then ended)."""
+        """Wait until the child built its stage; raise what building it raised."""
+        with self._lock:
+            self._wait_ready_locked()
+
+    def _wait_ready_locked(self) -> None:
+        if self._error is not None:
+            raise self._error
         if self._ready:
             return
         reply = self._reply()
         if reply[0] != "ready":
-            self.close()
+            self._error = reply[1]
+            self._close_locked()
             raise reply[1]
         self._ready = True
 
@@ -92,23 +107,48 @@ class RemoteMeshStage:
         except EOFError as error:
             raise RuntimeError(f"mesh process (exit code {self._process.poll()}) ended: {error}") from None
 
-    def __call__(
-        self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray, max_faces: int
-    ) -> list[MeshFit | None]:
+    def request(self, *message: object) -> object:
+        """Send one request (after the child is ready) and return its result; raise the child's error."""
         with self._lock:
-            _send(self._process.stdin, ("fit", image_rgb, people, camera_matrix, max_faces))
+            self._wait_ready_locked()
+            _send(self._process.stdin, message)
             reply = self._reply()
         if reply[0] == "error":
             raise reply[1]
         return reply[1]
 
-    def reset(self) -> None:
+    def open_session(self) -> int:
+        """A new session id: the first one uses the stage the child builds (and warms) at start, later ones get a
+        stage of their own in the child, around the same body model (this waits until the child is ready)."""
         with self._lock:
-            _send(self._process.stdin, ("reset",))
-            self._reply()
+            if self._closed:
+                raise RuntimeError("mesh process closed")
+            if not self._sessions:
+                self._sessions.add(0)
+                return 0
+        session = int(self.request("open"))
+        with self._lock:
+            self._sessions.add(session)
+        return session
+
+    def close_session(self, session: int, timeout_s: float = 5.0) -> None:
+        """End `session`; the child ends with the last one."""
+        with self._lock:
+            self._sessions.discard(session)
+            last = not self._sessions
+        if last:
+            self.close(timeout_s)
+            return
+        with contextlib.suppress(RuntimeError, OSError, ValueError):  # the child ended already: nothing to close
+            self.request("close", session)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """End the child process (killed when it does not end within `timeout_s`)."""
+        with self._lock:
+            self._close_locked(timeout_s)
+
+    def _close_locked(self, timeout_s: float = 5.0) -> None:
+        self._closed = True
         with contextlib.suppress(OSError, ValueError):
             self._process.stdin.close()
         try:
@@ -121,6 +161,53 @@ class RemoteMeshStage:
         process = getattr(self, "_process", None)
         if process is not None and process.poll() is None:
             process.kill()
+
+
+class RemoteMeshStage:
+    """The stage `config` asks for, run in a child process (see the module docstring).
+
+    Args:
+        config: which stage (not "none").
+        nice: niceness of the child process (the 2D path goes first); 0 keeps the parent's.
+        num_threads: torch threads of the child.
+        wait: wait until the stage is ready (else call `wait_ready` before the first call: the child loads its
+            model meanwhile, e.g. while the caller loads another).
+        process: a `MeshProcess` to share (several cameras, one body model): this stage is one session of it;
+            None starts a process of its own.
+    Raises what creating the stage raises in the child (ValueError, FileNotFoundError, RuntimeError naming the
+    cause), and RuntimeError when the child cannot start.
+    """
+
+    def __init__(
+        self,
+        config: MeshConfig,
+        nice: int = 10,
+        num_threads: int = 1,
+        wait: bool = True,
+        process: MeshProcess | None = None,
+    ) -> None:
+        config.validate()
+        self.name = config.resolved_model()
+        self.process = process if process is not None else MeshProcess(config, nice, num_threads)
+        self._session = self.process.open_session()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the child built its stage; raise what building it raised (the child has then ended)."""
+        self.process.wait_ready()
+
+    def __call__(
+        self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray, max_faces: int
+    ) -> list[MeshFit | None]:
+        return self.process.request("fit", self._session, image_rgb, people, camera_matrix, max_faces)
+
+    def reset(self) -> None:
+        self.process.request("reset", self._session)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """End this session (and the child process with its last session)."""
+        self.process.close_session(self._session, timeout_s)
 
 
 def _portable(error: Exception) -> Exception:
@@ -147,9 +234,12 @@ def _serve() -> None:
     from pose_ros.core.meshing.stages import create_mesh_stage, warm_up
 
     torch.set_num_threads(num_threads)
+    from pose_ros.core.model_cache import ModelCache
+
+    models = ModelCache()  # the body model, once for every session's stage
     try:
-        stage = create_mesh_stage(config)
-        warm_up(stage)
+        stages = {0: create_mesh_stage(config, models)}
+        warm_up(stages[0])
     except Exception as error:  # reported to the parent, which raises it
         _send(channel_out, ("error", _portable(error)))
         return
@@ -163,11 +253,18 @@ def _serve() -> None:
         except EOFError:
             return
         try:
-            if request[0] == "reset":
-                stage.reset()
+            if request[0] == "open":
+                session = max(stages) + 1 if stages else 0
+                stages[session] = create_mesh_stage(config, models)
+                _send(channel_out, ("done", session))
+            elif request[0] == "close":
+                stages.pop(request[1], None)
+                _send(channel_out, ("done", None))
+            elif request[0] == "reset":
+                stages[request[1]].reset()
                 _send(channel_out, ("done", None))
             else:
-                _send(channel_out, ("done", stage(*request[1:])))
+                _send(channel_out, ("done", stages[request[1]](*request[2:])))
         except Exception as error:  # one failed frame; the parent counts it
             _send(channel_out, ("error", _portable(error)))
 

@@ -116,14 +116,19 @@ class AnnyMeshStage:
 
     name = "anny_fit"
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, models=None) -> None:  # models: a ModelCache sharing the body (fitters per stage)
         from pose_ros.core.body.anny_fit import AnnyFitSettings, AnnyFitter, anny_cache_ready
 
         if not anny_cache_ready():  # else creating the model would build its data for minutes, here
             raise RuntimeError(
                 "Anny's model data is not built: run `python -m pose_ros.tools.prepare_anny` (scripts/setup.sh does)"
             )
-        self.fitter = AnnyFitter(AnnyFitSettings(device=device))
+        body = None
+        if models is not None:
+            from pose_ros.core.model_cache import anny_body
+
+            body = anny_body(models, device)
+        self.fitter = AnnyFitter(AnnyFitSettings(device=device), body)
 
     def reset(self) -> None:
         self.fitter.reset()
@@ -150,12 +155,16 @@ class SmplHmrStage:
 
     name = "smpl_hmr"
 
-    def __init__(self, config: MeshConfig) -> None:
+    def __init__(self, config: MeshConfig, models=None) -> None:
         from pose_ros.core.meshing.smpl_hmr import SmplHmrMeshStage
 
-        self.stage = SmplHmrMeshStage(
-            config.smpl_model_path, config.hmr_checkpoint_path, config.smpl_mean_params_path or None, config.device
-        )
+        def build() -> SmplHmrMeshStage:
+            return SmplHmrMeshStage(
+                config.smpl_model_path, config.hmr_checkpoint_path, config.smpl_mean_params_path or None, config.device
+            )
+
+        # models: a ModelCache sharing SMPL and HMR (stateless per frame) between stages of one configuration
+        self.stage = build() if models is None else models.get(("smpl_hmr", replace(config, mesh_model="")), build)
 
     def reset(self) -> None:
         """Nothing to forget: every frame is meshed on its own."""
@@ -173,8 +182,9 @@ class SmplHmrStage:
         ]
 
 
-def create_mesh_stage(config: MeshConfig) -> MeshStage | None:
-    """The stage `config` asks for, or None for "none".
+def create_mesh_stage(config: MeshConfig, models=None) -> MeshStage | None:
+    """The stage `config` asks for, or None for "none"; with a `pose_ros.core.model_cache.ModelCache` as `models`,
+    Anny's body model is loaded once per cache (the fitter and its warm starts stay per stage).
 
     Raises ValueError for a bad configuration, FileNotFoundError naming a missing model file, and
     RuntimeError/ImportError when the Anny model is not prepared (run scripts/setup.sh).
@@ -184,5 +194,5 @@ def create_mesh_stage(config: MeshConfig) -> MeshStage | None:
     if model == "none":
         return None
     if model == "smpl_hmr":
-        return SmplHmrStage(config)
-    return AnnyMeshStage(config.device)
+        return SmplHmrStage(config, models)
+    return AnnyMeshStage(config.device, models)
