@@ -122,6 +122,7 @@ def test_pck_equals_the_direct_formula(n: int, k: int, alpha: float, seed: int) 
     ref[rng.random(n) < 0.2] = rng.choice([np.nan, 0.0, -3.0])  # people without a usable reference are ignored
     mask = rng.random(k) < 0.8
     result = pck(pred, gt, vis, ref, alpha, joint_mask=mask)
+    assert result.reference == "custom" and result.alpha == alpha
     correct = np.zeros((n, k), bool)
     counted = np.zeros((n, k), bool)
     for i in range(n):
@@ -206,3 +207,20 @@ def test_greedy_match_equals_the_sequential_rule(g: int, p: int, seed: int) -> N
             expected[i] = j
             used.add(j)
     np.testing.assert_array_equal(greedy_match(similarity), expected)
+
+
+def test_pckh_forwards_its_joint_mask_and_names_its_reference() -> None:
+    from pose_ros.core.metrics import head_top_upper_neck_length, pckh
+
+    rng = np.random.default_rng(4)
+    gt = rng.uniform(0, 200, (3, 16, 2))
+    pred = gt + rng.normal(0, 8, gt.shape)
+    vis = np.ones((3, 16), bool)
+    mask = np.arange(16) % 3 == 0
+    got = pckh(pred, gt, vis, 0.5, joint_mask=mask)
+    want = pck(pred, gt, vis, head_top_upper_neck_length(gt, vis), 0.5, "head_top_upper_neck", mask)
+    assert got.reference == "head_top_upper_neck" and not got.counted[:, ~mask].any()
+    np.testing.assert_array_equal(got.correct, want.correct)
+    boxes = np.column_stack([gt[:, 9] - 10, gt[:, 9] + 10])
+    official = pckh(pred, gt, vis, 0.5, head_boxes_xyxy=boxes, joint_mask=mask)
+    assert official.reference == "mpii_head_box" and not official.counted[:, ~mask].any()
