@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pose_ros.core.estimators.crops import boxes_to_crop_transforms, crop_to_image, sample_crops
@@ -118,7 +118,7 @@ def test_pck_equals_the_direct_formula(n: int, k: int, alpha: float, seed: int) 
     pred = gt + rng.normal(0, 15, (n, k, 2))
     pred[rng.random((n, k)) < 0.1] = np.nan  # missing predictions are wrong
     vis = rng.random((n, k)) < 0.8
-    ref = rng.uniform(5, 60, n)
+    ref = rng.uniform(0.2, 60, n)  # some below 1 px
     ref[rng.random(n) < 0.2] = rng.choice([np.nan, 0.0, -3.0])  # people without a usable reference are ignored
     mask = rng.random(k) < 0.8
     result = pck(pred, gt, vis, ref, alpha, joint_mask=mask)
@@ -182,6 +182,8 @@ def test_head_normalized_similarity_equals_the_direct_formula(g: int, p: int, k:
     mask = rng.random(k) < 0.8
     got = head_normalized_similarity(pred, gt, vis, ref, mask)
     assert got.shape == (g, p)
+    if mask.all():  # no mask means every joint
+        np.testing.assert_array_equal(head_normalized_similarity(pred, gt, vis, ref), got)
     for i in range(g):
         scored = [j for j in range(k) if vis[i, j] and mask[j] and np.isfinite(ref[i]) and ref[i] > 0]
         for q in range(p):
@@ -192,6 +194,8 @@ def test_head_normalized_similarity_equals_the_direct_formula(g: int, p: int, k:
 
 @EXAMPLES
 @given(st.integers(0, 8), st.integers(0, 8), st.integers(0, 2**32 - 1))
+@example(1, 1, 0).via("a single pair")
+@example(0, 3, 0).via("no ground truth")
 def test_greedy_match_equals_the_sequential_rule(g: int, p: int, seed: int) -> None:
     from pose_ros.core.metrics import greedy_match
 
@@ -224,3 +228,10 @@ def test_pckh_forwards_its_joint_mask_and_names_its_reference() -> None:
     boxes = np.column_stack([gt[:, 9] - 10, gt[:, 9] + 10])
     official = pckh(pred, gt, vis, 0.5, head_boxes_xyxy=boxes, joint_mask=mask)
     assert official.reference == "mpii_head_box" and not official.counted[:, ~mask].any()
+
+
+def test_pck_counts_any_positive_reference_length() -> None:
+    gt = np.zeros((2, 3, 2))
+    pred = gt + np.array([0.1, 0.0])  # 0.1 px off
+    result = pck(pred, gt, np.ones((2, 3), bool), np.array([0.5, 0.0]), alpha=0.5)  # 0.5 px head; none
+    assert result.counted.tolist() == [[True] * 3, [False] * 3] and result.correct[0].all() and result.mean == 1.0
