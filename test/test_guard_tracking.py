@@ -230,3 +230,23 @@ def test_min_hits_two_reports_from_the_second_match() -> None:
     assert tracker.update([person_at(100.0)], 0.0) == []
     [second] = tracker.update([person_at(101.0)], 0.1)
     assert second.id == 0 and second.tracked
+
+
+def test_box_centre_fallback_uses_the_centre_and_either_side_confidence() -> None:
+    # Two confident keypoints shared (< 3): the velocity is the box-centre shift. The box moves 30 px and grows 20 px
+    # wider, so its centre moves 40 px in 0.1 s. A keypoint exactly at the threshold in the earlier detection is not
+    # shared either.
+    base = person_at(100.0)
+    before = np.zeros(17, np.float32)
+    before[:3] = 0.9
+    before[2] = 0.25  # == keypoint_threshold on the track's side
+    after = before.copy()
+    after[2] = 0.9
+    later = moved(base, 10.0, after, box_dx=30.0)
+    later.bbox_xywh[2] += 20.0
+    tracker = PersonTracker(TrackerSettings(metric="iou", match_threshold=0.1, keypoint_threshold=0.25))
+    tracker.update([moved(base, 0.0, before)], 0.0)
+    tracker.update([later], 0.1)
+    np.testing.assert_allclose(tracker.tracks[0].velocity, [400.0, 0.0], atol=1e-3)
+    with pytest.raises(ValueError, match="velocity_smoothing"):
+        TrackerSettings(velocity_smoothing=1.5).validate()
