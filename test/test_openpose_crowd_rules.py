@@ -96,3 +96,42 @@ def test_component_wise_hungarian_equals_one_assignment_per_limb_type():
         np.testing.assert_array_equal(chosen, _reference_hungarian(candidates, num_peaks))
         shapes.add(len(key))
     assert max(shapes) > 15  # up to 25 candidates over 3 limb types: components larger than 2x2 occur
+
+
+def _full_sampling(peaks, pafs: np.ndarray, settings: GroupingSettings) -> dict[tuple[int, int, int], float]:
+    """Every pair of every limb type sampled at all `samples` points (no early rejection), rounded to the
+    nearest pixel: {(limb, start, end): score} of the pairs meeting the OpenPose criteria."""
+    H = pafs.shape[1]
+    u = np.linspace(0.0, 1.0, settings.samples)
+    needed = int(settings.min_sample_fraction * settings.samples) + 1
+    out = {}
+    for limb, (ka, kb) in enumerate(layout.LIMBS):
+        for a in np.flatnonzero(peaks.channels == ka):
+            for b in np.flatnonzero(peaks.channels == kb):
+                d = peaks.xy[b] - peaks.xy[a]
+                norm = max(float(np.hypot(*d)), 1e-3)
+                xs = np.rint(peaks.xy[a, 0] + d[0] * u).astype(int)
+                ys = np.rint(peaks.xy[a, 1] + d[1] * u).astype(int)
+                cx, cy = layout.PAF_CHANNELS[limb]
+                dots = (pafs[cx, ys, xs] * d[0] + pafs[cy, ys, xs] * d[1]) / norm
+                score = dots.mean() + min(0.5 * H / norm - 1.0, 0.0)
+                if (dots > settings.paf_threshold).sum() >= needed and score > 0:
+                    out[(limb, int(a), int(b))] = float(score)
+    return out
+
+
+def test_staged_sampling_equals_sampling_every_pair_in_full():
+    from bench.fixtures import openpose_synthetic as synthetic
+
+    rng = np.random.default_rng(5)
+    truth = synthetic.grid_scene(rng, 12, 46, 46, fill=0.9)
+    heatmaps, pafs = synthetic.render_maps(truth, np.ones(truth.shape[:2], bool), 46, 46)
+    pafs = pafs * torch.from_numpy(rng.random((46, 46)) > 0.06)  # holes: limbs with one miss are common
+    settings = GroupingSettings()
+    peaks = find_peaks(heatmaps[: layout.NUM_KEYPOINTS], settings.peak_threshold)
+    staged = score_limbs(peaks, pafs.numpy(), layout.LIMBS, layout.PAF_CHANNELS, settings)
+    reference = _full_sampling(peaks, pafs.numpy(), settings)
+    got = {(int(li), int(s), int(e)): float(v)
+           for li, s, e, v in zip(staged.limb, staged.start, staged.end, staged.score, strict=True)}
+    assert got.keys() == reference.keys() and len(got) > 100
+    np.testing.assert_allclose([got[k] for k in reference], list(reference.values()), atol=1e-5)

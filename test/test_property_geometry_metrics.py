@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pose_ros.core.estimators.crops import boxes_to_crop_transforms, crop_to_image, sample_crops
@@ -38,9 +38,10 @@ def test_letterbox_back_mapping_inverts_the_resize(h: int, w: int, in_h: int, in
     mapped = box.normalized_to_image(normalised)
     inside = np.zeros((in_h, in_w), bool)
     inside[box.pad_y : box.pad_y + new_h, box.pad_x : box.pad_x + new_w] = True
-    # where the resize sampled strictly inside the image (no border clamping), the ramp holds the sampled point
-    x_ok = (out[..., 0] > 0) & (out[..., 0] < w - 1) if w > 1 else np.ones_like(inside)
-    y_ok = (out[..., 1] > 0) & (out[..., 1] < h - 1) if h > 1 else np.ones_like(inside)
+    # where the resize sampled inside the image (no border clamping: the clamped value, w - 1, may come back as
+    # 4.9999995 for w = 6), the ramp holds the sampled point
+    x_ok = (out[..., 0] > 1e-3) & (out[..., 0] < w - 1 - 1e-3) if w > 1 else np.ones_like(inside)
+    y_ok = (out[..., 1] > 1e-3) & (out[..., 1] < h - 1 - 1e-3) if h > 1 else np.ones_like(inside)
     ok = inside & x_ok & y_ok
     if w > 1:
         np.testing.assert_allclose(mapped[..., 0][ok & x_ok], out[..., 0][ok & x_ok], atol=2e-3)
@@ -117,10 +118,11 @@ def test_pck_equals_the_direct_formula(n: int, k: int, alpha: float, seed: int) 
     pred = gt + rng.normal(0, 15, (n, k, 2))
     pred[rng.random((n, k)) < 0.1] = np.nan  # missing predictions are wrong
     vis = rng.random((n, k)) < 0.8
-    ref = rng.uniform(5, 60, n)
+    ref = rng.uniform(0.2, 60, n)  # some below 1 px
     ref[rng.random(n) < 0.2] = rng.choice([np.nan, 0.0, -3.0])  # people without a usable reference are ignored
     mask = rng.random(k) < 0.8
     result = pck(pred, gt, vis, ref, alpha, joint_mask=mask)
+    assert result.reference == "custom" and result.alpha == alpha
     correct = np.zeros((n, k), bool)
     counted = np.zeros((n, k), bool)
     for i in range(n):
@@ -135,3 +137,101 @@ def test_pck_equals_the_direct_formula(n: int, k: int, alpha: float, seed: int) 
         np.testing.assert_allclose(result.per_joint[j], expected, equal_nan=True)
     total = counted.sum()
     np.testing.assert_allclose(result.mean, correct.sum() / total if total else np.nan, equal_nan=True)
+
+
+# ----- reference lengths, head-normalised similarity and greedy pairing (guards from mutation testing) ------------
+@EXAMPLES
+@given(st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_reference_lengths_equal_their_definitions(n: int, seed: int) -> None:
+    from pose_ros.core.metrics import head_top_upper_neck_length, mpii_head_size, torso_diameter
+    from pose_ros.core.skeletons import COCO17, MPII16
+
+    rng = np.random.default_rng(seed)
+    coco, mpii = rng.uniform(0, 300, (n, 17, 2)), rng.uniform(0, 300, (n, 16, 2))
+    coco_vis, mpii_vis = rng.random((n, 17)) < 0.7, rng.random((n, 16)) < 0.7
+    boxes = np.column_stack([rng.uniform(0, 100, (n, 2)), rng.uniform(100, 200, (n, 2))])
+    torso, head = torso_diameter(coco, coco_vis), head_top_upper_neck_length(mpii, mpii_vis)
+    head_box = mpii_head_size(boxes)
+    ls, rs, lh, rh = (COCO17.index(name) for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    top, neck = MPII16.index("head_top"), MPII16.index("upper_neck")
+    for i in range(n):
+        expected = np.nan  # documented: left shoulder to right hip, else right shoulder to left hip
+        if coco_vis[i, ls] and coco_vis[i, rh]:
+            expected = math.dist(coco[i, ls], coco[i, rh])
+        elif coco_vis[i, rs] and coco_vis[i, lh]:
+            expected = math.dist(coco[i, rs], coco[i, lh])
+        np.testing.assert_allclose(torso[i], expected, equal_nan=True)
+        want = math.dist(mpii[i, top], mpii[i, neck]) if mpii_vis[i, top] and mpii_vis[i, neck] else np.nan
+        np.testing.assert_allclose(head[i], want, equal_nan=True)
+        np.testing.assert_allclose(head_box[i], 0.6 * math.dist(boxes[i, :2], boxes[i, 2:]))
+
+
+@EXAMPLES
+@given(st.integers(1, 4), st.integers(0, 4), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_head_normalized_similarity_equals_the_direct_formula(g: int, p: int, k: int, seed: int) -> None:
+    from pose_ros.core.metrics import head_normalized_similarity
+
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0, 100, (g, k, 2))
+    pred = gt[rng.integers(0, g, p)] + rng.normal(0, 10, (p, k, 2)) if p else np.zeros((0, k, 2))
+    if p:
+        pred[rng.random((p, k)) < 0.2] = np.nan
+    vis = rng.random((g, k)) < 0.8
+    ref = rng.uniform(3, 30, g)
+    ref[rng.random(g) < 0.25] = rng.choice([np.nan, 0.0])
+    mask = rng.random(k) < 0.8
+    got = head_normalized_similarity(pred, gt, vis, ref, mask)
+    assert got.shape == (g, p)
+    if mask.all():  # no mask means every joint
+        np.testing.assert_array_equal(head_normalized_similarity(pred, gt, vis, ref), got)
+    for i in range(g):
+        scored = [j for j in range(k) if vis[i, j] and mask[j] and np.isfinite(ref[i]) and ref[i] > 0]
+        for q in range(p):
+            terms = [0.0 if np.isnan(pred[q, j]).any() else math.exp(-math.dist(gt[i, j], pred[q, j]) ** 2
+                                                                       / (2 * ref[i] ** 2)) for j in scored]
+            np.testing.assert_allclose(got[i, q], sum(terms) / len(terms) if terms else 0.0, atol=1e-12)
+
+
+@EXAMPLES
+@given(st.integers(0, 8), st.integers(0, 8), st.integers(0, 2**32 - 1))
+@example(1, 1, 0).via("a single pair")
+@example(0, 3, 0).via("no ground truth")
+def test_greedy_match_equals_the_sequential_rule(g: int, p: int, seed: int) -> None:
+    from pose_ros.core.metrics import greedy_match
+
+    rng = np.random.default_rng(seed)
+    similarity = rng.integers(-2, 5, (g, p)).astype(np.float64) / 4  # many ties, some ≤ 0
+    similarity[rng.random((g, p)) < 0.1] = np.nan
+    expected = np.full(g, -1)
+    used: set[int] = set()
+    pairs = sorted((-similarity[i, j], i * p + j, i, j) for i in range(g) for j in range(p)
+                    if similarity[i, j] > 0)  # best first; ties in row-major order
+    for _, _, i, j in pairs:
+        if expected[i] < 0 and j not in used:
+            expected[i] = j
+            used.add(j)
+    np.testing.assert_array_equal(greedy_match(similarity), expected)
+
+
+def test_pckh_forwards_its_joint_mask_and_names_its_reference() -> None:
+    from pose_ros.core.metrics import head_top_upper_neck_length, pckh
+
+    rng = np.random.default_rng(4)
+    gt = rng.uniform(0, 200, (3, 16, 2))
+    pred = gt + rng.normal(0, 8, gt.shape)
+    vis = np.ones((3, 16), bool)
+    mask = np.arange(16) % 3 == 0
+    got = pckh(pred, gt, vis, 0.5, joint_mask=mask)
+    want = pck(pred, gt, vis, head_top_upper_neck_length(gt, vis), 0.5, "head_top_upper_neck", mask)
+    assert got.reference == "head_top_upper_neck" and not got.counted[:, ~mask].any()
+    np.testing.assert_array_equal(got.correct, want.correct)
+    boxes = np.column_stack([gt[:, 9] - 10, gt[:, 9] + 10])
+    official = pckh(pred, gt, vis, 0.5, head_boxes_xyxy=boxes, joint_mask=mask)
+    assert official.reference == "mpii_head_box" and not official.counted[:, ~mask].any()
+
+
+def test_pck_counts_any_positive_reference_length() -> None:
+    gt = np.zeros((2, 3, 2))
+    pred = gt + np.array([0.1, 0.0])  # 0.1 px off
+    result = pck(pred, gt, np.ones((2, 3), bool), np.array([0.5, 0.0]), alpha=0.5)  # 0.5 px head; none
+    assert result.counted.tolist() == [[True] * 3, [False] * 3] and result.correct[0].all() and result.mean == 1.0

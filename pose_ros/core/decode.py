@@ -126,17 +126,22 @@ def find_peaks(
     C, H, W = heatmaps.shape
     maps = heatmaps.detach().float()
     search = gaussian_blur(maps, smooth_sigma) if smooth_sigma > 0 else maps
-    if maps.device.type == "cpu":  # NumPy views of the same memory: cheaper per operation
+    if maps.device.type == "cpu":  # NumPy views of the same memory; the neighbour tests on shifted slices
         maps, search = maps.contiguous().numpy(), search.contiguous().numpy()
-        flat = search.reshape(-1)
-        index = np.flatnonzero(flat > threshold)
+        peak = search > threshold
+        peak[:, :, 1:] &= search[:, :, 1:] > search[:, :, :-1]  # > left
+        peak[:, 1:] &= search[:, 1:] > search[:, :-1]  # > up
+        peak[:, :, :-1] &= search[:, :, :-1] >= search[:, :, 1:]  # >= right
+        peak[:, :-1] &= search[:, :-1] >= search[:, 1:]  # >= down
+        values, xy, flat_index = _cross(search.reshape(-1), np.flatnonzero(peak), H, W)
     else:
         flat = search.reshape(-1)
         index = torch.nonzero(flat > threshold).squeeze(1)
-    values, xy, flat_index = _cross(flat, index, H, W)
-    peak = np.flatnonzero((values[0] > values[1]) & (values[0] > values[2]) & (values[0] >= values[3])
-                          & (values[0] >= values[4]))
-    values, xy, flat_index = np.take(values, peak, axis=1), np.take(xy, peak, axis=1), np.take(flat_index, peak)
+        values, xy, flat_index = _cross(flat, index, H, W)
+        peak = np.flatnonzero((values[0] > values[1]) & (values[0] > values[2]) & (values[0] >= values[3])
+                              & (values[0] >= values[4]))
+        values, xy = np.take(values, peak, axis=1), np.take(xy, peak, axis=1)
+        flat_index = np.take(flat_index, peak)
     channels = flat_index // (H * W)
     if smooth_sigma > 0:
         original = maps.reshape(-1)

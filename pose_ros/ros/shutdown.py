@@ -5,7 +5,8 @@
 rclpy's own handlers answer a signal by invalidating the context at once, under running callbacks (a publish
 then raises `RCLError: publisher's context is invalid`, a spinning executor `ExternalShutdownException`).
 Here rclpy installs no handlers; ours only record the stop request (idempotent: a second signal changes
-nothing), and the main thread then stops in order:
+nothing; a watcher thread records it the moment the signal arrives, see `_watch_signals`), and the main
+thread then stops in order:
 
 1. stop taking new work: the spin loop ends and publishers see `stop_requested()` (nothing is published
    after the stop began);
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import signal
 import threading
 import time
@@ -39,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import rclpy
 from rclpy.context import Context
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import Node as LifecycleNode
@@ -72,14 +75,41 @@ def stop_reason() -> str | None:
     return _reason[0] if _reason else None
 
 
+_executors: list[Executor] = []  # spinning in spin_until_stopped: woken at once by a stop request
+
+
 def _on_signal(signum: int, frame) -> None:
     request_stop(signal.Signals(signum).name)
+
+
+def _watch_signals(read_fd: int) -> None:
+    """Request the stop as soon as a signal arrives, from this thread.
+
+    Python runs `_on_signal` in the main thread only between bytecodes, so not while it waits in rcl for work
+    (up to SPIN_PERIOD_S); a frame thread could publish meanwhile. The interpreter's C-level handler writes each
+    signal's number to the wake-up fd at once: reading it here makes `may_publish` false without that delay.
+    """
+    while True:
+        try:
+            received = os.read(read_fd, 64)
+        except OSError:
+            return
+        for signum in received:
+            if signum in STOP_SIGNALS:
+                request_stop(signal.Signals(signum).name)
+                for executor in list(_executors):
+                    with contextlib.suppress(InvalidHandle, _rclpy.RCLError):  # shut down meanwhile
+                        executor.wake()
 
 
 def install_signal_handlers() -> None:
     """SIGINT and SIGTERM request a stop (from the main thread only, as Python requires)."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _on_signal)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    threading.Thread(target=_watch_signals, args=(read_fd,), name="pose_ros_signals", daemon=True).start()
 
 
 def init(args: list[str] | None, context: Context | None = None) -> None:
@@ -90,8 +120,12 @@ def init(args: list[str] | None, context: Context | None = None) -> None:
 
 def spin_until_stopped(executor: Executor, done: Callable[[], bool] = lambda: False) -> None:
     """Spin `executor` until a stop is requested, `done()` is true or its context was shut down."""
-    while not stop_requested() and not done() and executor.context.ok():
-        executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    _executors.append(executor)
+    try:
+        while not stop_requested() and not done() and executor.context.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    finally:
+        _executors.remove(executor)
 
 
 def _wait_for_callbacks(executor: Executor, timeout_s: float) -> bool:

@@ -119,7 +119,7 @@ class Poses:
 
 # Rows of the per-pair arrays in `score_limbs` (one contiguous row per quantity: NumPy gathers and arithmetic on
 # 1-D rows are several times faster than on the columns of a (T, F) array).
-_AX, _AY, _DX, _DY, _NORM, _TOTAL = range(6)
+_AX, _AY, _DX, _DY, _NORM, _TOTAL, _UX, _UY, _END0, _END1 = range(10)
 _LIMB, _START, _END, _HITS = range(4)
 
 
@@ -140,19 +140,19 @@ def _pair_indices(counts: np.ndarray, limbs: np.ndarray) -> np.ndarray:
 
 
 def _sample_dots(pafs: np.ndarray, channel_offsets: np.ndarray, geometry: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """PAF · v̂ at the points A + u·(B - A), rounded to the nearest pixel and clamped into the map.
+    """PAF · v̂ at the points A + u·(B - A), rounded to the nearest pixel.
 
     pafs: (2L, H, W); channel_offsets (2, T) flat offsets of each pair's x/y channel; geometry (6, T) rows as
-    `_AX` … `_NORM`; u (S,) float32. Returns (T, S).
+    `_AX` … `_UY` (peaks lie inside the map, so every point of the segment does: no clamping); u (S,) float32.
+    Returns (T, S).
     """
-    _, H, W = pafs.shape
+    W = pafs.shape[2]
     flat = pafs.reshape(-1)
-    xs = np.clip(np.rint(geometry[_AX, :, None] + geometry[_DX, :, None] * u), 0, W - 1).astype(np.int64)
-    ys = np.clip(np.rint(geometry[_AY, :, None] + geometry[_DY, :, None] * u), 0, H - 1).astype(np.int64)
-    pixel = ys * W + xs
+    pixel = (np.rint(geometry[_AY, :, None] + geometry[_DY, :, None] * u) * W
+             + np.rint(geometry[_AX, :, None] + geometry[_DX, :, None] * u)).astype(np.intp)
     field_x = np.take(flat, pixel + channel_offsets[0, :, None])
     field_y = np.take(flat, pixel + channel_offsets[1, :, None])
-    return (field_x * geometry[_DX, :, None] + field_y * geometry[_DY, :, None]) / geometry[_NORM, :, None]
+    return field_x * geometry[_UX, :, None] + field_y * geometry[_UY, :, None]
 
 
 def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels: np.ndarray,
@@ -173,12 +173,14 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     needed = int(settings.min_sample_fraction * S) + 1  # samples that must pass
     pairs = _pair_indices(peaks.counts, limbs)
     x, y = np.ascontiguousarray(peaks.xy[:, 0]), np.ascontiguousarray(peaks.xy[:, 1])
-    geometry = np.zeros((6, pairs.shape[1]), dtype=np.float32)
+    geometry = np.zeros((10, pairs.shape[1]), dtype=np.float32)
     geometry[_AX] = np.take(x, pairs[_START])
     geometry[_AY] = np.take(y, pairs[_START])
     geometry[_DX] = np.take(x, pairs[_END]) - geometry[_AX]
     geometry[_DY] = np.take(y, pairs[_END]) - geometry[_AY]
     geometry[_NORM] = np.maximum(np.hypot(geometry[_DX], geometry[_DY]), 1e-3)
+    np.divide(geometry[_DX], geometry[_NORM], out=geometry[_UX])
+    np.divide(geometry[_DY], geometry[_NORM], out=geometry[_UY])
     offsets = (paf_channels * (pafs.shape[1] * pafs.shape[2])).T  # (2, L)
     taken = 0
     for u in _sample_stages(S, S - needed):
@@ -188,6 +190,8 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
         dots = _sample_dots(pafs, np.take(offsets, pairs[_LIMB], axis=1), geometry, u)
         pairs[_HITS] += (dots > settings.paf_threshold).sum(axis=1)
         geometry[_TOTAL] += dots.sum(axis=1)
+        if u[0] == 0.0 and u[-1] == 1.0:  # the stage holding the keypoints' samples (for the rank)
+            geometry[_END0], geometry[_END1] = dots[:, 0], dots[:, -1]
         taken += u.size
     score = geometry[_TOTAL] / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
     keep = np.flatnonzero((pairs[_HITS] >= needed) & (score > 0))
@@ -195,25 +199,29 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     score = np.take(score, keep).astype(np.float32)
     rank = None
     if settings.end_weight > 0 and keep.size:
-        geometry = np.take(geometry, keep, axis=1)
-        ends = _sample_dots(pafs, np.take(offsets, limb, axis=1), geometry, _ENDS)  # (T, 2) at u = 0, 1
-        rank = np.maximum(score + settings.end_weight * (ends.mean(axis=1) - 1.0), 1e-6).astype(np.float32)
+        ends = 0.5 * (np.take(geometry[_END0], keep) + np.take(geometry[_END1], keep))  # at u = 0 and 1
+        rank = np.maximum(score + settings.end_weight * (ends - 1.0), 1e-6).astype(np.float32)
     return LimbCandidates(limb=limb, start=start, end=end, score=score, rank=rank)
-
-
-_ENDS = np.array([0.0, 1.0], dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=8)
 def _sample_stages(samples: int, allowed: int) -> tuple[np.ndarray, ...]:
-    """Sample fractions u in two stages: `allowed + 1` evenly spread interior probes (if they all miss, the
-    pair has too many misses), then all the others. float32 arrays."""
+    """Sample fractions u in stages: `allowed + 1` evenly spread interior probes (if they all miss, the pair
+    has too many misses), then `allowed + 1` more interior probes between them (most pairs still alive then
+    miss one of them as well), then all the others (first and last: the keypoints, u = 0 and 1). float32."""
     index = np.arange(samples)
-    probe = np.unique(np.rint(np.linspace(0, samples - 1, allowed + 3)[1:-1]).astype(np.int64))
-    if allowed + 1 >= samples - 1 or probe.size != allowed + 1:
-        return ((index / (samples - 1.0)).astype(np.float32),)
-    rest = np.setdiff1d(index, probe)
-    return tuple((t / (samples - 1.0)).astype(np.float32) for t in (probe, rest))
+    stages = []
+    interior = index[1:-1]
+    for _ in range(2):
+        if interior.size <= allowed + 1:
+            break
+        probe = interior[np.rint(np.linspace(0, interior.size - 1, allowed + 3)[1:-1]).astype(np.int64)]
+        if np.unique(probe).size != allowed + 1:
+            break
+        stages.append(probe)
+        interior = np.setdiff1d(interior, probe)
+    stages.append(np.setdiff1d(index, np.concatenate(stages)) if stages else index)
+    return tuple((t / (samples - 1.0)).astype(np.float32) for t in stages)
 
 
 def assign_greedy(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
@@ -247,7 +255,8 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     The problem splits into the connected components of the bipartite graph (start peaks, end peaks) of
     each limb type; each is solved on its own, vectorised over all components of the common shapes in a
     crowd: a lone pair (taken), a star (one start or one end: its best pair), and two starts × two ends (the
-    better of the two diagonals, where a missing pair weighs 0). Larger components go to scipy's
+    better of the two diagonals, where a missing pair weighs 0). The larger components go together, as one
+    block-diagonal matrix (zero between components, so its optimum is theirs), to scipy's
     linear_sum_assignment. Returns a (T,) bool mask of the chosen candidates.
     """
     T = candidates.score.size
@@ -261,17 +270,20 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     row, col = node_of[:T], node_of[T:]  # start node, end node of each candidate
     count, label = connected_components(nodes.size, np.stack([row, col], axis=1))
     comp = label[row]  # (T,) component of each candidate
-    rows = np.bincount(label[np.unique(row)], minlength=count)  # start nodes per component
-    cols = np.bincount(label[np.unique(col)], minlength=count)
+    ends = int(np.searchsorted(nodes, 0))  # nodes sort the (negative) end keys first
+    rows = np.bincount(label[ends:], minlength=count)  # start nodes per component
+    cols = np.bincount(label[:ends], minlength=count)
     order = np.lexsort((-weight, comp))  # by component, best first
-    first = order[np.unique(comp[order], return_index=True)[1]]  # best candidate of each component
+    sorted_comp = comp[order]
+    first = order[np.flatnonzero(np.diff(sorted_comp, prepend=-1))]  # best candidate of each component
     star = (rows == 1) | (cols == 1)
     chosen[first[star]] = True  # lone pairs and stars
     square = np.flatnonzero((rows == 2) & (cols == 2))
     if square.size:
         chosen |= _two_by_two(np.isin(comp, square), comp, row, col, weight)
-    for c in np.flatnonzero(~star & ~((rows == 2) & (cols == 2))):
-        sel = np.flatnonzero(comp == c)
+    large = ~star & ~((rows == 2) & (cols == 2))
+    if large.any():  # all larger components in one block-diagonal problem: one solver call
+        sel = np.flatnonzero(large[comp])
         r_index, r_of = np.unique(row[sel], return_inverse=True)
         c_index, c_of = np.unique(col[sel], return_inverse=True)
         matrix = np.zeros((r_index.size, c_index.size))
