@@ -130,6 +130,29 @@ def _points(xyz: np.ndarray) -> list[Point]:
     return [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
 
 
+class MeshPointsCache:
+    """TRIANGLE_LIST points of the meshes of recent frames, keyed by (person id, `body_model_stamp_ns`).
+
+    A tracked person keeps the same fitted mesh for many frames (meshes are refitted at `mesh_rate_hz`): its
+    marker points (a Python object per vertex of every face) are built once per fit, not once per frame.
+    `retain` drops the entries of people no longer published. One per publisher thread (not thread-safe).
+    """
+
+    def __init__(self) -> None:
+        self._points: dict[tuple[int, int, int], list[Point]] = {}
+
+    def points(self, person: Person) -> list[Point]:
+        body = person.body_model
+        key = (person.id, person.body_model_stamp_ns, len(body.faces))
+        if key not in self._points or not person.body_model_stamp_ns:  # no stamp: nothing identifies the fit
+            self._points[key] = _points(np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()])
+        return self._points[key]
+
+    def retain(self, people: list[Person]) -> None:
+        keep = {(p.id, p.body_model_stamp_ns) for p in people}
+        self._points = {k: v for k, v in self._points.items() if k[:2] in keep}
+
+
 def keypoints_in_camera_frame(person: Person, camera_matrix: np.ndarray, marker_depth: float) -> np.ndarray:
     """(K, 3) metres: the person's 3D keypoints where known, else pixels deprojected at marker_depth; NaN if unknown."""
     xyz = deproject(person.keypoints_xy.astype(np.float64), marker_depth, camera_matrix)
@@ -147,11 +170,13 @@ def people_to_markers(
     marker_depth: float = 2.0,
     line_width: float = 0.02,
     joint_size: float = 0.04,
+    mesh_cache: MeshPointsCache | None = None,
 ) -> MarkerArray:
     """MarkerArray for a frame: DELETEALL, then per person a LINE_LIST of limbs (ns "skeleton") and a
     SPHERE_LIST of joints (ns "joints"), and a TRIANGLE_LIST mesh (ns "mesh") when the person has one.
 
-    Marker ids are person ids; only keypoints with confidence >= keypoint_threshold are drawn.
+    Marker ids are person ids; only keypoints with confidence >= keypoint_threshold are drawn. With a
+    `mesh_cache`, a mesh's points are built once per fit (see MeshPointsCache).
     """
     clear = Marker()
     clear.header = header
@@ -175,6 +200,11 @@ def people_to_markers(
             mesh = _marker(header, "mesh", person.id, Marker.TRIANGLE_LIST, color)
             mesh.scale.x = mesh.scale.y = mesh.scale.z = 1.0
             mesh.color.a = 0.8
-            mesh.points = _points(np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()])
+            if mesh_cache is not None:
+                mesh.points = mesh_cache.points(person)
+            else:
+                mesh.points = _points(np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()])
             markers.append(mesh)
+    if mesh_cache is not None:
+        mesh_cache.retain(people)
     return MarkerArray(markers=markers)
