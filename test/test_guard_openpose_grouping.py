@@ -424,3 +424,11 @@ def test_sub_pixel_limbs_poses_dtypes_and_settings_messages() -> None:
         GroupingSettings(samples=1)
     with pytest.raises(ValueError, match="assignment must be one of"):
         GroupingSettings(assignment="auction")
+
+
+def test_peak_on_the_last_pixel_of_the_last_map() -> None:
+    maps = torch.zeros(2, 4, 5)
+    maps[1, 3, 4], maps[1, 3, 3] = 0.7, 0.4  # the very last element in memory
+    peaks = find_peaks(maps, threshold=0.1)
+    assert peaks.counts.tolist() == [0, 1] and peaks.scores.tolist() == pytest.approx([0.7])
+    np.testing.assert_allclose(peaks.xy, [[4.0, 3.0]])
