@@ -410,3 +410,25 @@ def test_group_people_passes_its_redundant_limbs_and_peak_settings_on() -> None:
     for xy, conf in zip(coarse.keypoints_xy, coarse.confidences, strict=True):  # confidences: map values there
         for k in np.flatnonzero(np.isfinite(xy[:, 0])):
             assert conf[k] == pytest.approx(float(heat[k, int(xy[k, 1]), int(xy[k, 0])]))
+
+
+def test_sub_pixel_limbs_poses_dtypes_and_settings_messages() -> None:
+    # A limb shorter than a pixel keeps its unit direction (the norm floor is only against division by zero).
+    found = score_limbs(two_peaks((5.0, 5.0), (5.6, 5.0)), uniform_field(20, 20, (1, 0), 1.0), LIMB, CHANNELS,
+                        GroupingSettings())
+    assert found.score.tolist() == pytest.approx([1.0], abs=1e-5)
+    peaks, candidates, chosen, _ = chain_scene()
+    poses = assemble(peaks, candidates, chosen, 4, GroupingSettings(min_parts=1), CHAIN_REDUNDANT)
+    assert poses.keypoints_xy.dtype == poses.confidences.dtype == poses.scores.dtype == np.float32
+    with pytest.raises(ValueError, match="samples must be >= 2, got 1"):
+        GroupingSettings(samples=1)
+    with pytest.raises(ValueError, match="assignment must be one of"):
+        GroupingSettings(assignment="auction")
+
+
+def test_peak_on_the_last_pixel_of_the_last_map() -> None:
+    maps = torch.zeros(2, 4, 5)
+    maps[1, 3, 4], maps[1, 3, 3] = 0.7, 0.4  # the very last element in memory
+    peaks = find_peaks(maps, threshold=0.1)
+    assert peaks.counts.tolist() == [0, 1] and peaks.scores.tolist() == pytest.approx([0.7])
+    np.testing.assert_allclose(peaks.xy, [[4.0, 3.0]])
