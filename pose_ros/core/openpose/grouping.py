@@ -297,6 +297,9 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     return chosen
 
 
+_INT_MAX = np.iinfo(np.int64).max
+
+
 def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.ndarray, weight: np.ndarray
                 ) -> np.ndarray:
     """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`):
@@ -305,8 +308,8 @@ def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.nda
     sel = np.flatnonzero(mask)
     _, slot = np.unique(comp[sel], return_inverse=True)  # component → 0..S-1
     S = int(slot.max()) + 1
-    r_low = np.full(S, np.iinfo(np.int64).max)
-    c_low = np.full(S, np.iinfo(np.int64).max)
+    r_low = np.full(S, _INT_MAX)
+    c_low = np.full(S, _INT_MAX)
     np.minimum.at(r_low, slot, row[sel])
     np.minimum.at(c_low, slot, col[sel])
     r, c = (row[sel] != r_low[slot]).astype(np.int64), (col[sel] != c_low[slot]).astype(np.int64)
@@ -352,8 +355,11 @@ def _merge_redundant(
 ) -> None:
     """Merge components joined by redundant limbs (start, end peak pairs in `edges`, scores (E,)) when their
     keypoints are disjoint. Updates labels (P,), parts (C, K) bool and the per-component limb score sum and
-    limb count (C,) in place."""
-    for (p, q), s in zip(edges, scores, strict=True):
+    limb count (C,) in place. Edges within one component or between overlapping ones are skipped up front
+    (merging only grows components, so they would be skipped in the loop as well)."""
+    cp, cq = labels[edges[:, 0]], labels[edges[:, 1]]
+    live = np.flatnonzero((cp != cq) & ~(parts[cp] & parts[cq]).any(axis=1))
+    for (p, q), s in zip(edges[live], scores[live], strict=True):
         cp, cq = labels[p], labels[q]
         if cp == cq or parts[cp][parts[cq]].any():
             continue
