@@ -142,17 +142,19 @@ def _pair_indices(counts: np.ndarray, limbs: np.ndarray) -> np.ndarray:
 def _sample_dots(pafs: np.ndarray, channel_offsets: np.ndarray, geometry: np.ndarray, u: np.ndarray) -> np.ndarray:
     """PAF · v̂ at the points A + u·(B - A), rounded to the nearest pixel.
 
-    pafs: (2L, H, W); channel_offsets (2, T) flat offsets of each pair's x/y channel; geometry (6, T) rows as
+    pafs: (2L, H, W); channel_offsets (2, T) flat offsets of each pair's x/y channel; geometry (10, T) rows as
     `_AX` … `_UY` (peaks lie inside the map, so every point of the segment does: no clamping); u (S,) float32.
-    Returns (T, S).
+    Returns (S, T): samples major, so that the sums over samples add whole rows (NumPy reduces a short last
+    axis slowly).
     """
     W = pafs.shape[2]
     flat = pafs.reshape(-1)
-    pixel = (np.rint(geometry[_AY, :, None] + geometry[_DY, :, None] * u) * W
-             + np.rint(geometry[_AX, :, None] + geometry[_DX, :, None] * u)).astype(np.intp)
-    field_x = np.take(flat, pixel + channel_offsets[0, :, None])
-    field_y = np.take(flat, pixel + channel_offsets[1, :, None])
-    return field_x * geometry[_UX, :, None] + field_y * geometry[_UY, :, None]
+    v = u[:, None]
+    pixel = (np.rint(geometry[_AY] + geometry[_DY] * v) * W
+             + np.rint(geometry[_AX] + geometry[_DX] * v)).astype(np.intp)
+    field_x = np.take(flat, pixel + channel_offsets[0])
+    field_y = np.take(flat, pixel + channel_offsets[1])
+    return field_x * geometry[_UX] + field_y * geometry[_UY]
 
 
 def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels: np.ndarray,
@@ -188,10 +190,10 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
             keep = np.flatnonzero(taken - pairs[_HITS] <= S - needed)
             pairs, geometry = np.take(pairs, keep, axis=1), np.take(geometry, keep, axis=1)
         dots = _sample_dots(pafs, np.take(offsets, pairs[_LIMB], axis=1), geometry, u)
-        pairs[_HITS] += (dots > settings.paf_threshold).sum(axis=1)
-        geometry[_TOTAL] += dots.sum(axis=1)
+        pairs[_HITS] += (dots > settings.paf_threshold).sum(axis=0)
+        geometry[_TOTAL] += dots.sum(axis=0)
         if u[0] == 0.0 and u[-1] == 1.0:  # the stage holding the keypoints' samples (for the rank)
-            geometry[_END0], geometry[_END1] = dots[:, 0], dots[:, -1]
+            geometry[_END0], geometry[_END1] = dots[0], dots[-1]
         taken += u.size
     score = geometry[_TOTAL] / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
     keep = np.flatnonzero((pairs[_HITS] >= needed) & (score > 0))
@@ -295,6 +297,9 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     return chosen
 
 
+_INT_MAX = np.iinfo(np.int64).max
+
+
 def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.ndarray, weight: np.ndarray
                 ) -> np.ndarray:
     """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`):
@@ -303,8 +308,8 @@ def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.nda
     sel = np.flatnonzero(mask)
     _, slot = np.unique(comp[sel], return_inverse=True)  # component → 0..S-1
     S = int(slot.max()) + 1
-    r_low = np.full(S, np.iinfo(np.int64).max)
-    c_low = np.full(S, np.iinfo(np.int64).max)
+    r_low = np.full(S, _INT_MAX)
+    c_low = np.full(S, _INT_MAX)
     np.minimum.at(r_low, slot, row[sel])
     np.minimum.at(c_low, slot, col[sel])
     r, c = (row[sel] != r_low[slot]).astype(np.int64), (col[sel] != c_low[slot]).astype(np.int64)
@@ -350,8 +355,11 @@ def _merge_redundant(
 ) -> None:
     """Merge components joined by redundant limbs (start, end peak pairs in `edges`, scores (E,)) when their
     keypoints are disjoint. Updates labels (P,), parts (C, K) bool and the per-component limb score sum and
-    limb count (C,) in place."""
-    for (p, q), s in zip(edges, scores, strict=True):
+    limb count (C,) in place. Edges within one component or between overlapping ones are skipped up front
+    (merging only grows components, so they would be skipped in the loop as well)."""
+    cp, cq = labels[edges[:, 0]], labels[edges[:, 1]]
+    live = np.flatnonzero((cp != cq) & ~(parts[cp] & parts[cq]).any(axis=1))
+    for (p, q), s in zip(edges[live], scores[live], strict=True):
         cp, cq = labels[p], labels[q]
         if cp == cq or parts[cp][parts[cq]].any():
             continue
