@@ -44,5 +44,5 @@ def test_a_graph_with_another_hash_is_rejected(tmp_path, monkeypatch):
 def test_the_set_up_left_the_audited_graph_and_its_conversion():
     if not thin.graph_path().is_file():
         pytest.skip(f"needs scripts/setup.sh: {thin.graph_path()}")
-    assert prepare_openpose.sha256(thin.graph_path()) == thin.GRAPH_SHA256
+    assert thin.file_sha256(thin.graph_path()) == thin.GRAPH_SHA256
     assert prepare_openpose.is_ready()

