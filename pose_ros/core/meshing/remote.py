@@ -265,8 +265,13 @@ def _serve() -> None:
                 _send(channel_out, ("done", None))
             else:
                 _send(channel_out, ("done", stages[request[1]](*request[2:])))
+        except BrokenPipeError:  # the parent is gone (stopped while a fit ran): nothing to answer
+            return
         except Exception as error:  # one failed frame; the parent counts it
-            _send(channel_out, ("error", _portable(error)))
+            try:
+                _send(channel_out, ("error", _portable(error)))
+            except BrokenPipeError:
+                return
 
 
 if __name__ == "__main__":
