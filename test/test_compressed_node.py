@@ -188,4 +188,11 @@ def test_overlay_transport_chooses_the_published_topics(transport, expected) -> 
         assert published == expected
         assert output.get_subscription_count() == 0
         output.destroy()
-        assert not [n for n, _ in node.get_publisher_names_and_types_by_node("overlay_owner", "/cam") if "overlay" in n]
+
+        def overlay_publishers() -> list[str]:
+            return [n for n, _ in node.get_publisher_names_and_types_by_node("overlay_owner", "/cam") if "overlay" in n]
+
+        deadline = time.monotonic() + 5.0  # the ROS graph learns of a destroyed publisher asynchronously
+        while overlay_publishers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not overlay_publishers()
