@@ -310,8 +310,7 @@ class PoseViewer(Node):
             return
         self._image_size = (width, height)
         self.server.initial_camera.fov = fitted_fov_y(self._image_size, self._focal_px(), 4 / 3)
-        for client in self.server.get_clients().values():
-            self._fit_view(client)
+        self._fit_views()
 
     def _focal_px(self) -> float:
         """fy from camera_info, else pose_node's default intrinsics (fx = fy = max(W, H))."""
@@ -319,10 +318,19 @@ class PoseViewer(Node):
 
     def _fit_view(self, client) -> None:
         """Look from the camera with a field of view that fits the whole image into this browser's 3D view."""
-        if self._image_size is None:
-            return
-        aspect = client.camera.image_width / max(client.camera.image_height, 1)
-        client.camera.fov = fitted_fov_y(self._image_size, self._focal_px(), aspect)
+        if self._image_size is None or client.camera.image_width <= 0 or client.camera.image_height <= 0:
+            return  # the browser has not reported its view size yet: the status tick fits it later
+        aspect = client.camera.image_width / client.camera.image_height
+        fov = fitted_fov_y(self._image_size, self._focal_px(), aspect)
+        if abs(client.camera.fov - fov) > 1e-4:
+            client.camera.fov = fov
+
+    def _fit_views(self) -> None:
+        """Every page's view fitted again: a browser reports its view size (and may echo an older field of view)
+        only after it connected, so a fit made at connection time alone can be lost. Viewing controls change the
+        camera's pose, not its field of view, so this never undoes a user's orbit."""
+        for client in self.server.get_clients().values():
+            self._fit_view(client)
 
     def _show_markers(self, array: MarkerArray) -> None:
         """Replace the 3D scene by a MarkerArray (pose_node's arrays start with DELETEALL)."""
@@ -373,6 +381,7 @@ class PoseViewer(Node):
         self._overlay.image = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
     def _update_status(self) -> None:
+        self._fit_views()
         now = time.monotonic()
         state = {"viewer": f"{self.frames_shown} frames shown, {self.frames_dropped()} skipped"}
         publishers = self.count_publishers(self.resolve_topic_name("people"))
