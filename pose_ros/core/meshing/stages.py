@@ -8,7 +8,6 @@ work on private copies, so a frame's people stay exactly what the 2D path publis
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -99,8 +98,8 @@ class MeshConfig:
 
 
 def _private_copies(people: list[Person]) -> list[Person]:
-    """Copies the fitters may write into (arrays shared read-only, the result fields reset)."""
-    return [copy.copy(person) for person in people]
+    """Copies the fitters may write into (arrays shared read-only, the result field `body_model` reset)."""
+    return [replace(person, body_model=None) for person in people]
 
 
 def _decimated(body: BodyModelParams, decimator, max_faces: int) -> BodyModelParams:
@@ -137,8 +136,6 @@ class AnnyMeshStage:
         self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray, max_faces: int
     ) -> list[MeshFit | None]:
         work = _private_copies(people)
-        for person in work:
-            person.body_model = None
         self.fitter.fit(work, camera_matrix, (image_rgb.shape[1], image_rgb.shape[0]))  # measured 3D are targets
         fits: list[MeshFit | None] = []
         for person, fitted in zip(people, work, strict=True):
@@ -173,8 +170,6 @@ class SmplHmrStage:
         self, image_rgb: np.ndarray, people: list[Person], camera_matrix: np.ndarray, max_faces: int
     ) -> list[MeshFit | None]:
         work = _private_copies(people)
-        for person in work:
-            person.body_model = None
         self.stage(image_rgb, work, camera_matrix)
         return [
             None if p.body_model is None else MeshFit(_decimated(p.body_model, self.stage.decimator, max_faces), None)
