@@ -13,15 +13,17 @@ import time
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
+from rclpy.serialization import deserialize_message
 from ros_harness import RosGraph, bgr_frame, stamped
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
-from visualization_msgs.msg import Marker
+from visualization_msgs.msg import Marker, MarkerArray
 
 from pose_ros.core.person import Person
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline, create_estimator
 from pose_ros.core.skeletons import get_layout
 from pose_ros.ros.image_conversion import array_to_image
+from pose_ros.ros.marker_wire import encode_marker_array
 from pose_ros.ros.messages import people_to_markers
 
 K = np.array([[700.0, 0.0, 383.5], [0.0, 700.0, 287.5], [0.0, 0.0, 1.0]])
@@ -41,8 +43,9 @@ def test_markers_take_3d_keypoints_and_fall_back_to_the_ray_at_marker_depth() ->
     k3d[0] = (0.05, 0.03, 2.2)  # keypoint 0 has depth; 1..3 do not
     k3d[2] = (np.nan, 1.0, 2.0)  # a partial 3D point counts as unknown
     person = Person(xy, conf, 0.9, np.array([10, 10, 590, 490], np.float32), "coco17", id=7, keypoints_3d=k3d)
-    markers = people_to_markers([person], Header(frame_id="cam"), K, keypoint_threshold=0.3,
-                                marker_depth=MARKER_DEPTH_M).markers
+    wire = encode_marker_array(people_to_markers([person], Header(frame_id="cam"), K, keypoint_threshold=0.3,
+                                                 marker_depth=MARKER_DEPTH_M))
+    markers = deserialize_message(wire, MarkerArray).markers  # as RViz receives them
     joints = next(m for m in markers if m.ns == "joints")
     assert joints.id == 7 and joints.header.frame_id == "cam"
     got = [[p.x, p.y, p.z] for p in joints.points]

@@ -1,4 +1,4 @@
-"""Core results (`Person`) → ROS messages: PersonArray and RViz MarkerArray.
+"""Core results (`Person`) → ROS messages: PersonArray and RViz markers (serialized by marker_wire).
 
 Every output carries the input image's header unchanged. Markers live in the image's frame (the camera
 optical frame): a keypoint with a 3D position is drawn there; a 2D-only keypoint is placed on its viewing
@@ -8,17 +8,18 @@ ray at `marker_depth` metres, so skeletons line up with the image when viewed fr
 from __future__ import annotations
 
 import numpy as np
-from builtin_interfaces.msg import Duration, Time
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import CameraInfo
-from std_msgs.msg import ColorRGBA, Header
-from visualization_msgs.msg import Marker, MarkerArray
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker
 
 from pose_ros.core.camera import deproject
 from pose_ros.core.person import Person
 from pose_ros.core.skeletons import get_layout
 from pose_ros.msg import BodyModel, Keypoint2D, PersonArray
 from pose_ros.msg import Person as PersonMsg
+from pose_ros.ros.marker_wire import WireMarker
 
 # Distinct colours (RGB 0..1) indexed by person id.
 PALETTE = np.array(
@@ -62,6 +63,10 @@ def camera_matrix_from_info(info: CameraInfo) -> np.ndarray | None:
 
 def _float_list(values: np.ndarray | None) -> list[float]:
     return [] if values is None else np.asarray(values, np.float32).ravel().tolist()
+
+
+def _points(xyz: np.ndarray) -> list[Point]:
+    return [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
 
 
 def person_to_msg(person: Person, keypoint_threshold: float) -> PersonMsg:
@@ -113,46 +118,6 @@ def people_to_msg(
     return msg
 
 
-def _marker(header: Header, namespace: str, marker_id: int, marker_type: int, color: tuple[float, ...]) -> Marker:
-    marker = Marker()
-    marker.header = header
-    marker.ns = namespace
-    marker.id = marker_id
-    marker.type = marker_type
-    marker.action = Marker.ADD
-    marker.pose.orientation.w = 1.0
-    marker.color = ColorRGBA(r=color[0], g=color[1], b=color[2], a=1.0)
-    marker.lifetime = Duration()
-    return marker
-
-
-def _points(xyz: np.ndarray) -> list[Point]:
-    return [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
-
-
-class MeshPointsCache:
-    """TRIANGLE_LIST points of the meshes of recent frames, keyed by (person id, `body_model_stamp_ns`).
-
-    A tracked person keeps the same fitted mesh for many frames (meshes are refitted at `mesh_rate_hz`): its
-    marker points (a Python object per vertex of every face) are built once per fit, not once per frame.
-    `retain` drops the entries of people no longer published. One per publisher thread (not thread-safe).
-    """
-
-    def __init__(self) -> None:
-        self._points: dict[tuple[int, int, int], list[Point]] = {}
-
-    def points(self, person: Person) -> list[Point]:
-        body = person.body_model
-        key = (person.id, person.body_model_stamp_ns, len(body.faces))
-        if key not in self._points or not person.body_model_stamp_ns:  # no stamp: nothing identifies the fit
-            self._points[key] = _points(np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()])
-        return self._points[key]
-
-    def retain(self, people: list[Person]) -> None:
-        keep = {(p.id, p.body_model_stamp_ns) for p in people}
-        self._points = {k: v for k, v in self._points.items() if k[:2] in keep}
-
-
 def keypoints_in_camera_frame(person: Person, camera_matrix: np.ndarray, marker_depth: float) -> np.ndarray:
     """(K, 3) metres: the person's 3D keypoints where known, else pixels deprojected at marker_depth; NaN if unknown."""
     xyz = deproject(person.keypoints_xy.astype(np.float64), marker_depth, camera_matrix)
@@ -170,41 +135,29 @@ def people_to_markers(
     marker_depth: float = 2.0,
     line_width: float = 0.02,
     joint_size: float = 0.04,
-    mesh_cache: MeshPointsCache | None = None,
-) -> MarkerArray:
-    """MarkerArray for a frame: DELETEALL, then per person a LINE_LIST of limbs (ns "skeleton") and a
-    SPHERE_LIST of joints (ns "joints"), and a TRIANGLE_LIST mesh (ns "mesh") when the person has one.
+) -> list[WireMarker]:
+    """A frame's markers (publish `encode_marker_array` of them as a visualization_msgs/MarkerArray): DELETEALL,
+    then per person a LINE_LIST of limbs (ns "skeleton") and a SPHERE_LIST of joints (ns "joints"), and a
+    TRIANGLE_LIST mesh (ns "mesh", 3 points per face) when the person has one.
 
-    Marker ids are person ids; only keypoints with confidence >= keypoint_threshold are drawn. With a
-    `mesh_cache`, a mesh's points are built once per fit (see MeshPointsCache).
+    Marker ids are person ids; only keypoints with confidence >= keypoint_threshold are drawn. Every marker carries
+    `header` (the image's frame and stamp).
     """
-    clear = Marker()
-    clear.header = header
-    clear.action = Marker.DELETEALL
-    markers = [clear]
+    frame = {"frame_id": header.frame_id, "stamp_ns": stamp_nanoseconds(header.stamp)}
+    markers = [WireMarker(ns="", id=0, type=Marker.ARROW, action=Marker.DELETEALL, **frame)]
     for person in people:
-        color = person_color(person.id)
+        color = (*person_color(person.id), 1.0)
         xyz = keypoints_in_camera_frame(person, camera_matrix, marker_depth)
         visible = (person.confidences >= keypoint_threshold) & np.isfinite(xyz).all(axis=1)
         limbs = np.array(get_layout(person.layout).limbs)
         limbs = limbs[visible[limbs[:, 0]] & visible[limbs[:, 1]]]
-        skeleton = _marker(header, "skeleton", person.id, Marker.LINE_LIST, color)
-        skeleton.scale.x = line_width
-        skeleton.points = _points(xyz[limbs.ravel()]) if len(limbs) else []
-        joints = _marker(header, "joints", person.id, Marker.SPHERE_LIST, color)
-        joints.scale.x = joints.scale.y = joints.scale.z = joint_size
-        joints.points = _points(xyz[visible])
-        markers += [skeleton, joints]
+        markers.append(WireMarker("skeleton", person.id, Marker.LINE_LIST, scale=(line_width, 0.0, 0.0),
+                                  color=color, points=xyz[limbs.ravel()], **frame))
+        markers.append(WireMarker("joints", person.id, Marker.SPHERE_LIST, scale=(joint_size,) * 3, color=color,
+                                  points=xyz[visible], **frame))
         body = person.body_model
         if body is not None and body.vertices is not None and body.faces is not None:
-            mesh = _marker(header, "mesh", person.id, Marker.TRIANGLE_LIST, color)
-            mesh.scale.x = mesh.scale.y = mesh.scale.z = 1.0
-            mesh.color.a = 0.8
-            if mesh_cache is not None:
-                mesh.points = mesh_cache.points(person)
-            else:
-                mesh.points = _points(np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()])
-            markers.append(mesh)
-    if mesh_cache is not None:
-        mesh_cache.retain(people)
-    return MarkerArray(markers=markers)
+            triangles = np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()]
+            markers.append(WireMarker("mesh", person.id, Marker.TRIANGLE_LIST, color=(*color[:3], 0.8),
+                                      points=triangles, **frame))
+    return markers

@@ -62,8 +62,8 @@ from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
 from pose_ros.ros.diagnostics import LATENCY_FROM_RECEIPT, LATENCY_FROM_STAMP, FrameStatistics, diagnostics_message
 from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
+from pose_ros.ros.marker_wire import encode_marker_array
 from pose_ros.ros.messages import (
-    MeshPointsCache,
     camera_matrix_from_info,
     people_to_markers,
     people_to_msg,
@@ -170,7 +170,6 @@ class PoseNode(LifecycleNode):
         self._pipeline = self._new_pipeline()
         # Every frame (and so every 2D model call) runs on this one thread: executors hand callbacks to varying
         # threads, and torch called from a new thread each time builds new OpenMP thread teams (2-3x slower).
-        self._mesh_points = MeshPointsCache()  # mesh marker points built once per fit (frame thread only)
         self._frame_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose_frames")
         self._pending_lock = threading.Lock()
         # the newest image not yet taken by the frame thread (keep last 1), with its time of receipt (monotonic s)
@@ -599,12 +598,8 @@ class PoseNode(LifecycleNode):
         config, threshold = settings.pipeline, settings.keypoint_threshold
         people_pub.publish(people_to_msg(people, header, (width, height), config.mode, config.model_name, threshold))
         if markers_pub.get_subscription_count() > 0:  # RViz listening: markers are not free (meshes)
-            markers_pub.publish(
-                people_to_markers(
-                    people, header, camera_matrix, threshold, marker_depth=settings.marker_depth,
-                    mesh_cache=self._mesh_points,
-                )
-            )  # fmt: skip
+            markers = people_to_markers(people, header, camera_matrix, threshold, marker_depth=settings.marker_depth)
+            markers_pub.publish(encode_marker_array(markers))  # serialized here: meshes are large point arrays
         if settings.publish_overlay and overlay_pub.get_subscription_count() > 0:
             overlay = draw_people(image_rgb, people, keypoint_threshold=threshold)
             overlay_pub.publish(array_to_image(overlay, "rgb8", header))
