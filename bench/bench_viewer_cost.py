@@ -126,6 +126,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="closed/open pairs after the no-viewer phase")
     parser.add_argument("--mesh-model", default="auto", help="pose_node mesh_model (auto: Anny meshes)")
     parser.add_argument("--window", default="960x540", help="browser viewport WxH")
+    parser.add_argument("--browser-priority", choices=("normal", "idle"), default="normal",
+                        help="idle: Chromium runs under SCHED_IDLE (`chrt --idle 0`) and gets only CPU time nothing "
+                             "else wants, standing in for a browser on another computer")
     parser.add_argument("--screenshot", help="save the open page at the end as this JPEG (docs/images/viewer.jpg)")
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -159,7 +162,8 @@ def main() -> None:
             viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             width, height = (int(v) for v in args.window.split("x"))
-            with HeadlessChromium(width, height) as browser:
+            prefix = ("chrt", "--idle", "0") if args.browser_priority == "idle" else ()
+            with HeadlessChromium(width, height, prefix=prefix) as browser:
                 pids = [viewer.pid, browser.process.pid]
                 for _ in range(args.rounds):
                     browser.navigate("about:blank")
@@ -190,7 +194,7 @@ def main() -> None:
             counter.destroy_node()
             rclpy.try_shutdown()
     print(f"pose_node: vtest.avi at 30 Hz, device cpu, mesh_model {args.mesh_model}, {args.phase_s:.0f} s per phase; "
-          f"browser viewport {args.window}")
+          f"browser viewport {args.window}, browser priority {args.browser_priority}")
     print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | Chromium CPU % |")
     print("|---|---|---|---|---|")
     for name, fps, ms, viewer_cpu, browser_cpu in rows:

@@ -39,6 +39,7 @@ from pose_ros.core import assets  # noqa: E402
 from pose_ros.core.sources import read_video_frames  # noqa: E402
 from pose_ros.msg import PersonArray  # noqa: E402
 from pose_ros.ros.image_conversion import array_to_image  # noqa: E402
+from pose_ros.ros.marker_wire import decode_marker_array  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -69,11 +70,16 @@ class Soak(Node):
         reliable = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
         self.create_subscription(PersonArray, "people", self.on_people, reliable)
         self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, 10)
-        self.create_subscription(MarkerArray, "markers", lambda m: self.count("markers"), reliable)
+        # markers decoded into arrays, as RViz (C++) does; rclpy's Point objects would load the shared CPU
+        self.create_subscription(MarkerArray, "markers", self.on_markers, reliable, raw=True)
         self.create_subscription(Image, "overlay", lambda m: self.count("overlay"), reliable)
 
     def count(self, topic: str) -> None:
         self.counts[topic] += 1
+
+    def on_markers(self, data: bytes) -> None:
+        decode_marker_array(data)
+        self.count("markers")
     def restart_camera(self) -> None:
         """Destroy and re-create the image publisher, as a restarted camera driver would."""
         self.destroy_publisher(self.image_pub)

@@ -31,7 +31,11 @@ def find_chromium() -> str | None:
 class HeadlessChromium:
     """Context manager: one headless Chromium with one page of `width` x `height` CSS pixels."""
 
-    def __init__(self, width: int = 800, height: int = 500, executable: str | None = None) -> None:
+    def __init__(
+        self, width: int = 800, height: int = 500, executable: str | None = None, prefix: tuple[str, ...] = ()
+    ) -> None:
+        """`prefix`: a command that runs Chromium (e.g. ("chrt", "--idle", "0") for idle CPU priority)."""
+        self.prefix = prefix
         self.executable = executable or find_chromium()
         if self.executable is None:
             raise FileNotFoundError("no chromium executable (scripts/setup.sh --with-browser installs Debian's)")
@@ -43,7 +47,7 @@ class HeadlessChromium:
     def __enter__(self) -> HeadlessChromium:
         self._profile = tempfile.TemporaryDirectory(prefix="pose_viewer_chromium_")
         args = [
-            self.executable, "--headless", "--no-sandbox", "--disable-gpu-compositing",
+            *self.prefix, self.executable, "--headless", "--no-sandbox", "--disable-gpu-compositing",
             # WebGL without a GPU: SwiftShader (software), which Chromium no longer falls back to by itself.
             "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",

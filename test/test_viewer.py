@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -239,19 +240,14 @@ def test_launchers_start_the_viewer_on_request_and_pose_node_survives_a_taken_po
 
 
 def test_marker_geometry_and_view_fitting() -> None:
-    from geometry_msgs.msg import Point
-    from visualization_msgs.msg import Marker
-
+    from pose_ros.ros.marker_wire import WireMarker
     from pose_ros.ros.viewer import fitted_fov_y, marker_points
 
-    marker = Marker()
-    marker.points = [Point(x=1.0, y=0.0, z=0.0), Point(x=0.0, y=2.0, z=0.0)]
-    marker.pose.orientation.w = 1.0
+    marker = WireMarker("m", 0, 0, points=np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
     np.testing.assert_allclose(marker_points(marker), [[1, 0, 0], [0, 2, 0]])
     # 90 degrees about z (x -> y), then moved by the pose position
-    marker.pose.orientation.z = marker.pose.orientation.w = np.sqrt(0.5)
-    marker.pose.position.z = 3.0
-    np.testing.assert_allclose(marker_points(marker), [[0, 1, 3], [-2, 0, 3]], atol=1e-6)
+    turned = replace(marker, orientation=(0.0, 0.0, np.sqrt(0.5), np.sqrt(0.5)), position=(0.0, 0.0, 3.0))
+    np.testing.assert_allclose(marker_points(turned), [[0, 1, 3], [-2, 0, 3]], atol=1e-6)
     # a 4:3 image seen with its own focal length: the vertical FOV of the camera in a 4:3 view,
     # a wider one in a narrower view (the whole image width must fit)
     f = 768.0

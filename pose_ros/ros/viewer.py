@@ -18,6 +18,7 @@ subscribed only while a browser has the page open. With nothing publishing `peop
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import sys
 import threading
@@ -37,6 +38,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from pose_ros.msg import PersonArray
 from pose_ros.ros.image_conversion import ImageConversionError, to_rgb8
+from pose_ros.ros.marker_wire import WireMarker, decode_marker_array
 from pose_ros.ros.parameters import ParameterSpec, descriptor
 
 # Never back-pressure the publisher: newest sample only, no retransmissions.
@@ -143,25 +145,22 @@ class LatestMessage:
             return data
 
 
-def marker_points(marker: Marker) -> np.ndarray:
+def marker_points(marker: WireMarker) -> np.ndarray:
     """(N, 3) float32 points of a marker, moved by the marker's pose into its header frame."""
-    points = np.array([(p.x, p.y, p.z) for p in marker.points], np.float32).reshape(-1, 3)
-    q = marker.pose.orientation
-    if (q.x, q.y, q.z) != (0.0, 0.0, 0.0):
-        w, x, y, z = q.w, q.x, q.y, q.z
+    points = marker.point_array().astype(np.float32)
+    x, y, z, w = marker.orientation
+    if (x, y, z) != (0.0, 0.0, 0.0):
         rotation = np.array([
             [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
             [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ], np.float32)
+        ], np.float32)  # fmt: skip
         points = points @ rotation.T
-    p = marker.pose.position
-    return points + np.array([p.x, p.y, p.z], np.float32)
+    return points + np.array(marker.position, np.float32)
 
 
-def marker_rgb(marker: Marker) -> tuple[int, int, int]:
-    c = marker.color
-    return tuple(round(255 * min(max(v, 0.0), 1.0)) for v in (c.r, c.g, c.b))
+def marker_rgb(marker: WireMarker) -> tuple[int, int, int]:
+    return tuple(round(255 * min(max(v, 0.0), 1.0)) for v in marker.color[:3])
 
 
 def fitted_fov_y(image_size: tuple[int, int], focal_px: float, view_aspect: float) -> float:
@@ -204,6 +203,7 @@ class PoseViewer(Node):
         self._fy: float | None = None
         self._image_size: tuple[int, int] | None = None
         self._scene_names: set[str] = set()
+        self._meshes_shown: dict[str, tuple] = {}  # scene name -> what the browsers have (content hash, colour)
         self._people: PersonArray | None = None
         self._last_people_s: float | None = None
         self._people_intervals_s: deque[float] = deque(maxlen=5)
@@ -297,7 +297,7 @@ class PoseViewer(Node):
             self._update_camera(self._people.image_width, self._people.image_height)
         with self.server.atomic():
             if markers_data is not None:
-                self._show_markers(deserialize_message(markers_data, MarkerArray))
+                self._show_markers(decode_marker_array(markers_data))
             if overlay_data is not None and self._overlay is not None:
                 self._show_overlay(deserialize_message(overlay_data, Image))
         if markers_data is not None or overlay_data is not None:
@@ -332,11 +332,13 @@ class PoseViewer(Node):
         for client in self.server.get_clients().values():
             self._fit_view(client)
 
-    def _show_markers(self, array: MarkerArray) -> None:
-        """Replace the 3D scene by a MarkerArray (pose_node's arrays start with DELETEALL)."""
+    def _show_markers(self, markers: list[WireMarker]) -> None:
+        """Replace the 3D scene by a frame's markers (pose_node's arrays start with DELETEALL). A mesh whose
+        triangles did not change since the last frame (meshes are refitted a few times a second) is not sent to
+        the browsers again."""
         scene = self.server.scene
         names: set[str] = set()
-        for marker in array.markers:
+        for marker in markers:
             if marker.action == Marker.DELETEALL:
                 names.clear()
                 continue
@@ -349,23 +351,27 @@ class PoseViewer(Node):
             color = marker_rgb(marker)
             if marker.type in (Marker.LINE_LIST, Marker.LINE_STRIP):
                 segments = (np.stack([points[:-1], points[1:]], axis=1) if marker.type == Marker.LINE_STRIP
-                            else points[: len(points) // 2 * 2].reshape(-1, 2, 3))
+                            else points[: len(points) // 2 * 2].reshape(-1, 2, 3))  # fmt: skip
                 scene.add_line_segments(name, segments, colors=color, thickness=self.settings.line_width_px,
-                                        thickness_units="screen")
+                                        thickness_units="screen")  # fmt: skip
             elif marker.type in (Marker.SPHERE_LIST, Marker.POINTS, Marker.CUBE_LIST):
-                scene.add_point_cloud(name, points, colors=color, point_size=float(marker.scale.x) or 0.04,
-                                      point_shape="circle", point_shading="flat")
+                scene.add_point_cloud(name, points, colors=color, point_size=float(marker.scale[0]) or 0.04,
+                                      point_shape="circle", point_shading="flat")  # fmt: skip
             elif marker.type == Marker.TRIANGLE_LIST:
                 vertices = points[: len(points) // 3 * 3]
-                faces = np.arange(len(vertices), dtype=np.uint32).reshape(-1, 3)
-                opacity = float(marker.color.a) if marker.color.a < 1.0 else None
-                scene.add_mesh_simple(name, vertices, faces, color=color, opacity=opacity, flat_shading=True,
-                                      side="double", cast_shadow=False, receive_shadow=False)  # cheaper to draw
+                key = (hashlib.blake2b(vertices.tobytes(), digest_size=16).digest(), color, marker.color[3])
+                if self._meshes_shown.get(name) != key or name not in self._scene_names:
+                    faces = np.arange(len(vertices), dtype=np.uint32).reshape(-1, 3)
+                    opacity = float(marker.color[3]) if marker.color[3] < 1.0 else None
+                    scene.add_mesh_simple(name, vertices, faces, color=color, opacity=opacity, flat_shading=True,
+                                          side="double", cast_shadow=False, receive_shadow=False)  # cheaper to draw
+                    self._meshes_shown[name] = key
             else:
                 continue
             names.add(name)
         for stale in self._scene_names - names:
             scene.remove_by_name(stale)
+            self._meshes_shown.pop(stale, None)
         self._scene_names = names
 
     def _show_overlay(self, msg: Image) -> None:
@@ -398,6 +404,7 @@ class PoseViewer(Node):
             for name in self._scene_names:
                 self.server.scene.remove_by_name(name)
             self._scene_names = set()
+            self._meshes_shown.clear()
         if self._people is not None and fresh:
             people = self._people.people
             ids = ", ".join(str(p.id) for p in people)
