@@ -15,19 +15,16 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from pose_ros.core.camera import deproject
+from pose_ros.core.draw import ID_COLORS
 from pose_ros.core.person import Person
 from pose_ros.core.skeletons import get_layout
 from pose_ros.msg import BodyModel, Keypoint2D, PersonArray
 from pose_ros.msg import Person as PersonMsg
 from pose_ros.ros.marker_wire import WireMarker
 
-# Distinct colours (RGB 0..1) indexed by person id.
-PALETTE = np.array(
-    [
-        (0.90, 0.10, 0.29), (0.24, 0.71, 0.29), (0.00, 0.51, 0.78), (0.96, 0.51, 0.19), (0.57, 0.12, 0.71),
-        (0.27, 0.94, 0.94), (0.94, 0.20, 0.90), (0.82, 0.96, 0.24), (0.98, 0.75, 0.83), (0.00, 0.50, 0.50),
-    ]
-)
+# Distinct colours (RGB 0..1) indexed by person id: the overlay's box colours, so a person has one colour
+# in the overlay, in RViz and in pose_viewer.
+PALETTE = np.array(ID_COLORS, np.float64) / 255.0
 MARKER_NAMESPACES = ("skeleton", "joints", "mesh")
 
 
