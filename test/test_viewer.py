@@ -254,3 +254,32 @@ def test_marker_geometry_and_view_fitting() -> None:
     np.testing.assert_allclose(fitted_fov_y((768, 576), f, 4 / 3), 2 * np.arctan(288 / f))
     np.testing.assert_allclose(fitted_fov_y((768, 576), f, 1.0), 2 * np.arctan(384 / f))
     np.testing.assert_allclose(fitted_fov_y((768, 576), f, 2.0), 2 * np.arctan(288 / f))
+
+
+def test_a_mesh_goes_to_the_browsers_only_when_it_changed() -> None:
+    """Meshes are refitted a few times a second but arrive with every frame's markers: an unchanged mesh is not
+    uploaded again (the browser would rebuild it every frame); a changed, recoloured or returning one is."""
+    from pose_ros.ros.marker_wire import WireMarker
+
+    rng = np.random.default_rng(0)
+    triangles = rng.normal(size=(600, 3)) + np.array([0.0, 0.0, 3.0])
+
+    def frame(points: np.ndarray, color=(0.9, 0.1, 0.3, 0.8)) -> list[WireMarker]:
+        return [WireMarker("", 0, 0, action=3),  # DELETEALL, as pose_node's arrays start
+                WireMarker("skeleton", 4, 5, points=points[:4]), WireMarker("mesh", 4, 11, color=color, points=points)]
+
+    with RosGraph() as ros:
+        viewer = start_viewer(ros, free_port())
+        uploads: list[str] = []
+        add_mesh = viewer.server.scene.add_mesh_simple
+        viewer.server.scene.add_mesh_simple = lambda name, *a, **k: (uploads.append(name), add_mesh(name, *a, **k))[1]
+        viewer._show_markers(frame(triangles))
+        viewer._show_markers(frame(triangles))  # the next frame, same fit
+        assert uploads == ["/markers/mesh/4"]
+        viewer._show_markers(frame(triangles + 0.01))  # refitted
+        viewer._show_markers(frame(triangles + 0.01, color=(0.1, 0.9, 0.3, 0.8)))  # recoloured
+        assert len(uploads) == 3
+        viewer._show_markers(frame(triangles)[:2])  # the mesh left the scene ...
+        assert "/markers/mesh/4" not in viewer._scene_names
+        viewer._show_markers(frame(triangles))  # ... and came back: uploaded again
+        assert len(uploads) == 4 and "/markers/mesh/4" in viewer._scene_names

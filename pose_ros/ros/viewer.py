@@ -360,7 +360,7 @@ class PoseViewer(Node):
             elif marker.type == Marker.TRIANGLE_LIST:
                 vertices = points[: len(points) // 3 * 3]
                 key = (hashlib.blake2b(vertices.tobytes(), digest_size=16).digest(), color, marker.color[3])
-                if self._meshes_shown.get(name) != key or name not in self._scene_names:
+                if self._meshes_shown.get(name) != key:
                     faces = np.arange(len(vertices), dtype=np.uint32).reshape(-1, 3)
                     opacity = float(marker.color[3]) if marker.color[3] < 1.0 else None
                     scene.add_mesh_simple(name, vertices, faces, color=color, opacity=opacity, flat_shading=True,
