@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import median_thread_ms
 from pose_ros.core.camera import default_camera_matrix
 from pose_ros.core.person import BodyModelParams, Person
 from pose_ros.ros.marker_wire import decode_marker_array, encode_marker_array
@@ -63,15 +63,6 @@ def as_rclpy(wire_markers) -> MarkerArray:
     return MarkerArray(markers=markers)
 
 
-def median_ms(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.thread_time()
-        function()
-        times.append(time.thread_time() - start)
-    return 1e3 * float(np.median(times))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=5)
@@ -91,11 +82,11 @@ def main() -> None:
     data = wire()
     assert deserialize_message(data, MarkerArray) == as_rclpy(decode_marker_array(data))
     rows = [
-        ("publish, rclpy objects", median_ms(rclpy_objects, args.repeats)),
-        ("serialize only, rclpy objects", median_ms(lambda: serialize_message(prebuilt), args.repeats)),
-        ("publish, marker_wire", median_ms(wire, args.repeats)),
-        ("read, rclpy objects", median_ms(lambda: deserialize_message(data, MarkerArray), args.repeats)),
-        ("read, marker_wire", median_ms(lambda: decode_marker_array(data), args.repeats)),
+        ("publish, rclpy objects", median_thread_ms(rclpy_objects, args.repeats)),
+        ("serialize only, rclpy objects", median_thread_ms(lambda: serialize_message(prebuilt), args.repeats)),
+        ("publish, marker_wire", median_thread_ms(wire, args.repeats)),
+        ("read, rclpy objects", median_thread_ms(lambda: deserialize_message(data, MarkerArray), args.repeats)),
+        ("read, marker_wire", median_thread_ms(lambda: decode_marker_array(data), args.repeats)),
     ]
     print(f"{args.people} people, {args.faces or ANNY_FACES} faces per mesh: {len(data) / 1e6:.2f} MB per MarkerArray")
     print("| per frame | CPU ms |")
