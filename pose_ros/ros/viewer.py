@@ -230,6 +230,9 @@ class PoseViewer(Node):
         server.gui.configure_theme(control_width="large", show_share_button=False)
         server.gui.main_panel.dock_right()  # the 3D view keeps the rest of the page
         server.scene.set_up_direction("-y")  # camera optical frame: y down, z forward
+        # no shadow maps: extra render passes per frame that show nothing useful here (browsers without a GPU
+        # render in software; every update renders frames for a moment)
+        server.scene.configure_default_lights(enabled=True, cast_shadow=False)
         server.initial_camera.position = (0.0, 0.0, 0.0)
         server.initial_camera.look_at = (0.0, 0.0, 2.0)
         server.initial_camera.up = (0.0, -1.0, 0.0)
