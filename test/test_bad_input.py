@@ -140,3 +140,25 @@ def test_camera_publisher_killed_and_restarted(graph, vtest_frames) -> None:
     else:
         raise AssertionError("no people message within 10 frames after the camera publisher was restarted")
     assert len(out["people"].people) >= 4
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "value", "words"),
+    [
+        ("pose_ros.ros.pose_node", "mesh_rate_hz", "2", "a floating-point number (write 2.0, not 2)"),
+        ("pose_ros.ros.pose_node", "tracking", "2", "true or false"),
+        ("pose_ros.ros.viewer", "port", "8090.0", "an integer"),
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_a_clear_error_not_a_traceback(module, name, value, words) -> None:
+    """`--ros-args -p mesh_rate_hz:=2` (an integer for a double) is what newcomers type first: the process says which
+    parameter takes which type and exits 2, before loading any model."""
+    import subprocess
+
+    from stop_harness import run_module
+
+    command = [*run_module(module), "--ros-args", "-p", f"{name}:={value}", "-p", "auto_activate:=false"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"parameter {name} takes {words}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -32,6 +32,7 @@ from rclpy.parameter import Parameter
 from pose_ros.core.model_cache import ModelCache
 from pose_ros.ros import shutdown
 from pose_ros.ros.image_source import ImageSource
+from pose_ros.ros.parameters import ParameterTypeError
 from pose_ros.ros.pose_node import PoseNode, activate, node_executor
 
 
@@ -262,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         nodes = start_nodes(args)
         shutdown.spin_until_stopped(nodes.executor)
+    except ParameterTypeError as error:
+        print(f"pose_launcher: {error}", file=sys.stderr)
+        return 2
     finally:
         if nodes is not None:
             nodes.shutdown()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 
 from pose_ros.core.meshing import MESH_MODELS, MeshConfig
@@ -175,9 +176,34 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return result
 
 
+class ParameterTypeError(ValueError):
+    """A parameter was given (command line, YAML, launch file) a value of the wrong type."""
+
+
+_TYPE_HINTS = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a floating-point number (write 2.0, not 2)",
+    str: "a string",
+}
+
+
+def declare_specs(node: Node, specs: tuple[ParameterSpec, ...] | list[ParameterSpec]) -> None:
+    """Declare `specs` on `node` (values from overrides/YAML where given); ParameterTypeError, naming the parameter
+    and the type it takes, when a given value has another type (rclpy would raise a bare type exception)."""
+    for spec in specs:
+        try:
+            node.declare_parameter(spec.name, spec.default, descriptor(spec))
+        except InvalidParameterTypeException as error:
+            expected = _TYPE_HINTS.get(type(spec.default), type(spec.default).__name__)
+            raise ParameterTypeError(
+                f"parameter {spec.name} takes {expected}; default {spec.default!r} ({error})"
+            ) from error
+
+
 def declare_all(node: Node) -> None:
-    """Declare every pose_node parameter on `node` (values from overrides/YAML where given)."""
-    node.declare_parameters("", [(spec.name, spec.default, descriptor(spec)) for spec in PARAMETERS])
+    """Declare every pose_node parameter on `node` (see `declare_specs`)."""
+    declare_specs(node, PARAMETERS)
 
 
 def check_choice(name: str, value: object) -> str | None:

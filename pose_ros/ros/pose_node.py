@@ -73,6 +73,7 @@ from pose_ros.ros.messages import (
 from pose_ros.ros.parameters import (
     PARAMETER_NAMES,
     PIPELINE_FIELDS,
+    ParameterTypeError,
     check_choice,
     declare_all,
     mesh_config,
@@ -637,7 +638,12 @@ def activate(node: PoseNode) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run pose_node until SIGINT or SIGTERM, then stop cleanly (pose_ros.ros.shutdown) and return 0."""
     shutdown.init(argv if argv is not None else sys.argv)
-    node = PoseNode()
+    try:
+        node = PoseNode()
+    except ParameterTypeError as error:
+        print(f"pose_node: {error}", file=sys.stderr)
+        shutdown.finish()
+        return 2
     executor = node_executor()
     executor.add_node(node)
     try:

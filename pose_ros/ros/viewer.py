@@ -39,7 +39,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from pose_ros.msg import PersonArray
 from pose_ros.ros.image_conversion import ImageConversionError, to_rgb8
 from pose_ros.ros.marker_wire import WireMarker, decode_marker_array
-from pose_ros.ros.parameters import ParameterSpec, descriptor
+from pose_ros.ros.parameters import ParameterSpec, declare_specs
 
 # Never back-pressure the publisher: newest sample only, no retransmissions.
 VIEWER_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.BEST_EFFORT)
@@ -185,9 +185,8 @@ class PoseViewer(Node):
 
     def __init__(self, node_name: str = "pose_viewer", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        for spec in VIEWER_PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, descriptor(spec))
         try:
+            declare_specs(self, VIEWER_PARAMETERS)
             self.settings = ViewerSettings(
                 **{f.name: self.get_parameter(f.name).value for f in fields(ViewerSettings)}
             )
