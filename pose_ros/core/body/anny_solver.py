@@ -44,9 +44,11 @@ class FitTargets:
     weight: torch.Tensor  # (N, 17) confidence / size², 0 when ignored
     xyz: torch.Tensor  # (N, 17, 3) m, camera frame
     weight_3d: torch.Tensor  # (N, 17) confidence of 3D keypoints, 0 when absent
+    pose_centre: torch.Tensor  # (N, J, 3) rad: the pose prior's centre (0: the rest pose)
+    pose_weight: torch.Tensor  # (N,) weight of the pose prior (per radian²)
 
     def select(self, index: torch.Tensor) -> FitTargets:
-        return FitTargets(self.xy[index], self.weight[index], self.xyz[index], self.weight_3d[index])
+        return FitTargets(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
 
 
 @dataclass
@@ -127,9 +129,7 @@ class AnnyLeastSquares:
         eye = torch.eye(3, dtype=DTYPE, device=axes.device)
         # Hessian of the pose prior + the hinges' off-axis term (constant), per bone (J, 3, 3).
         off_axis = eye - axes[:, :, None] * axes[:, None, :]
-        self._prior_hessian = settings.pose_prior_weight * eye + settings.hinge_weight * self._is_hinge[
-            :, None, None
-        ] * (off_axis @ off_axis)
+        self._prior_hessian = settings.hinge_weight * self._is_hinge[:, None, None] * (off_axis @ off_axis)
         self._prior_block = _block_diagonal(self._prior_hessian)  # (3J, 3J)
         self._subtree = body.tree.subtree.to(DTYPE)
         self._chain_after = self.mean_shape.chain_after
@@ -163,7 +163,8 @@ class AnnyLeastSquares:
         angle = (bones * self._hinge_axes).sum(-1)
         off_axis = ((bones - angle[..., None] * self._hinge_axes) ** 2).sum(-1)
         hinge = self._is_hinge * (torch.relu(-angle) ** 2 + off_axis)
-        cost = cost + s.pose_prior_weight * (bones**2).sum((-1, -2)) + s.hinge_weight * hinge.sum(-1)
+        pose = targets.pose_weight * ((bones - targets.pose_centre) ** 2).sum((-1, -2))
+        cost = cost + pose + s.hinge_weight * hinge.sum(-1)
         phenotypes = torch.sigmoid(batch.logits)
         return cost + s.shape_prior_weight * ((phenotypes - 0.5) ** 2).sum(-1)
 
@@ -246,7 +247,9 @@ class AnnyLeastSquares:
         outer = self._hinge_axes[:, :, None] * self._hinge_axes[:, None, :]  # (J, 3, 3)
         hinge_h = s.hinge_weight * backwards[..., None, None] * outer  # (N, J, 3, 3)
         hessian[:, bone_slice, bone_slice] += self._prior_block + _block_diagonal(hinge_h)
+        hessian[:, bone_slice, bone_slice] += torch.diag_embed(targets.pose_weight[:, None].expand(-1, 3 * j))
         prior_g = torch.einsum("jde,bje->bjd", self._prior_hessian, bones)
+        prior_g = prior_g + targets.pose_weight[:, None, None] * (bones - targets.pose_centre)
         prior_g = prior_g + s.hinge_weight * (backwards * angle)[..., None] * self._hinge_axes
         gradient[:, bone_slice] += prior_g.reshape(n, 3 * j)
         phenotypes = torch.sigmoid(batch.logits)
