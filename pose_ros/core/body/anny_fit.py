@@ -73,7 +73,9 @@ class AnnyFitSettings:
             solution (radians²). With `warm_pose_prior_weight`, one quadratic prior centred between the rest pose
             and the previous pose.
         hinge_weight: weight of elbow/knee bending the wrong way or off their hinge axis (radians²).
-        shape_prior_weight: weight of the phenotypes' squared distance to the mean 0.5.
+        shape_prior_weight: weight of the phenotypes' squared logits, log(p / (1 − p))²: about 16 (p − 0.5)² near the
+            mean, growing without bound towards 0 and 1 (a phenotype pushed to its bound, where the sigmoid is flat,
+            could not come back).
         keypoints_3d_weight: weight of the 3D keypoint error when people carry 3D keypoints (robust: about
             (error / keypoints_3d_scale_m)² when small, at most 1 per keypoint, so wrong depths cannot dominate).
         keypoints_3d_scale_m: error at which a 3D keypoint's cost is half its maximum, metres.
@@ -94,7 +96,7 @@ class AnnyFitSettings:
     warm_pose_prior_weight: float = 5e-5
     temporal_pose_weight: float = 3e-4
     hinge_weight: float = 1e-2
-    shape_prior_weight: float = 3e-4
+    shape_prior_weight: float = 2e-6
     keypoints_3d_weight: float = 1.0
     keypoints_3d_scale_m: float = 0.1
     max_track_age: int = 30

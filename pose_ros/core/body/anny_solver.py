@@ -4,7 +4,9 @@ at once by Levenberg–Marquardt with an analytic Jacobian.
 Per person (N rows of a `FitBatch`, float64): root rotation R (3, 3), updated on the manifold (R ← exp([δω]ₓ) R),
 translation (3,) m, J bone rotation vectors, 6 phenotype logits — P = 6 + 3J + 6 parameters. Cost: confidence-weighted
 squared reprojection error in units of the person's size (`FitTargets.weight` = confidence / size²), robust
-(Geman–McClure) 3D keypoint error, pose prior (squared angles), elbow/knee hinges, shape prior (phenotypes near 0.5).
+(Geman–McClure) 3D keypoint error, pose prior (squared angles from a per-person centre: the rest pose, or between
+it and a tracked person's previous pose), elbow/knee hinges, shape prior (squared phenotype logits: keeps the
+phenotypes off their bounds, where the sigmoid's slope vanishes and a phenotype could not come back).
 
 A bone's rotation turns the keypoint mass of its subtree about its joint, so the Jacobian is analytic: one forward
 kinematics over the J free bones, a few batched products and a (P × P) solve per person and iteration. The phenotypes
@@ -165,8 +167,7 @@ class AnnyLeastSquares:
         hinge = self._is_hinge * (torch.relu(-angle) ** 2 + off_axis)
         pose = targets.pose_weight * ((bones - targets.pose_centre) ** 2).sum((-1, -2))
         cost = cost + pose + s.hinge_weight * hinge.sum(-1)
-        phenotypes = torch.sigmoid(batch.logits)
-        return cost + s.shape_prior_weight * ((phenotypes - 0.5) ** 2).sum(-1)
+        return cost + s.shape_prior_weight * (batch.logits**2).sum(-1)
 
     def point_jacobian(
         self, batch: FitBatch, points: torch.Tensor, poses: torch.Tensor, pivots: torch.Tensor, anchors: torch.Tensor
@@ -252,12 +253,12 @@ class AnnyLeastSquares:
         prior_g = prior_g + targets.pose_weight[:, None, None] * (bones - targets.pose_centre)
         prior_g = prior_g + s.hinge_weight * (backwards * angle)[..., None] * self._hinge_axes
         gradient[:, bone_slice] += prior_g.reshape(n, 3 * j)
-        phenotypes = torch.sigmoid(batch.logits)
-        slope = phenotypes * (1 - phenotypes)
         shape_slice = slice(6 + 3 * j, None)
         shaped = batch.fit_shape.to(DTYPE)[:, None]
-        hessian[:, shape_slice, shape_slice] += torch.diag_embed(s.shape_prior_weight * slope**2 * shaped)
-        gradient[:, shape_slice] += s.shape_prior_weight * slope * (phenotypes - 0.5) * shaped
+        hessian[:, shape_slice, shape_slice] += torch.diag_embed(
+            (s.shape_prior_weight * shaped).expand(-1, NUM_PHENOTYPES)
+        )
+        gradient[:, shape_slice] += s.shape_prior_weight * batch.logits * shaped
         # People whose shape is held: identity rows, zero gradient (their phenotype step is 0).
         held = torch.diag_embed((1.0 - shaped).expand(-1, NUM_PHENOTYPES))
         hessian[:, shape_slice, shape_slice] += held
