@@ -93,8 +93,8 @@ class AnnyFitSettings:
     min_confidence: float = 0.3
     min_keypoints: int = 6
     pose_prior_weight: float = 5e-4
-    warm_pose_prior_weight: float = 5e-5
-    temporal_pose_weight: float = 3e-4
+    warm_pose_prior_weight: float = 1e-4
+    temporal_pose_weight: float = 1e-3
     hinge_weight: float = 1e-2
     shape_prior_weight: float = 2e-6
     keypoints_3d_weight: float = 1.0
