@@ -139,6 +139,51 @@ def test_analytic_jacobian_matches_finite_differences(body: AnnyBody) -> None:
     assert torch.allclose(analytic, numeric, atol=1e-6)
 
 
+def test_normal_equations_gradient_is_half_the_cost_gradient(body: AnnyBody) -> None:
+    """The LM gradient of every term (reprojection, robust 3D, a temporal pose prior centred off the rest pose,
+    hinges, the logit shape prior) against central differences of the cost itself."""
+    from pose_ros.core.body.anny_body import AnnyShape
+    from pose_ros.core.body.anny_solver import DTYPE, AnnyLeastSquares, FitBatch, FitTargets
+
+    problem = AnnyLeastSquares(body, AnnyFitSettings())
+    rng = np.random.default_rng(12)
+    joints = len(body.bones)
+    truth = random_states(body, rng, 2)
+    points, pixels = render(body, truth)
+    batch = FitBatch(
+        torch.tensor(np.stack([s.rotation for s in truth])),
+        torch.tensor(np.stack([s.translation for s in truth])) + 0.1,
+        torch.tensor(np.stack([s.bones for s in truth])) + torch.tensor(rng.normal(0, 0.1, (2, joints, 3))),
+        torch.tensor(rng.normal(0, 1.5, (2, 6))),
+        AnnyShape.cat([problem.mean_shape] * 2),
+        torch.full((2, 6), 0.5, dtype=DTYPE),
+        torch.tensor([True, True]),
+    )
+    weight_3d = torch.zeros(2, 17, dtype=DTYPE)
+    weight_3d[1, :8] = 1.0
+    targets = FitTargets(
+        torch.tensor(np.stack(pixels)) + 3.0,
+        torch.full((2, 17), 1.0 / 300.0**2, dtype=DTYPE),
+        torch.tensor(np.stack(points)),
+        weight_3d,
+        torch.tensor(rng.normal(0, 0.3, (2, joints, 3))),  # e.g. between the rest and the previous pose
+        torch.tensor([5e-4, 1.1e-3], dtype=DTYPE),
+    )
+    camera = torch.tensor(CAMERA)
+    with torch.no_grad():
+        _, gradient = problem.normal_equations(batch, targets, camera)
+        numeric = torch.zeros_like(gradient)
+        for p in range(gradient.shape[-1]):
+            delta = torch.zeros_like(gradient)
+            delta[:, p] = 1e-6
+            plus = problem.costs(moved := problem.step(batch, delta), problem.camera_points(moved)[0], targets, camera)
+            moved = problem.step(batch, -delta)
+            minus = problem.costs(moved, problem.camera_points(moved)[0], targets, camera)
+            numeric[:, p] = (plus - minus) / 2e-6
+    assert numeric.abs().max() > 1e-3
+    assert torch.allclose(2 * gradient, numeric, rtol=1e-3, atol=1e-6)
+
+
 def test_3d_targets_fix_the_depth(body: AnnyBody) -> None:
     rng = np.random.default_rng(5)
     truth = random_states(body, rng, 1)
