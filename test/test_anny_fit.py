@@ -108,6 +108,25 @@ def test_warm_start_by_track_id_and_untracked_people_start_afresh(body: AnnyBody
     assert fitter.report.warm == 0
 
 
+def test_tracked_people_get_a_temporal_pose_prior_that_loosens_with_the_gap(body: AnnyBody) -> None:
+    rng = np.random.default_rng(4)
+    truth = random_states(body, rng, 1)
+    settings = AnnyFitSettings(time_budget_ms=0)
+    fitter = AnnyFitter(settings, body)
+    fitter.fit(make_people(render(body, truth)[1]), CAMERA, (WIDTH, HEIGHT))
+    track = fitter._tracks[0]
+    fitter._frame += 1  # as during the next fit call
+    centre, weight = fitter._pose_priors([None, track])
+    assert np.all(centre[0] == 0) and weight[0] == settings.pose_prior_weight  # a new person: the rest pose
+    temporal, rest = settings.temporal_pose_weight, settings.warm_pose_prior_weight
+    assert weight[1] == pytest.approx(rest + temporal)
+    np.testing.assert_allclose(centre[1], temporal / (rest + temporal) * track.state.bones)
+    fitter._frame += 4  # unseen for 4 more frames: the previous pose says less
+    later_centre, later_weight = fitter._pose_priors([track])
+    assert later_weight[0] == pytest.approx(rest + temporal / 5)
+    assert np.abs(later_centre[0]).sum() < np.abs(centre[1]).sum()
+
+
 def test_analytic_jacobian_matches_finite_differences(body: AnnyBody) -> None:
     """The fitter's d keypoints / d parameters (root rotation on the manifold, translation, bones, phenotype
     logits) against central differences of its own forward."""

@@ -70,8 +70,8 @@ class AnnyFitSettings:
         warm_pose_prior_weight: the same for a person starting from its previous solution (weaker: its previous
             pose already holds what the earlier frames showed).
         temporal_pose_weight: weight of the squared change of a tracked person's bone angles since its previous
-            solution (radians²). With `warm_pose_prior_weight`, one quadratic prior centred between the rest pose
-            and the previous pose.
+            solution (radians²), divided by the frames since that solution. With `warm_pose_prior_weight`, one
+            quadratic prior centred between the rest pose and the previous pose.
         hinge_weight: weight of elbow/knee bending the wrong way or off their hinge axis (radians²).
         shape_prior_weight: weight of the phenotypes' squared logits, log(p / (1 − p))²: about 16 (p − 0.5)² near the
             mean, growing without bound towards 0 and 1 (a phenotype pushed to its bound, where the sigmoid is flat,
@@ -398,13 +398,15 @@ class AnnyFitter:
     def _pose_priors(self, tracks: list[_Track | None]) -> tuple[np.ndarray, np.ndarray]:
         """Per person the pose prior's centre (N, J, 3) rad and weight (N,): a new person's is the rest pose; a
         tracked person's combines a weak pull to the rest pose (w_r) with one to its previous pose b_prev (w_t):
-        w_r |b|² + w_t |b − b_prev|² = (w_r + w_t) |b − w_t b_prev / (w_r + w_t)|² + const."""
+        w_r |b|² + w_t |b − b_prev|² = (w_r + w_t) |b − w_t b_prev / (w_r + w_t)|² + const. w_t is divided by the
+        frames since that pose was fitted (a person unseen for a while has moved more)."""
         s = self.settings
         centre = np.zeros((len(tracks), len(self.body.bones), 3))
         weight = np.full(len(tracks), s.pose_prior_weight)
-        rest, temporal = s.warm_pose_prior_weight, s.temporal_pose_weight
         for i, track in enumerate(tracks):
             if track is not None:
+                rest = s.warm_pose_prior_weight
+                temporal = s.temporal_pose_weight / max(self._frame - track.state.frame, 1)
                 weight[i] = rest + temporal
                 centre[i] = temporal / max(rest + temporal, 1e-12) * track.state.bones
         return centre, weight

@@ -129,7 +129,7 @@ class AnnyLeastSquares:
         self._hinge_axes = axes  # (J, 3), zero rows for bones without a hinge
         self._is_hinge = (axes.abs().sum(-1) > 0).to(DTYPE)  # (J,)
         eye = torch.eye(3, dtype=DTYPE, device=axes.device)
-        # Hessian of the pose prior + the hinges' off-axis term (constant), per bone (J, 3, 3).
+        # Hessian of the hinges' off-axis term (constant), per bone (J, 3, 3); the pose prior's is per person.
         off_axis = eye - axes[:, :, None] * axes[:, None, :]
         self._prior_hessian = settings.hinge_weight * self._is_hinge[:, None, None] * (off_axis @ off_axis)
         self._prior_block = _block_diagonal(self._prior_hessian)  # (3J, 3J)
