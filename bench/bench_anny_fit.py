@@ -14,7 +14,8 @@ Error: distance (px) between the fitted Anny keypoints, projected, and the detec
 
 Recovery (`--scenes N`): the synthetic scenes of test/test_anny_fit.py (known Anny people → projected keypoints → fit
 cold, then twice warm after a small motion), scene 0 being the test's own; per frame, the 2D and hip-centred 3D
-errors (medians per scene, averaged over the scenes) of both fitters.
+errors (medians per scene, averaged over the scenes) of both fitters, each scene's 3D error, and per frame in how
+many scenes the new fitter's 3D error is no worse.
 """
 
 from __future__ import annotations
@@ -154,7 +155,10 @@ def recovery(baseline: ModuleType, model, scenes: int) -> dict:
             "mean_2d_px": table[:, :, 0].mean(0).round(2).tolist(),
             "mean_3d_mm": table[:, :, 1].mean(0).round(1).tolist(),
             "mean_3d_scaled_mm": table[:, :, 2].mean(0).round(1).tolist(),
+            "per_scene_3d_mm": table[:, :, 1].round(0).tolist(),
         }
+    old, new = (np.array(out[name]["per_scene_3d_mm"]) for name in ("baseline", "new"))
+    out["scenes_new_no_worse_per_frame"] = (new <= old).sum(0).tolist()
     return out
 
 

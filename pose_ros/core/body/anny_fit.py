@@ -66,9 +66,16 @@ class AnnyFitSettings:
             meshes (timed on the previous frame) would exceed it; at least one iteration runs.
         min_confidence: keypoints below this confidence are ignored.
         min_keypoints: people with fewer confident COCO-17 keypoints get no fit.
-        pose_prior_weight: weight of the squared bone angles (radians²).
+        pose_prior_weight: weight of the squared bone angles (radians²) of a person seen for the first time.
+        warm_pose_prior_weight: the same for a person starting from its previous solution (weaker: its previous
+            pose already holds what the earlier frames showed).
+        temporal_pose_weight: weight of the squared change of a tracked person's bone angles since its previous
+            solution (radians²), divided by the frames since that solution. With `warm_pose_prior_weight`, one
+            quadratic prior centred between the rest pose and the previous pose.
         hinge_weight: weight of elbow/knee bending the wrong way or off their hinge axis (radians²).
-        shape_prior_weight: weight of the phenotypes' squared distance to the mean 0.5.
+        shape_prior_weight: weight of the phenotypes' squared logits, log(p / (1 − p))²: about 16 (p − 0.5)² near the
+            mean, growing without bound towards 0 and 1 (a phenotype pushed to its bound, where the sigmoid is flat,
+            could not come back).
         keypoints_3d_weight: weight of the 3D keypoint error when people carry 3D keypoints (robust: about
             (error / keypoints_3d_scale_m)² when small, at most 1 per keypoint, so wrong depths cannot dominate).
         keypoints_3d_scale_m: error at which a 3D keypoint's cost is half its maximum, metres.
@@ -85,9 +92,11 @@ class AnnyFitSettings:
     time_budget_ms: float = 500.0
     min_confidence: float = 0.3
     min_keypoints: int = 6
-    pose_prior_weight: float = 1e-3
+    pose_prior_weight: float = 5e-4
+    warm_pose_prior_weight: float = 1e-4
+    temporal_pose_weight: float = 1e-3
     hinge_weight: float = 1e-2
-    shape_prior_weight: float = 1e-3
+    shape_prior_weight: float = 2e-6
     keypoints_3d_weight: float = 1.0
     keypoints_3d_scale_m: float = 0.1
     max_track_age: int = 30
@@ -105,6 +114,8 @@ class AnnyFitSettings:
             "min_confidence": 0.0 <= self.min_confidence <= 1.0,
             "min_keypoints": 4 <= self.min_keypoints <= 17,
             "pose_prior_weight": self.pose_prior_weight >= 0,
+            "warm_pose_prior_weight": self.warm_pose_prior_weight >= 0,
+            "temporal_pose_weight": self.temporal_pose_weight >= 0,
             "hinge_weight": self.hinge_weight >= 0,
             "shape_prior_weight": self.shape_prior_weight >= 0,
             "keypoints_3d_weight": self.keypoints_3d_weight >= 0,
@@ -259,7 +270,7 @@ class AnnyFitter:
         tracks = [self._tracks.get(p.id) if p.tracked else None for p in chosen]
         self.report.warm = sum(t is not None for t in tracks)
         batch = self._start_batch(tracks, observations, k)
-        targets = self._targets(chosen, observations)
+        targets = self._targets(chosen, observations, tracks)
         refreshed = batch.fit_shape.tolist()  # phenotypes moved: new rest mesh
         warm = [t is not None for t in tracks]
         reserve_ms = self._mesh_ms_per_person * len(warm)  # the meshes after the iterations, timed last frame
@@ -357,7 +368,9 @@ class AnnyFitter:
             return refined, moved
         return rotation, translation
 
-    def _targets(self, people: list[Person], observations: list[tuple[np.ndarray, np.ndarray]]) -> FitTargets:
+    def _targets(
+        self, people: list[Person], observations: list[tuple[np.ndarray, np.ndarray]], tracks: list[_Track | None]
+    ) -> FitTargets:
         xy = np.stack([o[0] for o in observations])
         conf = np.stack([o[1] for o in observations])
         sizes = np.maximum([np.hypot(*bbox_from_keypoints(x, c)[2:]) for x, c in observations], 10.0)
@@ -371,8 +384,32 @@ class AnnyFitter:
                 )[0]
                 ok = np.isfinite(points).all(axis=1) & (conf[i] > 0)
                 xyz[i, ok], conf_3d[i, ok] = points[ok], conf[i, ok]
+        pose_centre, pose_weight = self._pose_priors(tracks)
         tensor = self._tensor
-        return FitTargets(tensor(xy), tensor(conf / sizes[:, None] ** 2), tensor(xyz), tensor(conf_3d))
+        return FitTargets(
+            tensor(xy),
+            tensor(conf / sizes[:, None] ** 2),
+            tensor(xyz),
+            tensor(conf_3d),
+            tensor(pose_centre),
+            tensor(pose_weight),
+        )
+
+    def _pose_priors(self, tracks: list[_Track | None]) -> tuple[np.ndarray, np.ndarray]:
+        """Per person the pose prior's centre (N, J, 3) rad and weight (N,): a new person's is the rest pose; a
+        tracked person's combines a weak pull to the rest pose (w_r) with one to its previous pose b_prev (w_t):
+        w_r |b|² + w_t |b − b_prev|² = (w_r + w_t) |b − w_t b_prev / (w_r + w_t)|² + const. w_t is divided by the
+        frames since that pose was fitted (a person unseen for a while has moved more)."""
+        s = self.settings
+        centre = np.zeros((len(tracks), len(self.body.bones), 3))
+        weight = np.full(len(tracks), s.pose_prior_weight)
+        for i, track in enumerate(tracks):
+            if track is not None:
+                rest = s.warm_pose_prior_weight
+                temporal = s.temporal_pose_weight / max(self._frame - track.state.frame, 1)
+                weight[i] = rest + temporal
+                centre[i] = temporal / max(rest + temporal, 1e-12) * track.state.bones
+        return centre, weight
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=DTYPE, device=self.body.device)

@@ -4,7 +4,9 @@ at once by Levenberg–Marquardt with an analytic Jacobian.
 Per person (N rows of a `FitBatch`, float64): root rotation R (3, 3), updated on the manifold (R ← exp([δω]ₓ) R),
 translation (3,) m, J bone rotation vectors, 6 phenotype logits — P = 6 + 3J + 6 parameters. Cost: confidence-weighted
 squared reprojection error in units of the person's size (`FitTargets.weight` = confidence / size²), robust
-(Geman–McClure) 3D keypoint error, pose prior (squared angles), elbow/knee hinges, shape prior (phenotypes near 0.5).
+(Geman–McClure) 3D keypoint error, pose prior (squared angles from a per-person centre: the rest pose, or between
+it and a tracked person's previous pose), elbow/knee hinges, shape prior (squared phenotype logits: keeps the
+phenotypes off their bounds, where the sigmoid's slope vanishes and a phenotype could not come back).
 
 A bone's rotation turns the keypoint mass of its subtree about its joint, so the Jacobian is analytic: one forward
 kinematics over the J free bones, a few batched products and a (P × P) solve per person and iteration. The phenotypes
@@ -44,9 +46,11 @@ class FitTargets:
     weight: torch.Tensor  # (N, 17) confidence / size², 0 when ignored
     xyz: torch.Tensor  # (N, 17, 3) m, camera frame
     weight_3d: torch.Tensor  # (N, 17) confidence of 3D keypoints, 0 when absent
+    pose_centre: torch.Tensor  # (N, J, 3) rad: the pose prior's centre (0: the rest pose)
+    pose_weight: torch.Tensor  # (N,) weight of the pose prior (per radian²)
 
     def select(self, index: torch.Tensor) -> FitTargets:
-        return FitTargets(self.xy[index], self.weight[index], self.xyz[index], self.weight_3d[index])
+        return FitTargets(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
 
 
 @dataclass
@@ -125,11 +129,9 @@ class AnnyLeastSquares:
         self._hinge_axes = axes  # (J, 3), zero rows for bones without a hinge
         self._is_hinge = (axes.abs().sum(-1) > 0).to(DTYPE)  # (J,)
         eye = torch.eye(3, dtype=DTYPE, device=axes.device)
-        # Hessian of the pose prior + the hinges' off-axis term (constant), per bone (J, 3, 3).
+        # Hessian of the hinges' off-axis term (constant), per bone (J, 3, 3); the pose prior's is per person.
         off_axis = eye - axes[:, :, None] * axes[:, None, :]
-        self._prior_hessian = settings.pose_prior_weight * eye + settings.hinge_weight * self._is_hinge[
-            :, None, None
-        ] * (off_axis @ off_axis)
+        self._prior_hessian = settings.hinge_weight * self._is_hinge[:, None, None] * (off_axis @ off_axis)
         self._prior_block = _block_diagonal(self._prior_hessian)  # (3J, 3J)
         self._subtree = body.tree.subtree.to(DTYPE)
         self._chain_after = self.mean_shape.chain_after
@@ -163,9 +165,9 @@ class AnnyLeastSquares:
         angle = (bones * self._hinge_axes).sum(-1)
         off_axis = ((bones - angle[..., None] * self._hinge_axes) ** 2).sum(-1)
         hinge = self._is_hinge * (torch.relu(-angle) ** 2 + off_axis)
-        cost = cost + s.pose_prior_weight * (bones**2).sum((-1, -2)) + s.hinge_weight * hinge.sum(-1)
-        phenotypes = torch.sigmoid(batch.logits)
-        return cost + s.shape_prior_weight * ((phenotypes - 0.5) ** 2).sum(-1)
+        pose = targets.pose_weight * ((bones - targets.pose_centre) ** 2).sum((-1, -2))
+        cost = cost + pose + s.hinge_weight * hinge.sum(-1)
+        return cost + s.shape_prior_weight * (batch.logits**2).sum(-1)
 
     def point_jacobian(
         self, batch: FitBatch, points: torch.Tensor, poses: torch.Tensor, pivots: torch.Tensor, anchors: torch.Tensor
@@ -246,15 +248,17 @@ class AnnyLeastSquares:
         outer = self._hinge_axes[:, :, None] * self._hinge_axes[:, None, :]  # (J, 3, 3)
         hinge_h = s.hinge_weight * backwards[..., None, None] * outer  # (N, J, 3, 3)
         hessian[:, bone_slice, bone_slice] += self._prior_block + _block_diagonal(hinge_h)
+        hessian[:, bone_slice, bone_slice] += torch.diag_embed(targets.pose_weight[:, None].expand(-1, 3 * j))
         prior_g = torch.einsum("jde,bje->bjd", self._prior_hessian, bones)
+        prior_g = prior_g + targets.pose_weight[:, None, None] * (bones - targets.pose_centre)
         prior_g = prior_g + s.hinge_weight * (backwards * angle)[..., None] * self._hinge_axes
         gradient[:, bone_slice] += prior_g.reshape(n, 3 * j)
-        phenotypes = torch.sigmoid(batch.logits)
-        slope = phenotypes * (1 - phenotypes)
         shape_slice = slice(6 + 3 * j, None)
         shaped = batch.fit_shape.to(DTYPE)[:, None]
-        hessian[:, shape_slice, shape_slice] += torch.diag_embed(s.shape_prior_weight * slope**2 * shaped)
-        gradient[:, shape_slice] += s.shape_prior_weight * slope * (phenotypes - 0.5) * shaped
+        hessian[:, shape_slice, shape_slice] += torch.diag_embed(
+            (s.shape_prior_weight * shaped).expand(-1, NUM_PHENOTYPES)
+        )
+        gradient[:, shape_slice] += s.shape_prior_weight * batch.logits * shaped
         # People whose shape is held: identity rows, zero gradient (their phenotype step is 0).
         held = torch.diag_embed((1.0 - shaped).expand(-1, NUM_PHENOTYPES))
         hessian[:, shape_slice, shape_slice] += held
