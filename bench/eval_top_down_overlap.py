@@ -68,7 +68,7 @@ def global_argmax_decoder(model):
     """The heatmap decoder before issue 17 (for comparison): per keypoint the global heatmap maximum of the
     crop, refined by the parabola fit -> (N, 17, 3) (y, x, score) normalised to the crop."""
 
-    def decode(maps):
+    def decode(maps, centres=None):  # the global maximum ignores the person's centre
         xy, conf = argmax_subpixel(maps["heatmap"].permute(0, 3, 1, 2))
         normalised = (xy + 0.5) / model.map_size
         return torch.stack([normalised[..., 1], normalised[..., 0], conf], dim=-1)

@@ -67,7 +67,7 @@ class PipelineConfig:
     top_down_model: str = "movenet_thunder"
     top_down_decoder: str = "regression"
     detector_threshold: float = 0.3
-    top_down_second_person_threshold: float = 0.3
+    top_down_second_person_threshold: float = 0.2
 
     def validate(self) -> None:
         """Raise ValueError with a reason when a field has an unusable value."""

@@ -172,6 +172,20 @@ class MoveNetSinglePose:
         centre = (maps["center"][..., 0] * self.center_prior).reshape(n, -1).argmax(dim=1)  # (N,)
         return centre // m, centre % m
 
+    def centre_cells_near(
+        self, maps: dict[str, torch.Tensor], target_cells: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The person whose centre is nearest a given point: argmax of centre heatmap / (distance to
+        `target_cells` (N, 2) (row, column), in cells, + 1.8), as MoveNet weights keypoints by distance
+        -> rows, columns (N,) int64."""
+        centre = maps["center"][..., 0]  # (N, M, M)
+        n, m = centre.shape[0], self.map_size
+        grid = torch.arange(m, dtype=torch.float32, device=centre.device)
+        dy = (grid.view(1, m, 1) - target_cells[:, 0].view(n, 1, 1)) ** 2
+        dx = (grid.view(1, 1, m) - target_cells[:, 1].view(n, 1, 1)) ** 2
+        cell = (centre / (torch.sqrt(dy + dx) + self.distance_bias)).reshape(n, -1).argmax(dim=1)
+        return cell // m, cell % m
+
     def second_centres(
         self, maps: dict[str, torch.Tensor], threshold: float, min_distance_cells: float = 4.0
     ) -> list[tuple[int, int, int, float]]:
@@ -242,14 +256,17 @@ class MoveNetSinglePose:
         score = heatmap[items[:, None], ky, kx, keypoints]
         return torch.stack([y, x, score], dim=-1)
 
-    def decode_heatmap(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+    def decode_heatmap(
+        self, maps: dict[str, torch.Tensor], centres: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Heatmap decoding -> (N, 17, 3) (y, x, score), y and x normalised to the crop: per keypoint the cell
         MoveNet's prior picks (`prior_cells`: this crop's person, not the strongest peak, which may be a
         neighbour's joint) refined by the parabola fit shared with the bottom-up decoder instead of the offset
-        head; map pixel i centred at (i + 0.5) / M; confidence = the heatmap at the cell."""
+        head; map pixel i centred at (i + 0.5) / M; confidence = the heatmap at the cell (`centres`: the
+        person's centre cells, as `prior_cells`)."""
         heatmaps = maps["heatmap"].permute(0, 3, 1, 2)  # (N, 17, M, M)
         n, k, m, _ = heatmaps.shape
-        ky, kx = self.prior_cells(maps)
+        ky, kx = self.prior_cells(maps, centres)
         flat = heatmaps.reshape(n * k, m, m)
         channels = torch.arange(n * k, device=flat.device)
         xy = torch.from_numpy(refine_peaks_parabola(flat, channels, ky.reshape(-1), kx.reshape(-1)))
@@ -263,9 +280,15 @@ class MoveNetSinglePose:
         pixel-centre convention, confidences (N, 17) float32)."""
         return self.decode(self.heads(crops))
 
-    def decode(self, maps: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-        """Heads (as `heads` returns them) -> keypoints with the configured decoder, as `__call__`."""
-        decoded = self.decode_regression(maps) if self.settings.decoder == "regression" else self.decode_heatmap(maps)
+    def decode(
+        self, maps: dict[str, torch.Tensor], centres: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Heads (as `heads` returns them) -> keypoints with the configured decoder, as `__call__` (`centres`:
+        the people's centre cells, rows and columns (N,); default MoveNet's own choice, `centre_cells`)."""
+        if self.settings.decoder == "regression":
+            decoded = self.decode_regression(maps, centres)
+        else:
+            decoded = self.decode_heatmap(maps, centres)
         return self.to_crop_pixels(decoded)
 
     def to_crop_pixels(self, decoded: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,7 @@ from pose_ros.core.estimators.centernet import (
 )
 from pose_ros.core.estimators.crops import boxes_to_crop_transforms, crop_to_image, sample_crops
 from pose_ros.core.estimators.movenet import MoveNetMultiPose, MoveNetMultiPoseSettings, drop_duplicates
-from pose_ros.core.estimators.movenet_single import MoveNetSinglePose, MoveNetSingleSettings
+from pose_ros.core.estimators.movenet_single import STRIDE, MoveNetSinglePose, MoveNetSingleSettings
 from pose_ros.core.metrics import oks
 from pose_ros.core.person import Person
 from pose_ros.core.skeletons import COCO17
@@ -85,7 +85,7 @@ class TopDownSettings:
     nms_iou: float = 0.7
     duplicate_oks: float = 0.7
     bottom_up_proposals: bool = False
-    second_person_threshold: float = 0.3
+    second_person_threshold: float = 0.2
     max_people: int = 20
     padding: float = 1.25
     device: str = "auto"
@@ -184,21 +184,29 @@ class TopDownEstimator:
         image = torch.from_numpy(np.ascontiguousarray(image_rgb)).to(self.device)
         people, maps, transforms = self._crop_people(image, boxes, box_scores)
         if second < 1.0:
-            extra_boxes, extra_scores = self._second_people(maps, transforms, box_scores, people, second)
+            extra_boxes, extra_scores, centres_xy = self._second_people(maps, transforms, box_scores, people, second)
             if len(extra_boxes):
-                people += self._crop_people(image, extra_boxes, extra_scores)[0]
+                people += self._crop_people(image, extra_boxes, extra_scores, centres_xy)[0]
         people.sort(key=lambda p: p.score, reverse=True)
         people = drop_duplicates(people, self.settings.duplicate_oks)
         for index, person in enumerate(people):
             person.id = index
         return people
 
-    def _crop_people(self, image: torch.Tensor, boxes: np.ndarray, box_scores: np.ndarray):
+    def _crop_people(
+        self, image: torch.Tensor, boxes: np.ndarray, box_scores: np.ndarray, centres_xy: np.ndarray | None = None
+    ):
         """One person per box: image (H, W, 3) tensor, boxes (N, 4) xyxy, scores (N,) -> (people in box order,
-        the network's heads (N, M, M, C), the crop transforms (N, 2, 3))."""
+        the network's heads (N, M, M, C), the crop transforms (N, 2, 3)). With `centres_xy` (N, 2) image pixels
+        each crop's person is the one whose centre peak is nearest that point (not MoveNet's own choice)."""
         transforms = boxes_to_crop_transforms(boxes, self.keypoints.input_size, self.settings.padding)
         maps = self.keypoints.heads(sample_crops(image, transforms, self.keypoints.input_size))
-        crop_xy, confidences = self.keypoints.decode(maps)
+        centres = None
+        if centres_xy is not None:
+            crop_xy = np.einsum("nij,nj->ni", np.linalg.inv(transforms[:, :, :2]), centres_xy - transforms[:, :, 2])
+            cells = (crop_xy[:, ::-1] + 0.5) / STRIDE  # (N, 2) row, column
+            centres = self.keypoints.centre_cells_near(maps, torch.as_tensor(cells, dtype=torch.float32))
+        crop_xy, confidences = self.keypoints.decode(maps, centres)
         image_xy = crop_to_image(crop_xy, transforms)
         image_hw = tuple(image.shape[:2])
         people = [
@@ -208,23 +216,27 @@ class TopDownEstimator:
 
     def _second_people(
         self, maps, transforms, box_scores, people: list[Person], threshold: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (P, 4) xyxy and scores (P,) of people a crop shows besides its own one (a second centre-heatmap
-        peak >= `threshold`) whom no crop has as its person yet (OKS <= 0.5 with every skeleton
-        found, and with each other): the box of the keypoints MoveNet regresses from that centre, grown by
-        `SECOND_PERSON_MARGIN` of its size per side; score = min(crop's box score, centre value)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """People a crop shows besides its own one (a second centre-heatmap peak >= `threshold`) whom no crop
+        has as its person yet (the skeleton regressed from that centre has OKS <= `SECOND_PERSON_MAX_OKS` with
+        every skeleton found, and with each other) -> boxes (P, 4) xyxy: the regressed keypoints' box grown by
+        `SECOND_PERSON_MARGIN` of its size per side; scores (P,) = min(crop's box score, centre value);
+        centres (P, 2) image pixels, the peaks' positions."""
         found = self.keypoints.second_centres(maps, threshold)
         if not found:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 2))
         items = torch.tensor([f[0] for f in found], device=maps["center"].device)
         centres = tuple(torch.tensor([f[i] for f in found], device=items.device) for i in (1, 2))
         subset = {name: value[items] for name, value in maps.items()}
         crop_xy, _ = self.keypoints.to_crop_pixels(self.keypoints.regressed_keypoints(subset, centres))
-        image_xy = crop_to_image(crop_xy, transforms[items.cpu().numpy()])  # (P, 17, 2)
+        picked = transforms[items.cpu().numpy()]
+        image_xy = crop_to_image(crop_xy, picked)  # (P, 17, 2)
+        cell_xy = np.array([[f[2], f[1]] for f in found], np.float64) * STRIDE - 0.5  # crop pixels, as the keypoints
+        centre_xy = crop_to_image(cell_xy[:, None], picked)[:, 0]  # (P, 2)
         known = [p.keypoints_xy for p in people]
         known_area = [max(float(p.bbox_xywh[2] * p.bbox_xywh[3]), 1.0) for p in people]
-        boxes, scores = [], []
-        for (item, _, _, value), xy in zip(found, image_xy, strict=True):
+        boxes, scores, centres_xy = [], [], []
+        for (item, _, _, value), xy, centre in zip(found, image_xy, centre_xy, strict=True):
             if known and oks(xy[None], np.stack(known), np.ones((len(known), len(xy)), bool),
                              np.array(known_area)).max() > SECOND_PERSON_MAX_OKS:  # fmt: skip
                 continue
@@ -232,9 +244,11 @@ class TopDownEstimator:
             margin = SECOND_PERSON_MARGIN * (high - low).max()
             boxes.append(np.concatenate([low - margin, high + margin]))
             scores.append(min(float(box_scores[item]), value))
+            centres_xy.append(centre)
             known.append(xy)
             known_area.append(max(float(np.prod(high - low + 2 * margin)), 1.0))
-        return np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32)
+        return (np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32),
+                np.array(centres_xy, np.float64).reshape(-1, 2))  # fmt: skip
 
 
 def _person(xy: np.ndarray, confidences: np.ndarray, box_score: float, box: np.ndarray, image_hw) -> Person:
