@@ -205,7 +205,8 @@ class TopDownEstimator:
         if centres_xy is not None:
             crop_xy = np.einsum("nij,nj->ni", np.linalg.inv(transforms[:, :, :2]), centres_xy - transforms[:, :, 2])
             cells = (crop_xy[:, ::-1] + 0.5) / STRIDE  # (N, 2) row, column
-            centres = self.keypoints.centre_cells_near(maps, torch.as_tensor(cells, dtype=torch.float32))
+            target = torch.as_tensor(cells, dtype=torch.float32, device=maps["center"].device)
+            centres = self.keypoints.centre_cells_near(maps, target)
         crop_xy, confidences = self.keypoints.decode(maps, centres)
         image_xy = crop_to_image(crop_xy, transforms)
         image_hw = tuple(image.shape[:2])
