@@ -68,9 +68,10 @@ class TopDownSettings:
             ~50 ms on a CPU): CenterNet gives two people one box when their boxes overlap with IoU >= ~0.5,
             MultiPose's finer centre map separates more of them (docs/top_down.md, overlap table).
         second_person_threshold: second-person search inside each crop: a local maximum of the keypoint
-            network's centre heatmap >= this, at least 4 cells (of 64) from the crop's own person and not
-            matching any found skeleton (OKS <= 0.5), is cropped again around the keypoints regressed from
-            it, as one more person (1: off). Separates people CenterNet boxes together (docs/top_down.md).
+            network's centre heatmap >= this, more than 4 cells (of 64 for Thunder) from the crop's own
+            person and not matching any found skeleton (OKS <= 0.5), is cropped again around the keypoints
+            regressed from it, and the person whose centre is nearest that peak is taken there, as one more
+            person (1: off). Separates people CenterNet boxes together (docs/top_down.md, overlap table).
         max_people: at most this many boxes are cropped (best detector scores first).
         padding: crop size / aspect-corrected box size (>= 1).
         device: "auto" | "cpu" | "cuda" | "cuda:N" (both networks run there).
