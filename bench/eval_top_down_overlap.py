@@ -8,9 +8,10 @@ sprites (either one in front) at every target IoU is one image (pairs whose widt
 reach the IoU are left out: "images").
 
 Per image CenterNet runs once; its person boxes go through box NMS and the keypoint model of each variant
-("boxes": box NMS IoU 0.5 without a skeleton check, as main before issue 17; the default now, NMS IoU 0.7
-and duplicate skeletons with OKS > 0.7 removed; and that plus `bottom_up_proposals`, MoveNet MultiPose's
-people's boxes as extra crops) and each decoder (regression, heatmap, and "heatmap-global":
+("boxes": box NMS IoU 0.5 without a skeleton check, as main before issue 17; NMS IoU 0.7 and duplicate
+skeletons with OKS > 0.7 removed; that plus the second-person search inside each crop, the default now
+(`second_person_threshold`); and that plus `bottom_up_proposals`, MoveNet MultiPose's people's boxes as
+extra crops) and each decoder (regression, heatmap, and "heatmap-global":
 the heatmap decoder before issue 17, the global maximum per keypoint). Its people (at most `--max-people`)
 are matched one-to-one to the two ground-truth people by OKS (Hungarian; COCO σ, area = annotated
 segmentation area scaled with the sprite, all annotated keypoints, occluded ones too). Reported: recall =
@@ -52,12 +53,14 @@ from pose_ros.core.skeletons import COCO17
 
 IOUS = (0.3, 0.4, 0.5, 0.6, 0.7)
 DECODERS = ("regression", "heatmap", "heatmap-global")
-# box NMS IoU and duplicate-skeleton OKS: main before issue 17 (no skeleton check), and now
-# box NMS IoU, duplicate-skeleton OKS (1: none), MultiPose boxes as extra proposals
+# box NMS IoU, duplicate-skeleton OKS (1: none), MultiPose boxes as extra proposals, second-person search
+# threshold (1: off): main before issue 17, the default before the second-person search, the default now,
+# and that plus bottom_up_proposals
 VARIANTS = {
-    "nms 0.5 (main)": (0.5, 1.0, False),
-    "nms 0.7 + duplicates (default)": (0.7, 0.7, False),
-    "+ bottom_up_proposals": (0.7, 0.7, True),
+    "nms 0.5 (main)": (0.5, 1.0, False, 1.0),
+    "nms 0.7 + duplicates": (0.7, 0.7, False, 1.0),
+    "+ second-person search (default)": (0.7, 0.7, False, TopDownSettings.second_person_threshold),
+    "+ bottom_up_proposals": (0.7, 0.7, True, TopDownSettings.second_person_threshold),
 }
 
 
@@ -65,7 +68,7 @@ def global_argmax_decoder(model):
     """The heatmap decoder before issue 17 (for comparison): per keypoint the global heatmap maximum of the
     crop, refined by the parabola fit -> (N, 17, 3) (y, x, score) normalised to the crop."""
 
-    def decode(maps):
+    def decode(maps, centres=None):  # the global maximum ignores the person's centre
         xy, conf = argmax_subpixel(maps["heatmap"].permute(0, 3, 1, 2))
         normalised = (xy + 0.5) / model.map_size
         return torch.stack([normalised[..., 1], normalised[..., 0], conf], dim=-1)
@@ -207,9 +210,11 @@ def main() -> None:
                 continue
             model_input, letterbox = detector.preprocess(image)
             raw = detector.run_model(model_input)[0]
-            for variant, (nms_iou, duplicate_oks, proposals) in VARIANTS.items():
+            for variant, (nms_iou, duplicate_oks, proposals, second) in VARIANTS.items():
                 detector.settings = replace(detector.settings, nms_iou=nms_iou)
-                estimator.settings = replace(estimator.settings, duplicate_oks=duplicate_oks, nms_iou=nms_iou)
+                estimator.settings = replace(
+                    estimator.settings, duplicate_oks=duplicate_oks, nms_iou=nms_iou, second_person_threshold=second
+                )
                 found = detector.decode(raw, letterbox, max_detections=2 * args.max_people)
                 boxes, box_scores = found.boxes_xyxy, found.scores
                 if proposals:

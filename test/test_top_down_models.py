@@ -116,8 +116,8 @@ def test_coco_sample_people_found_with_correct_keypoints(estimator, shared_data)
 
 
 def test_pipeline_runs_top_down_with_live_limits_and_no_reload(estimator, basketball) -> None:
-    """PosePipeline passes the current detector threshold and people limit on every call; changing them (or
-    the score threshold) never builds another estimator."""
+    """PosePipeline passes the current detector threshold, people limit and second-person threshold on every
+    call; changing them (or the score threshold) never builds another estimator."""
     built: list[PipelineConfig] = []
 
     def factory(config: PipelineConfig):
@@ -132,6 +132,20 @@ def test_pipeline_runs_top_down_with_live_limits_and_no_reload(estimator, basket
     assert people[0].score >= people[1].score > 0
     assert len(pipeline(replace(config, max_people=1), basketball)) == 1
     assert pipeline(replace(config, detector_threshold=0.95), basketball) == []
+    searched: list[float] = []
+    plain = estimator.estimate
+
+    def spy(image, boxes, scores, second_person_threshold=None):
+        searched.append(second_person_threshold)
+        return plain(image, boxes, scores, second_person_threshold)
+
+    estimator.estimate = spy
+    try:
+        assert len(pipeline(replace(config, top_down_second_person_threshold=1.0), basketball)) == 2
+        pipeline(config, basketball)
+    finally:
+        del estimator.estimate
+    assert searched == [1.0, PipelineConfig.top_down_second_person_threshold]  # passed on every call
     assert pipeline.num_loaded == 1 and len(built) == 1, "thresholds and limits never reload"
     with pytest.raises(ValueError, match="top_down_model"):
         PipelineConfig(mode="top_down", top_down_model="hrnet").validate()

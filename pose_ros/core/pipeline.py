@@ -48,6 +48,9 @@ class PipelineConfig:
         top_down_decoder: "regression" (MoveNet's own decoding) or "heatmap" (argmax + parabola sub-pixel on
             its keypoint heatmaps, as a CPM / SimpleBaseline head).
         detector_threshold: minimum person-detector score in [0, 1] (top-down).
+        top_down_second_person_threshold: top-down second-person search: a second peak of the keypoint
+            network's centre heatmap inside a crop, at least this high (in (0, 1]; 1 = off), is cropped again
+            as one more person (separates overlapping people the detector boxes together).
     """
 
     mode: str = "bottom_up"
@@ -64,6 +67,7 @@ class PipelineConfig:
     top_down_model: str = "movenet_thunder"
     top_down_decoder: str = "regression"
     detector_threshold: float = 0.3
+    top_down_second_person_threshold: float = 0.2
 
     def validate(self) -> None:
         """Raise ValueError with a reason when a field has an unusable value."""
@@ -77,6 +81,10 @@ class PipelineConfig:
             raise ValueError(f"top_down_decoder must be one of {TOP_DOWN_DECODERS}, got {self.top_down_decoder!r}")
         if not 0.0 <= self.detector_threshold <= 1.0:
             raise ValueError(f"detector_threshold must be in [0, 1], got {self.detector_threshold}")
+        if not 0.0 < self.top_down_second_person_threshold <= 1.0:
+            raise ValueError(
+                f"top_down_second_person_threshold must be in (0, 1], got {self.top_down_second_person_threshold}"
+            )
         if not DEVICE_PATTERN.match(self.device):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.input_width % 32 or self.input_height % 32 or min(self.input_width, self.input_height) < 32:
@@ -112,6 +120,7 @@ def create_estimator(config: PipelineConfig) -> Estimator:
                 model=config.top_down_model,
                 decoder=config.top_down_decoder,
                 detector_threshold=config.detector_threshold,
+                second_person_threshold=config.top_down_second_person_threshold,
                 max_people=config.max_people,
                 device=config.device,
                 backend=config.backend,
@@ -146,7 +155,8 @@ class PosePipeline:
 
     Estimators are keyed by the fields that change the network (mode, model, weights, device, backend,
     input size), so changing thresholds never reloads weights and switching modes back and forth is free.
-    The top-down estimator gets the current detector threshold and people limit on every call.
+    The top-down estimator gets the current detector threshold, people limit and second-person threshold on
+    every call.
     """
 
     def __init__(self, factory: Callable[[PipelineConfig], Estimator] = create_estimator) -> None:
@@ -157,7 +167,10 @@ class PosePipeline:
     def _model_key(config: PipelineConfig) -> PipelineConfig:
         """`config` with every field that does not change the networks of its mode set to its default."""
         defaults = PipelineConfig()
-        key = replace(config, score_threshold=0.0, max_people=MAX_PEOPLE_LIMIT, detector_threshold=0.0)
+        key = replace(
+            config, score_threshold=0.0, max_people=MAX_PEOPLE_LIMIT, detector_threshold=0.0,
+            top_down_second_person_threshold=defaults.top_down_second_person_threshold,
+        )  # fmt: skip
         if config.mode == "top_down":
             return replace(
                 key, bottom_up_model=defaults.bottom_up_model, openpose_weights=defaults.openpose_weights,
@@ -179,7 +192,10 @@ class PosePipeline:
         """People in `image_rgb` (H, W, 3) uint8 with score >= threshold, best first, ids 0..N-1."""
         estimator = self.estimator(config)
         if config.mode == "top_down":
-            found = estimator(image_rgb, detector_threshold=config.detector_threshold, max_people=config.max_people)
+            found = estimator(
+                image_rgb, detector_threshold=config.detector_threshold, max_people=config.max_people,
+                second_person_threshold=config.top_down_second_person_threshold,
+            )  # fmt: skip
         else:
             found = estimator(image_rgb)
         people = [p for p in found if p.score >= config.score_threshold]

@@ -70,6 +70,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "detector_threshold", _DEFAULTS.detector_threshold, "minimum person-detector score (top_down)",
         float_range=(0.0, 1.0),
     ),
+    ParameterSpec(
+        "top_down_second_person_threshold", _DEFAULTS.top_down_second_person_threshold,
+        "top_down: a second person-centre peak this high inside a crop is cropped again as one more person "
+        "(overlapping people; 1 = off)",
+        float_range=(0.05, 1.0),
+    ),
     ParameterSpec("device", _DEFAULTS.device, "torch device: auto (CUDA when present, else CPU), cpu, cuda, cuda:N"),
     ParameterSpec(
         "backend", _DEFAULTS.backend, "inference runtime: auto (onnxruntime on CPU, torch on CUDA), torch, onnxruntime",

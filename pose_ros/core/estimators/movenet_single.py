@@ -165,19 +165,57 @@ class MoveNetSinglePose:
         maps["center"] = torch.sigmoid(maps["center"])
         return maps
 
-    def prior_cells(self, maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def centre_cells(self, maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crop's person as MoveNet picks it: the centre-heatmap peak weighted by the centre-prior map
+        (so a neighbour reaching into the crop is not chosen) -> rows, columns (N,) int64."""
+        n, m = maps["center"].shape[0], self.map_size
+        centre = (maps["center"][..., 0] * self.center_prior).reshape(n, -1).argmax(dim=1)  # (N,)
+        return centre // m, centre % m
+
+    def centre_cells_near(
+        self, maps: dict[str, torch.Tensor], target_cells: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The person whose centre is nearest a given point: argmax of centre heatmap / (distance to
+        `target_cells` (N, 2) (row, column), in cells, + 1.8), as MoveNet weights keypoints by distance
+        -> rows, columns (N,) int64."""
+        centre = maps["center"][..., 0]  # (N, M, M)
+        n, m = centre.shape[0], self.map_size
+        grid = torch.arange(m, dtype=torch.float32, device=centre.device)
+        dy = (grid.view(1, m, 1) - target_cells[:, 0].view(n, 1, 1)) ** 2
+        dx = (grid.view(1, 1, m) - target_cells[:, 1].view(n, 1, 1)) ** 2
+        cell = (centre / (torch.sqrt(dy + dx) + self.distance_bias)).reshape(n, -1).argmax(dim=1)
+        return cell // m, cell % m
+
+    def second_centres(
+        self, maps: dict[str, torch.Tensor], threshold: float, min_distance_cells: float = 4.0
+    ) -> list[tuple[int, int, int, float]]:
+        """Centres of other people inside the crops: local maxima (3×3) of the centre heatmap with value >=
+        `threshold`, farther than `min_distance_cells` from the crop's chosen centre (`centre_cells`) ->
+        [(crop index, row, column, centre value)], strongest first within a crop."""
+        centre = maps["center"][..., 0]  # (N, M, M)
+        peaks = (centre == torch.nn.functional.max_pool2d(centre[:, None], 3, 1, 1)[:, 0]) & (centre >= threshold)
+        cy, cx = self.centre_cells(maps)
+        found = []
+        for item, row, column in torch.nonzero(peaks).tolist():
+            if (row - int(cy[item])) ** 2 + (column - int(cx[item])) ** 2 > min_distance_cells**2:
+                found.append((item, row, column, float(centre[item, row, column])))
+        found.sort(key=lambda f: (f[0], -f[3]))
+        return found
+
+    def prior_cells(
+        self, maps: dict[str, torch.Tensor], centres: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """MoveNet's choice of heatmap cell per keypoint -> rows, columns (N, 17) int64.
 
-        The person is the crop's centre-heatmap peak weighted by the centre-prior map (so a neighbour
-        reaching into the crop is not chosen); its keypoints are regressed from that cell; per keypoint the
-        cell maximising heatmap / (distance to the regressed keypoint + 1.8) wins, so a stronger peak of the
-        same joint on a neighbour loses to this person's own.
+        The person is the one at `centres` (rows, columns (N,); default `centre_cells`, MoveNet's own
+        choice); its keypoints are regressed from that cell; per keypoint the cell maximising
+        heatmap / (distance to the regressed keypoint + 1.8) wins, so a stronger peak of the same joint on
+        a neighbour loses to this person's own.
         """
         heatmap, regress = maps["heatmap"], maps["regress"]
         n, m = heatmap.shape[0], self.map_size
         items = torch.arange(n, device=heatmap.device)
-        centre = (maps["center"][..., 0] * self.center_prior).reshape(n, -1).argmax(dim=1)  # (N,)
-        cy, cx = centre // m, centre % m
+        cy, cx = self.centre_cells(maps) if centres is None else centres
         regressed = regress[items, cy, cx].reshape(n, NUM_KEYPOINTS, 2)  # (N, 17, [dy, dx]) cells
         ry = cy[:, None].to(torch.float32) + regressed[..., 0]
         rx = cx[:, None].to(torch.float32) + regressed[..., 1]
@@ -188,12 +226,29 @@ class MoveNetSinglePose:
         cell = weighted.reshape(n, m * m, NUM_KEYPOINTS).argmax(dim=1)  # (N, 17)
         return cell // m, cell % m
 
-    def decode_regression(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
-        """MoveNet's own decoding, batched -> (N, 17, 3) (y, x, score), y and x normalised to the crop."""
+    def regressed_keypoints(
+        self, maps: dict[str, torch.Tensor], centres: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Keypoints regressed from the centre cells `centres` (rows, columns (N,)), not snapped to heatmap
+        peaks (which may be a neighbour's) -> (N, 17, 3) (y, x, centre value), y and x normalised to the crop."""
+        n = maps["regress"].shape[0]
+        items = torch.arange(n, device=maps["regress"].device)
+        cy, cx = centres
+        regressed = maps["regress"][items, cy, cx].reshape(n, NUM_KEYPOINTS, 2)  # (N, 17, [dy, dx]) cells
+        y = (cy[:, None].to(torch.float32) + regressed[..., 0]) * self.cell_scale[0]
+        x = (cx[:, None].to(torch.float32) + regressed[..., 1]) * self.cell_scale[1]
+        value = maps["center"][items, cy, cx, 0][:, None].expand(n, NUM_KEYPOINTS)
+        return torch.stack([y, x, value], dim=-1)
+
+    def decode_regression(
+        self, maps: dict[str, torch.Tensor], centres: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """MoveNet's own decoding, batched -> (N, 17, 3) (y, x, score), y and x normalised to the crop
+        (`centres`: the person's centre cells, as `prior_cells`)."""
         heatmap, offset = maps["heatmap"], maps["offset"]
         n = heatmap.shape[0]
         items = torch.arange(n, device=heatmap.device)
-        ky, kx = self.prior_cells(maps)
+        ky, kx = self.prior_cells(maps, centres)
         keypoints = torch.arange(NUM_KEYPOINTS, device=heatmap.device)
         sub = offset[items[:, None], ky, kx].reshape(n, NUM_KEYPOINTS, NUM_KEYPOINTS, 2)[:, keypoints, keypoints]
         y = (ky.to(torch.float32) + sub[..., 0]) * self.cell_scale[0]
@@ -201,14 +256,17 @@ class MoveNetSinglePose:
         score = heatmap[items[:, None], ky, kx, keypoints]
         return torch.stack([y, x, score], dim=-1)
 
-    def decode_heatmap(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+    def decode_heatmap(
+        self, maps: dict[str, torch.Tensor], centres: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Heatmap decoding -> (N, 17, 3) (y, x, score), y and x normalised to the crop: per keypoint the cell
         MoveNet's prior picks (`prior_cells`: this crop's person, not the strongest peak, which may be a
         neighbour's joint) refined by the parabola fit shared with the bottom-up decoder instead of the offset
-        head; map pixel i centred at (i + 0.5) / M; confidence = the heatmap at the cell."""
+        head; map pixel i centred at (i + 0.5) / M; confidence = the heatmap at the cell (`centres`: the
+        person's centre cells, as `prior_cells`)."""
         heatmaps = maps["heatmap"].permute(0, 3, 1, 2)  # (N, 17, M, M)
         n, k, m, _ = heatmaps.shape
-        ky, kx = self.prior_cells(maps)
+        ky, kx = self.prior_cells(maps, centres)
         flat = heatmaps.reshape(n * k, m, m)
         channels = torch.arange(n * k, device=flat.device)
         xy = torch.from_numpy(refine_peaks_parabola(flat, channels, ky.reshape(-1), kx.reshape(-1)))
@@ -220,8 +278,22 @@ class MoveNetSinglePose:
     def __call__(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """crops (N, S, S, 3) float RGB 0..255 -> (keypoints (N, 17, 2) float32 crop pixels (x, y) in the
         pixel-centre convention, confidences (N, 17) float32)."""
-        maps = self.heads(crops)
-        decoded = self.decode_regression(maps) if self.settings.decoder == "regression" else self.decode_heatmap(maps)
+        return self.decode(self.heads(crops))
+
+    def decode(
+        self, maps: dict[str, torch.Tensor], centres: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Heads (as `heads` returns them) -> keypoints with the configured decoder, as `__call__` (`centres`:
+        the people's centre cells, rows and columns (N,); default MoveNet's own choice, `centre_cells`)."""
+        if self.settings.decoder == "regression":
+            decoded = self.decode_regression(maps, centres)
+        else:
+            decoded = self.decode_heatmap(maps, centres)
+        return self.to_crop_pixels(decoded)
+
+    def to_crop_pixels(self, decoded: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 17, 3) (y, x, score) normalised to the crop -> (keypoints (N, 17, 2) float32 crop pixels (x, y),
+        confidences (N, 17) float32)."""
         decoded = decoded.cpu().numpy()
         height, width = self.input_size
         xy = np.stack([decoded[..., 1] * width - 0.5, decoded[..., 0] * height - 0.5], axis=-1)
