@@ -220,6 +220,12 @@ def run(rate_hz: float, params_file: Path, warmup_s: float, seconds: float, quer
     return result
 
 
+def mean_result(results: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key mean of the numeric figures of several runs of one configuration."""
+    keys = set.intersection(*(set(r) for r in results))
+    return {k: float(np.mean([r[k] for r in results])) for k in keys if isinstance(results[0][k], (int, float))}
+
+
 def model_alone_ms(frames: int = 30) -> float:
     """Median wall time of the default 2D model on vtest.avi frames, in this process (no ROS)."""
     from pose_ros.core.pipeline import PipelineConfig, PosePipeline
@@ -241,6 +247,8 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0])
     parser.add_argument("--seconds", type=float, default=40.0, help="measurement window per run")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds after the first /people before it")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs per configuration, alternating (none, default, default, none, ...); means")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -256,14 +264,20 @@ def main() -> None:
     alone = model_alone_ms()
     print(
         f"pose_launcher --source vtest.avi --device cpu, {os.cpu_count()} CPU threads; subscribers on people, "
-        f"markers, overlay; {args.warmup:.0f} s warm-up, {args.seconds:.0f} s window. 2D model alone: {alone:.0f} ms"
+        f"markers, overlay; {args.warmup:.0f} s warm-up, {args.seconds:.0f} s window, {args.rounds} run(s) per "
+        f"configuration. 2D model alone: {alone:.0f} ms"
     )
     print("| input Hz | meshes | FPS | vs no-mesh | latency p50 ms | p99 ms | people/frame | mesh updates/s/person "
           "| mesh age p50 s | meshed | query p50/p99 s | fits | fit s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for rate in args.rates:
-        base = run(rate, no_mesh, args.warmup, args.seconds, queries=False)
-        full = run(rate, defaults, args.warmup, args.seconds, queries=True)
+        runs: dict[str, list[dict[str, float]]] = {"none": [], "full": []}
+        for round_index in range(args.rounds):  # none, full, then full, none, ...: drifts of the machine cancel
+            order = ("none", "full") if round_index % 2 == 0 else ("full", "none")
+            for name in order:
+                params, queries = (no_mesh, False) if name == "none" else (defaults, True)
+                runs[name].append(run(rate, params, args.warmup, args.seconds, queries=queries))
+        base, full = mean_result(runs["none"]), mean_result(runs["full"])
         for name, r in (("default (anny_fit)", full), ("none", base)):
             ratio = r["fps"] / base["fps"] if base["fps"] else float("nan")
             query = f"{r['query_p50_s']:.3f} / {r['query_p99_s']:.3f}" if "query_p50_s" in r else "-"
@@ -274,7 +288,7 @@ def main() -> None:
             print(
                 f"| {rate:.0f} | {name} | {r['fps']:.2f} | {ratio:.0%} | {r['latency_p50_ms']:.0f} "
                 f"| {r['latency_p99_ms']:.0f} | {r['people_per_frame']:.1f} | {mesh} | {query} "
-                f"| {r.get('node_mesh_fits', 0)} | {r.get('node_mesh_fit_s_mean', 0):.2f} |",
+                f"| {r.get('node_mesh_fits', 0):.0f} | {r.get('node_mesh_fit_s_mean', 0):.2f} |",
                 flush=True,
             )
 
