@@ -25,6 +25,7 @@ The Hungarian step loops over the limb types that have competing candidates.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,43 +119,47 @@ class Poses:
 
 
 # Rows of the per-pair arrays in `score_limbs` (one contiguous row per quantity: NumPy gathers and arithmetic on
-# 1-D rows are several times faster than on the columns of a (T, F) array).
-_AX, _AY, _DX, _DY, _NORM, _TOTAL, _UX, _UY, _END0, _END1 = range(10)
-_LIMB, _START, _END, _HITS = range(4)
+# 1-D rows are several times faster than on the columns of a (T, F) array). Integer rows: limb type, start and
+# end peak, flat offsets of the limb's x and y PAF channel; float32 rows: start point, end - start, unit vector,
+# length.
+_LIMB, _START, _END, _OFFSET_X, _OFFSET_Y, _BASE, _END_COUNT = range(7)
+_AX, _AY, _DX, _DY, _UX, _UY, _NORM = range(7)
 
 
-def _pair_indices(counts: np.ndarray, limbs: np.ndarray) -> np.ndarray:
-    """All (start, end) peak pairs of every limb type, from peaks per keypoint type `counts` (K,):
-    (4, T) int64 rows limb, start, end, and a zero row for the hit counts."""
+def _pair_indices(counts: np.ndarray, limbs: np.ndarray, channel_offsets: np.ndarray) -> np.ndarray:
+    """All (start, end) peak pairs of every limb type, limb-major, then start-major: from peaks per keypoint
+    type `counts` (K,) and the flat offsets (L, 2) of each limb's x/y PAF channel.
+
+    Built by repeating rows (no division): a row per limb type is repeated once per start peak (a block of
+    that start's pairs), and a row per block once per pair in it; the end peak is the pair's position in its
+    block plus the limb's first end peak. Returns (5, T) int64 rows `_LIMB` … `_OFFSET_Y`.
+    """
     first = np.cumsum(counts) - counts  # index of each type's first peak
-    n_start, n_end = counts[limbs[:, 0]], counts[limbs[:, 1]]
-    pairs = n_start * n_end
-    out = np.zeros((4, int(pairs.sum())), dtype=np.int64)
-    limb = out[_LIMB]
-    limb[:] = np.repeat(np.arange(len(limbs)), pairs)
-    rank = np.arange(limb.size) - np.repeat(np.cumsum(pairs) - pairs, pairs)
-    n_end_t = np.maximum(np.take(n_end, limb), 1)
-    out[_START] = np.take(first[limbs[:, 0]], limb) + rank // n_end_t
-    out[_END] = np.take(first[limbs[:, 1]], limb) + rank % n_end_t
+    n_start = counts[limbs[:, 0]]
+    per_limb = np.stack([np.arange(len(limbs)), first[limbs[:, 0]], first[limbs[:, 1]], channel_offsets[:, 0],
+                         channel_offsets[:, 1], np.cumsum(n_start) - n_start, counts[limbs[:, 1]]])  # fmt: skip
+    blocks = np.repeat(per_limb, n_start, axis=1)  # one column per (limb, start peak)
+    size = blocks[_END_COUNT]
+    blocks[_START] += np.arange(size.size) - blocks[_BASE]  # the block's start peak
+    blocks[_END] = np.cumsum(size) - size - blocks[_END]  # first pair of the block - the first end peak
+    out = np.repeat(blocks[:5], size, axis=1)
+    np.subtract(np.arange(out.shape[1]), out[_END], out=out[_END])
     return out
 
 
-def _sample_dots(pafs: np.ndarray, channel_offsets: np.ndarray, geometry: np.ndarray, u: np.ndarray) -> np.ndarray:
+def _sample_dots(flat: np.ndarray, width: int, geometry: np.ndarray, offsets: np.ndarray, u: np.ndarray
+                 ) -> np.ndarray:
     """PAF · v̂ at the points A + u·(B - A), rounded to the nearest pixel.
 
-    pafs: (2L, H, W); channel_offsets (2, T) flat offsets of each pair's x/y channel; geometry (10, T) rows as
-    `_AX` … `_UY` (peaks lie inside the map, so every point of the segment does: no clamping); u (S,) float32.
-    Returns (S, T): samples major, so that the sums over samples add whole rows (NumPy reduces a short last
-    axis slowly).
+    flat: the PAF maps (2L, H, W) flattened; geometry (7, T) float32 rows `_AX` … `_NORM` (peaks lie inside
+    the map, so every point of the segment does: no clamping); offsets (2, T) flat offsets of each pair's x/y
+    channel; u (S,) float32. Returns (S, T): samples major, so that the sums over samples add whole rows
+    (NumPy reduces a short last axis slowly).
     """
-    W = pafs.shape[2]
-    flat = pafs.reshape(-1)
-    v = u[:, None]
-    pixel = (np.rint(geometry[_AY] + geometry[_DY] * v) * W
-             + np.rint(geometry[_AX] + geometry[_DX] * v)).astype(np.intp)
-    field_x = np.take(flat, pixel + channel_offsets[0])
-    field_y = np.take(flat, pixel + channel_offsets[1])
-    return field_x * geometry[_UX] + field_y * geometry[_UY]
+    point = np.rint(geometry[_AX:_AY + 1, None] + geometry[_DX:_DY + 1, None] * u[:, None])  # (2, S, T) x, y
+    pixel = (point[1] * width + point[0]).astype(np.intp)
+    field = np.take(flat, pixel + offsets[:, None])  # (2, S, T) x, y components
+    return field[0] * geometry[_UX] + field[1] * geometry[_UY]
 
 
 def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels: np.ndarray,
@@ -162,9 +167,10 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     """Score every candidate pair by the sampled PAF line integral and keep those passing the OpenPose criteria.
 
     A pair needs `needed` of its samples above the PAF threshold, so it is rejected as soon as more than
-    `samples - needed` have missed. The samples are therefore taken in two stages: first a few evenly spread
-    interior samples on all pairs (a pair joining two different people crosses empty field there and misses
-    them all), then the rest on the survivors only. The result equals sampling every pair in full.
+    `samples - needed` have missed. The samples are therefore taken in two rounds: first a few evenly spread
+    interior probes on all pairs (a pair joining two different people crosses empty field there and misses
+    them all), then all samples on the survivors only. The sum over the samples is added in the same order
+    as sampling stage by stage (`_sample_stages`), and the result equals sampling every pair in full.
 
     Args:
         peaks: keypoint candidates (channel = keypoint index).
@@ -173,37 +179,46 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     """
     S = settings.samples
     needed = int(settings.min_sample_fraction * S) + 1  # samples that must pass
-    pairs = _pair_indices(peaks.counts, limbs)
-    x, y = np.ascontiguousarray(peaks.xy[:, 0]), np.ascontiguousarray(peaks.xy[:, 1])
-    geometry = np.zeros((10, pairs.shape[1]), dtype=np.float32)
-    geometry[_AX] = np.take(x, pairs[_START])
-    geometry[_AY] = np.take(y, pairs[_START])
-    geometry[_DX] = np.take(x, pairs[_END]) - geometry[_AX]
-    geometry[_DY] = np.take(y, pairs[_END]) - geometry[_AY]
+    stages, u_all, bounds, ends = _sample_plan(S, S - needed)
+    flat, width = pafs.reshape(-1), pafs.shape[2]
+    pairs = _pair_indices(peaks.counts, limbs, paf_channels * (pafs.shape[1] * width))
+    xy = peaks.xy.T  # (2, P)
+    geometry = np.empty((7, pairs.shape[1]), dtype=np.float32)
+    geometry[_AX:_AY + 1] = np.take(xy, pairs[_START], axis=1)
+    np.subtract(np.take(xy, pairs[_END], axis=1), geometry[_AX:_AY + 1], out=geometry[_DX:_DY + 1])
     geometry[_NORM] = np.maximum(np.hypot(geometry[_DX], geometry[_DY]), 1e-3)
-    np.divide(geometry[_DX], geometry[_NORM], out=geometry[_UX])
-    np.divide(geometry[_DY], geometry[_NORM], out=geometry[_UY])
-    offsets = (paf_channels * (pafs.shape[1] * pafs.shape[2])).T  # (2, L)
-    taken = 0
-    for u in _sample_stages(S, S - needed):
-        if taken:
-            keep = np.flatnonzero(taken - pairs[_HITS] <= S - needed)
-            pairs, geometry = np.take(pairs, keep, axis=1), np.take(geometry, keep, axis=1)
-        dots = _sample_dots(pafs, np.take(offsets, pairs[_LIMB], axis=1), geometry, u)
-        pairs[_HITS] += (dots > settings.paf_threshold).sum(axis=0)
-        geometry[_TOTAL] += dots.sum(axis=0)
-        if u[0] == 0.0 and u[-1] == 1.0:  # the stage holding the keypoints' samples (for the rank)
-            geometry[_END0], geometry[_END1] = dots[0], dots[-1]
-        taken += u.size
-    score = geometry[_TOTAL] / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
-    keep = np.flatnonzero((pairs[_HITS] >= needed) & (score > 0))
+    np.divide(geometry[_DX:_DY + 1], geometry[_NORM], out=geometry[_UX:_UY + 1])
+    if len(stages) > 1:  # probes on all pairs, then everything on those with few enough misses
+        probe = stages[0]
+        hits = (_sample_dots(flat, width, geometry, pairs[_OFFSET_X:_OFFSET_Y + 1], probe)
+                > settings.paf_threshold).sum(axis=0)
+        keep = np.flatnonzero(hits >= probe.size - (S - needed))
+        pairs, geometry = np.take(pairs, keep, axis=1), np.take(geometry, keep, axis=1)
+    dots = _sample_dots(flat, width, geometry, pairs[_OFFSET_X:_OFFSET_Y + 1], u_all)  # (S, T) stage by stage
+    hits = (dots > settings.paf_threshold).sum(axis=0)
+    total = dots[: bounds[0]].sum(axis=0)
+    for low, high in itertools.pairwise(bounds):
+        total += dots[low:high].sum(axis=0)
+    score = total / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
+    keep = np.flatnonzero((hits >= needed) & (score > 0))
     limb, start, end = np.take(pairs[:3], keep, axis=1)
     score = np.take(score, keep).astype(np.float32)
     rank = None
     if settings.end_weight > 0 and keep.size:
-        ends = 0.5 * (np.take(geometry[_END0], keep) + np.take(geometry[_END1], keep))  # at u = 0 and 1
-        rank = np.maximum(score + settings.end_weight * (ends - 1.0), 1e-6).astype(np.float32)
+        at_ends = 0.5 * (np.take(dots[ends[0]], keep) + np.take(dots[ends[1]], keep))  # at u = 0 and 1
+        rank = np.maximum(score + settings.end_weight * (at_ends - 1.0), 1e-6).astype(np.float32)
     return LimbCandidates(limb=limb, start=start, end=end, score=score, rank=rank)
+
+
+@functools.lru_cache(maxsize=8)
+def _sample_plan(samples: int, allowed: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, tuple[int, ...],
+                                                      tuple[int, int]]:
+    """`_sample_stages`, all their fractions in stage order (S,), the row where each stage ends, and the rows
+    of u = 0 and u = 1 in that order."""
+    stages = _sample_stages(samples, allowed)
+    u_all = np.concatenate(stages)
+    bounds = tuple(int(b) for b in np.cumsum([stage.size for stage in stages]))
+    return stages, u_all, bounds, (int(np.flatnonzero(u_all == 0.0)[0]), int(np.flatnonzero(u_all == 1.0)[0]))
 
 
 @functools.lru_cache(maxsize=8)
