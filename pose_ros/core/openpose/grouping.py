@@ -281,24 +281,22 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     if T == 0:
         return chosen
     weight = candidates.ranking.astype(np.float64)
-    nodes, node_of = np.unique(np.concatenate([candidates.limb * num_peaks + candidates.start,
-                                               -1 - (candidates.limb * num_peaks + candidates.end)]),
-                               return_inverse=True)  # fmt: skip
-    row, col = node_of[:T], node_of[T:]  # start node, end node of each candidate
-    count, label = connected_components(nodes.size, np.stack([row, col], axis=1))
-    comp = label[row]  # (T,) component of each candidate
-    ends = int(np.searchsorted(nodes, 0))  # nodes sort the (negative) end keys first
-    rows = np.bincount(label[ends:], minlength=count)  # start nodes per component
-    cols = np.bincount(label[:ends], minlength=count)
+    nodes = (int(candidates.limb.max()) + 1) * num_peaks  # node keys per side: limb type · peaks + peak
+    row = candidates.limb * num_peaks + candidates.start  # start node of each candidate
+    col = (nodes - 1) - (candidates.limb * num_peaks + candidates.end)  # end node (keys reversed: see below)
+    comp, first_of_row, first_of_col = _bipartite_components(row, col, nodes)
+    rows = np.bincount(comp[first_of_row], minlength=T)  # start nodes per component (indexed by its label)
+    cols = np.bincount(comp[first_of_col], minlength=T)
     order = np.lexsort((-weight, comp))  # by component, best first
     sorted_comp = comp[order]
-    first = order[np.flatnonzero(np.diff(sorted_comp, prepend=-1))]  # best candidate of each component
-    star = (rows == 1) | (cols == 1)
-    chosen[first[star]] = True  # lone pairs and stars
-    square = np.flatnonzero((rows == 2) & (cols == 2))
-    if square.size:
-        chosen |= _two_by_two(np.isin(comp, square), comp, row, col, weight)
-    large = ~star & ~((rows == 2) & (cols == 2))
+    head = np.flatnonzero(np.diff(sorted_comp, prepend=-1))
+    first, labels = order[head], sorted_comp[head]  # best candidate and label of each component
+    star = (rows == 1) | (cols == 1)  # (T,) by label
+    chosen[first[star[labels]]] = True  # lone pairs and stars
+    square = (rows == 2) & (cols == 2)
+    if square.any():
+        chosen |= _two_by_two(square[comp], comp, row, col, weight)
+    large = ~star & ~square
     if large.any():  # all larger components in one block-diagonal problem: one solver call
         sel = np.flatnonzero(large[comp])
         r_index, r_of = np.unique(row[sel], return_inverse=True)
@@ -312,17 +310,47 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     return chosen
 
 
+def _bipartite_components(row: np.ndarray, col: np.ndarray, nodes: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray]:
+    """Connected components of a bipartite graph given by its edges (start node `row`, end node `col`, (T,)
+    ints in [0, nodes)), labelled on the edges: each edge's label is the smallest edge index of its component.
+
+    Label propagation over dense node arrays (no sorting): every node takes the smallest label of its edges,
+    every edge the smaller of its two nodes' labels, then labels jump to their label's label, until nothing
+    changes (one or two rounds for the components of a crowd). Returns the labels (T,) and masks (T,) of the
+    first edge of each start node and of each end node.
+    """
+    T = row.size
+    index = np.arange(T)
+    at_row, at_col = np.full(nodes, T), np.full(nodes, T)
+    np.minimum.at(at_row, row, index)
+    np.minimum.at(at_col, col, index)
+    first_row, first_col = at_row[row], at_col[col]
+    labels = np.minimum(first_row, first_col)
+    while True:
+        labels = labels[labels]
+        at_row[row] = T
+        at_col[col] = T
+        np.minimum.at(at_row, row, labels)
+        np.minimum.at(at_col, col, labels)
+        merged = np.minimum(at_row[row], at_col[col])
+        if (merged == labels).all():
+            return labels, first_row == index, first_col == index
+        labels = merged
+
+
 _INT_MAX = np.iinfo(np.int64).max
 
 
 def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.ndarray, weight: np.ndarray
                 ) -> np.ndarray:
-    """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`):
-    per component the better diagonal ((r0, c0) + (r1, c1) against (r0, c1) + (r1, c0); missing pairs 0).
-    Returns the (T,) bool mask of the chosen candidates."""
+    """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`;
+    component labels `comp` in [0, T)): per component the better diagonal ((r0, c0) + (r1, c1) against
+    (r0, c1) + (r1, c0), r0 < r1 and c0 < c1; missing pairs 0). Returns the (T,) bool mask of the chosen
+    candidates."""
     sel = np.flatnonzero(mask)
-    _, slot = np.unique(comp[sel], return_inverse=True)  # component → 0..S-1
-    S = int(slot.max()) + 1
+    slot = comp[sel]
+    S = mask.size
     r_low = np.full(S, _INT_MAX)
     c_low = np.full(S, _INT_MAX)
     np.minimum.at(r_low, slot, row[sel])
@@ -358,6 +386,33 @@ def connected_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.nda
             labels = jumped
     roots, compact = np.unique(labels, return_inverse=True)
     return int(roots.size), compact
+
+
+def _forest_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """`connected_components` in a few NumPy calls when the edges (E, 2) point from parent to child and each
+    node is the child of at most one edge (a forest: the skeleton tree's limbs after a one-to-one assignment per
+    limb type): every node points to its parent, then pointers jump to their pointer's pointer until each
+    points to its root; components are numbered by their smallest node, as `connected_components` does.
+    Every node's root is reached along edges, so when both ends of every edge have the same root the roots are
+    the components; otherwise (a node with two parents, a cycle) None."""
+    if num_nodes == 0:
+        return None
+    root = np.arange(num_nodes)
+    root[edges[:, 1]] = edges[:, 0]
+    for _ in range(64):  # chains halve each round: 64 rounds reach any root of a forest
+        jumped = root[root]
+        if (jumped == root).all():
+            break
+        root = jumped
+    else:
+        return None
+    if not (root[edges[:, 0]] == root[edges[:, 1]]).all():
+        return None
+    smallest = np.full(num_nodes, num_nodes)
+    np.minimum.at(smallest, root, np.arange(num_nodes))
+    smallest = smallest[root]  # (N,) the smallest node of each node's component
+    number = np.cumsum(smallest == np.arange(num_nodes)) - 1
+    return int(number[-1]) + 1, number[smallest]
 
 
 def _merge_redundant(
@@ -403,8 +458,11 @@ def assemble(
     limb = candidates.limb[chosen]
     edges = np.stack([candidates.start[chosen], candidates.end[chosen]], axis=1)
     edge_score = candidates.score[chosen].astype(np.float64)
-    tree = ~np.isin(limb, redundant_limbs)
-    n_comp, labels = connected_components(P, edges[tree])
+    tree = np.ones(limb.size, dtype=bool)
+    for redundant in redundant_limbs:
+        tree &= limb != redundant
+    found = _forest_components(P, edges[tree])
+    n_comp, labels = found if found is not None else connected_components(P, edges[tree])
     parts = np.zeros((n_comp, num_keypoints), dtype=bool)
     parts[labels, channel] = True
     limb_total = np.bincount(labels[edges[tree, 0]], weights=edge_score[tree], minlength=n_comp)
