@@ -423,22 +423,55 @@ def _merge_redundant(
     edges: np.ndarray,
     scores: np.ndarray,
 ) -> None:
-    """Merge components joined by redundant limbs (start, end peak pairs in `edges`, scores (E,)) when their
-    keypoints are disjoint. Updates labels (P,), parts (C, K) bool and the per-component limb score sum and
-    limb count (C,) in place. Edges within one component or between overlapping ones are skipped up front
-    (merging only grows components, so they would be skipped in the loop as well)."""
+    """Merge components joined by redundant limbs (start, end peak pairs in `edges`, scores (E,)), in edge
+    order, when their keypoints are disjoint. Updates labels (P,), parts (C, K) bool and the per-component limb
+    score sum and limb count (C,) in place. Edges within one component or between overlapping ones are skipped
+    up front (merging only grows components, so they would be skipped in the loop as well); the rest are
+    merged in plain Python (a few per person: NumPy's per-call cost would dominate), with each component's
+    keypoints as the bits of an int and the merged components pointing to the one they joined."""
     cp, cq = labels[edges[:, 0]], labels[edges[:, 1]]
     live = np.flatnonzero((cp != cq) & ~(parts[cp] & parts[cq]).any(axis=1))
-    for (p, q), s in zip(edges[live], scores[live], strict=True):
-        cp, cq = labels[p], labels[q]
-        if cp == cq or parts[cp][parts[cq]].any():
+    if live.size == 0:
+        return
+    K = parts.shape[1]
+    bits = (parts.astype(np.int64) << np.arange(K)).sum(axis=1).tolist() if K < 63 else None
+    into: dict[int, int] = {}  # merged component → the component it joined
+    totals, counts = limb_total.tolist(), limb_count.tolist()
+    for p, q, s in zip(cp[live].tolist(), cq[live].tolist(), scores[live].tolist(), strict=True):
+        while p in into:
+            p = into[p]
+        while q in into:
+            q = into[q]
+        if p == q:
             continue
-        labels[labels == cq] = cp
-        parts[cp] |= parts[cq]
-        parts[cq] = False
-        limb_total[cp] += limb_total[cq] + s
-        limb_count[cp] += limb_count[cq] + 1
-        limb_total[cq] = limb_count[cq] = 0
+        if bits is not None:
+            if bits[p] & bits[q]:
+                continue
+            bits[p] |= bits[q]
+            bits[q] = 0
+        else:
+            if (parts[p] & parts[q]).any():
+                continue
+            parts[p] |= parts[q]
+            parts[q] = False
+        into[q] = p
+        totals[p] += totals[q] + s
+        counts[p] += counts[q] + 1
+        totals[q] = counts[q] = 0
+    if not into:
+        return
+    root = np.arange(parts.shape[0])
+    for q in into:
+        p = into[q]
+        while p in into:
+            p = into[p]
+        root[q] = p
+    labels[:] = root[labels]
+    if bits is not None:
+        touched = np.fromiter(set(into) | set(root[list(into)].tolist()), dtype=np.int64)
+        parts[touched] = (np.array([bits[c] for c in touched.tolist()], dtype=np.int64)[:, None] >> np.arange(K)) & 1
+    limb_total[:] = totals
+    limb_count[:] = counts
 
 
 def assemble(
