@@ -182,7 +182,7 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     stages, u_all, bounds, ends = _sample_plan(S, S - needed)
     flat, width = pafs.reshape(-1), pafs.shape[2]
     pairs = _pair_indices(peaks.counts, limbs, paf_channels * (pafs.shape[1] * width))
-    xy = peaks.xy.T  # (2, P)
+    xy = np.ascontiguousarray(peaks.xy.T)  # (2, P)
     geometry = np.empty((7, pairs.shape[1]), dtype=np.float32)
     geometry[_AX:_AY + 1] = np.take(xy, pairs[_START], axis=1)
     np.subtract(np.take(xy, pairs[_END], axis=1), geometry[_AX:_AY + 1], out=geometry[_DX:_DY + 1])
@@ -488,20 +488,26 @@ def assemble(
     """
     P = len(peaks)
     channel, xy, peak_score = peaks.channels, peaks.xy, peaks.scores.astype(np.float64)
+    chosen = np.flatnonzero(chosen)
     limb = candidates.limb[chosen]
-    edges = np.stack([candidates.start[chosen], candidates.end[chosen]], axis=1)
-    edge_score = candidates.score[chosen].astype(np.float64)
     tree = np.ones(limb.size, dtype=bool)
     for redundant in redundant_limbs:
         tree &= limb != redundant
-    found = _forest_components(P, edges[tree])
-    n_comp, labels = found if found is not None else connected_components(P, edges[tree])
+    all_tree = bool(tree.all())
+    tree_limbs = chosen if all_tree else chosen[tree]
+    edges = np.stack([candidates.start[tree_limbs], candidates.end[tree_limbs]], axis=1)
+    found = _forest_components(P, edges)
+    n_comp, labels = found if found is not None else connected_components(P, edges)
     parts = np.zeros((n_comp, num_keypoints), dtype=bool)
     parts[labels, channel] = True
-    limb_total = np.bincount(labels[edges[tree, 0]], weights=edge_score[tree], minlength=n_comp)
-    limb_count = np.bincount(labels[edges[tree, 0]], minlength=n_comp).astype(np.float64)
-    if not tree.all():
-        _merge_redundant(labels, parts, limb_total, limb_count, edges[~tree], edge_score[~tree])
+    owner = labels[edges[:, 0]]  # component of each tree limb
+    limb_total = np.bincount(owner, weights=candidates.score[tree_limbs].astype(np.float64), minlength=n_comp)
+    limb_count = np.bincount(owner, minlength=n_comp).astype(np.float64)
+    if not all_tree:
+        extra = chosen[~tree]
+        _merge_redundant(labels, parts, limb_total, limb_count,
+                         np.stack([candidates.start[extra], candidates.end[extra]], axis=1),
+                         candidates.score[extra].astype(np.float64))  # fmt: skip
     num_parts = np.bincount(labels, minlength=n_comp)
     total = np.bincount(labels, weights=peak_score, minlength=n_comp) + limb_total
     keep = (num_parts >= settings.min_parts) & (total / np.maximum(num_parts, 1) >= settings.min_mean_score)
@@ -513,9 +519,11 @@ def assemble(
     slot[people] = np.arange(people.size)
     keypoints = np.full((people.size, num_keypoints, 2), np.nan, dtype=np.float32)
     confidences = np.zeros((people.size, num_keypoints), dtype=np.float32)
-    mine = slot[labels] >= 0
-    keypoints[slot[labels[mine]], channel[mine]] = xy[mine]
-    confidences[slot[labels[mine]], channel[mine]] = peak_score[mine]
+    person = slot[labels]
+    mine = np.flatnonzero(person >= 0)
+    person, kind = person[mine], channel[mine]
+    keypoints[person, kind] = xy[mine]
+    confidences[person, kind] = peak_score[mine]
     return Poses(keypoints_xy=keypoints, confidences=confidences, scores=person_score.astype(np.float32))
 
 
