@@ -287,12 +287,14 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     comp, first_of_row, first_of_col = _bipartite_components(row, col, nodes)
     rows = np.bincount(comp[first_of_row], minlength=T)  # start nodes per component (indexed by its label)
     cols = np.bincount(comp[first_of_col], minlength=T)
-    order = np.lexsort((-weight, comp))  # by component, best first
-    sorted_comp = comp[order]
-    head = np.flatnonzero(np.diff(sorted_comp, prepend=-1))
-    first, labels = order[head], sorted_comp[head]  # best candidate and label of each component
+    labels = np.flatnonzero(comp == np.arange(T))  # one per component (a label is its smallest candidate)
+    best = np.full(T, -np.inf)
+    np.maximum.at(best, comp, weight)
+    top = np.flatnonzero(weight == best[comp])
+    first = np.full(T, T)
+    np.minimum.at(first, comp[top], top)  # (T,) by label: the best candidate, the first of equals
     star = (rows == 1) | (cols == 1)  # (T,) by label
-    chosen[first[star[labels]]] = True  # lone pairs and stars
+    chosen[first[labels[star[labels]]]] = True  # lone pairs and stars
     square = (rows == 2) & (cols == 2)
     if square.any():
         chosen |= _two_by_two(square[comp], comp, row, col, weight)
