@@ -97,7 +97,7 @@ def test_forest_components_equal_label_propagation_or_decline():
         else:  # anything: nodes with two parents, cycles
             edges = rng.integers(0, n, (int(rng.integers(0, 40)), 2))
         edges = edges.reshape(-1, 2)
-        found = _forest_components(n, edges)
+        found = _forest_components(n, edges[:, 0], edges[:, 1])
         if found is None:
             declined += 1
             assert trial % 2 == 1

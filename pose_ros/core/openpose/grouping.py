@@ -134,10 +134,15 @@ def _pair_indices(counts: np.ndarray, limbs: np.ndarray, channel_offsets: np.nda
     that start's pairs), and a row per block once per pair in it; the end peak is the pair's position in its
     block plus the limb's first end peak. Returns (5, T) int64 rows `_LIMB` … `_OFFSET_Y`.
     """
+    template, first_types, second_types = _limb_table(np.asarray(limbs, dtype=np.int64).tobytes(), len(limbs),
+                                                      np.asarray(channel_offsets, dtype=np.int64).tobytes())
     first = np.cumsum(counts) - counts  # index of each type's first peak
-    n_start = counts[limbs[:, 0]]
-    per_limb = np.stack([np.arange(len(limbs)), first[limbs[:, 0]], first[limbs[:, 1]], channel_offsets[:, 0],
-                         channel_offsets[:, 1], np.cumsum(n_start) - n_start, counts[limbs[:, 1]]])  # fmt: skip
+    n_start = counts[first_types]
+    per_limb = template.copy()
+    per_limb[_START] = first[first_types]
+    per_limb[_END] = first[second_types]
+    per_limb[_BASE] = np.cumsum(n_start) - n_start
+    per_limb[_END_COUNT] = counts[second_types]
     blocks = np.repeat(per_limb, n_start, axis=1)  # one column per (limb, start peak)
     size = blocks[_END_COUNT]
     blocks[_START] += np.arange(size.size) - blocks[_BASE]  # the block's start peak
@@ -145,6 +150,19 @@ def _pair_indices(counts: np.ndarray, limbs: np.ndarray, channel_offsets: np.nda
     out = np.repeat(blocks[:5], size, axis=1)
     np.subtract(np.arange(out.shape[1]), out[_END], out=out[_END])
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _limb_table(limbs: bytes, num_limbs: int, channel_offsets: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-limb rows of `_pair_indices` that do not depend on the peaks (limb index, channel offsets;
+    from the int64 bytes of limbs (L, 2) and channel offsets (L, 2)), and each limb's first and second
+    keypoint type (L,)."""
+    pairs = np.frombuffer(limbs, dtype=np.int64).reshape(num_limbs, 2)
+    offsets = np.frombuffer(channel_offsets, dtype=np.int64).reshape(num_limbs, 2)
+    template = np.zeros((7, num_limbs), dtype=np.int64)
+    template[_LIMB] = np.arange(num_limbs)
+    template[_OFFSET_X], template[_OFFSET_Y] = offsets[:, 0], offsets[:, 1]
+    return template, pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 def _sample_dots(flat: np.ndarray, width: int, geometry: np.ndarray, offsets: np.ndarray, u: np.ndarray
@@ -390,17 +408,17 @@ def connected_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.nda
     return int(roots.size), compact
 
 
-def _forest_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.ndarray] | None:
-    """`connected_components` in a few NumPy calls when the edges (E, 2) point from parent to child and each
-    node is the child of at most one edge (a forest: the skeleton tree's limbs after a one-to-one assignment per
-    limb type): every node points to its parent, then pointers jump to their pointer's pointer until each
+def _forest_components(num_nodes: int, parents: np.ndarray, children: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """`connected_components` in a few NumPy calls when the edges (parents[i] → children[i], (E,) each) form a
+    forest, each node the child of at most one edge (the skeleton tree's limbs after a one-to-one assignment
+    per limb type): every node points to its parent, then pointers jump to their pointer's pointer until each
     points to its root; components are numbered by their smallest node, as `connected_components` does.
     Every node's root is reached along edges, so when both ends of every edge have the same root the roots are
     the components; otherwise (a node with two parents, a cycle) None."""
     if num_nodes == 0:
         return None
     root = np.arange(num_nodes)
-    root[edges[:, 1]] = edges[:, 0]
+    root[children] = parents
     for _ in range(64):  # chains halve each round: 64 rounds reach any root of a forest
         jumped = root[root]
         if (jumped == root).all():
@@ -408,7 +426,7 @@ def _forest_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.ndarr
         root = jumped
     else:
         return None
-    if not (root[edges[:, 0]] == root[edges[:, 1]]).all():
+    if not (root[parents] == root[children]).all():
         return None
     smallest = np.full(num_nodes, num_nodes)
     np.minimum.at(smallest, root, np.arange(num_nodes))
@@ -469,9 +487,10 @@ def _merge_redundant(
             p = into[p]
         root[q] = p
     labels[:] = root[labels]
-    if bits is not None:
-        touched = np.fromiter(set(into) | set(root[list(into)].tolist()), dtype=np.int64)
-        parts[touched] = (np.array([bits[c] for c in touched.tolist()], dtype=np.int64)[:, None] >> np.arange(K)) & 1
+    if bits is not None:  # each surviving component gets the keypoints of all that joined it
+        merged = np.fromiter(into, dtype=np.int64, count=len(into))
+        np.logical_or.at(parts, root[merged], parts[merged])
+        parts[merged] = False
     limb_total[:] = totals
     limb_count[:] = counts
 
@@ -497,12 +516,14 @@ def assemble(
         tree &= limb != redundant
     all_tree = bool(tree.all())
     tree_limbs = chosen if all_tree else chosen[tree]
-    edges = np.stack([candidates.start[tree_limbs], candidates.end[tree_limbs]], axis=1)
-    found = _forest_components(P, edges)
-    n_comp, labels = found if found is not None else connected_components(P, edges)
+    parents, children = candidates.start[tree_limbs], candidates.end[tree_limbs]
+    found = _forest_components(P, parents, children)
+    if found is None:
+        found = connected_components(P, np.stack([parents, children], axis=1))
+    n_comp, labels = found
     parts = np.zeros((n_comp, num_keypoints), dtype=bool)
     parts[labels, channel] = True
-    owner = labels[edges[:, 0]]  # component of each tree limb
+    owner = labels[parents]  # component of each tree limb
     limb_total = np.bincount(owner, weights=candidates.score[tree_limbs].astype(np.float64), minlength=n_comp)
     limb_count = np.bincount(owner, minlength=n_comp).astype(np.float64)
     if not all_tree:
