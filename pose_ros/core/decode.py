@@ -153,8 +153,9 @@ def _find_peaks_padded(maps: np.ndarray, threshold: float, subpixel: bool) -> Pe
     index = np.flatnonzero(peak) + (Wp + 1)  # framed flat index
     values = np.take(flat, index + _neighbour_steps(Wp))  # (5, P) centre, left, up, right, down
     channels, rest = np.divmod(index, (H + 2) * Wp)
-    row, column = np.divmod(rest, Wp)
-    xy = np.stack([column, row]) - 1  # (2, P) map pixels
+    xy = np.empty((2, index.size), dtype=np.int64)  # (2, P) column, row
+    np.divmod(rest, Wp, out=(xy[1], xy[0]))
+    xy -= 1  # framed → map pixels
     refined = _parabola_xy(values, xy) if subpixel else xy.T.astype(np.float32)
     return Peaks(channels=channels, xy=refined, scores=values[0].copy(), counts=np.bincount(channels, minlength=C))
 

@@ -174,10 +174,14 @@ def _sample_dots(flat: np.ndarray, width: int, geometry: np.ndarray, offsets: np
     channel; u (S,) float32. Returns (S, T): samples major, so that the sums over samples add whole rows
     (NumPy reduces a short last axis slowly).
     """
-    point = np.rint(geometry[_AX:_AY + 1, None] + geometry[_DX:_DY + 1, None] * u[:, None])  # (2, S, T) x, y
-    pixel = (point[1] * width + point[0]).astype(np.intp)
-    field = np.take(flat, pixel + offsets[:, None])  # (2, S, T) x, y components
-    return field[0] * geometry[_UX] + field[1] * geometry[_UY]
+    point = geometry[_DX:_DY + 1, None] * u[:, None]  # (2, S, T) x, y
+    point += geometry[_AX:_AY + 1, None]
+    np.rint(point, out=point)
+    point[1] *= width
+    point[1] += point[0]
+    field = np.take(flat, point[1].astype(np.intp) + offsets[:, None])  # (2, S, T) x, y components
+    field *= geometry[_UX:_UY + 1, None]
+    return field[0] + field[1]
 
 
 def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels: np.ndarray,
