@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -54,7 +55,7 @@ from pose_ros.core.pipeline import PipelineConfig, create_estimator
 from pose_ros.core.skeletons import coco17_to_coco18
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("POSE_ROS_SHARED", REPO.parent / "shared")) / "data"  # as bench/scenes.py
 CANVAS = (720, 1280)  # h, w
 GRID = (4, 5)  # rows, cols
 OKS_MATCH = 0.5

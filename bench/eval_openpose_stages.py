@@ -65,8 +65,9 @@ def accuracy(estimator: OpenPoseEstimator) -> dict[str, float]:
                                 ("mpii-sample/test_mpii.json", "PCKh@0.5", evaluate.evaluate_mpii)):  # fmt: skip
         annotations = SHARED / name
         dataset = evaluate.load_dataset(annotations)
-        predictions, _ = evaluate.run_model(estimator, dataset, annotations.parent, progress=False)
-        report = score(dataset, predictions, evaluate.DEFAULTS.score_threshold)
+        mapping, _ = evaluate.map_joints(layout.LAYOUT, dataset.layout, "OpenPose", need_sigmas=metric == "AP")
+        predictions, _ = evaluate.run_model(estimator, dataset, mapping, annotations.parent, progress=False)
+        report = score(dataset, predictions, mapping.scored, evaluate.DEFAULTS.score_threshold)
         out[metric] = 100 * report.metrics[metric]
     return out
 

@@ -25,6 +25,7 @@ The Hungarian step loops over the limb types that have competing candidates.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,43 +119,69 @@ class Poses:
 
 
 # Rows of the per-pair arrays in `score_limbs` (one contiguous row per quantity: NumPy gathers and arithmetic on
-# 1-D rows are several times faster than on the columns of a (T, F) array).
-_AX, _AY, _DX, _DY, _NORM, _TOTAL, _UX, _UY, _END0, _END1 = range(10)
-_LIMB, _START, _END, _HITS = range(4)
+# 1-D rows are several times faster than on the columns of a (T, F) array). Integer rows: limb type, start and
+# end peak, flat offsets of the limb's x and y PAF channel; float32 rows: start point, end - start, unit vector,
+# length.
+_LIMB, _START, _END, _OFFSET_X, _OFFSET_Y, _BASE, _END_COUNT = range(7)
+_AX, _AY, _DX, _DY, _UX, _UY, _NORM = range(7)
 
 
-def _pair_indices(counts: np.ndarray, limbs: np.ndarray) -> np.ndarray:
-    """All (start, end) peak pairs of every limb type, from peaks per keypoint type `counts` (K,):
-    (4, T) int64 rows limb, start, end, and a zero row for the hit counts."""
+def _pair_indices(counts: np.ndarray, limbs: np.ndarray, channel_offsets: np.ndarray) -> np.ndarray:
+    """All (start, end) peak pairs of every limb type, limb-major, then start-major: from peaks per keypoint
+    type `counts` (K,) and the flat offsets (L, 2) of each limb's x/y PAF channel.
+
+    Built by repeating rows (no division): a row per limb type is repeated once per start peak (a block of
+    that start's pairs), and a row per block once per pair in it; the end peak is the pair's position in its
+    block plus the limb's first end peak. Returns (5, T) int64 rows `_LIMB` … `_OFFSET_Y`.
+    """
+    template, first_types, second_types = _limb_table(np.asarray(limbs, dtype=np.int64).tobytes(), len(limbs),
+                                                      np.asarray(channel_offsets, dtype=np.int64).tobytes())
     first = np.cumsum(counts) - counts  # index of each type's first peak
-    n_start, n_end = counts[limbs[:, 0]], counts[limbs[:, 1]]
-    pairs = n_start * n_end
-    out = np.zeros((4, int(pairs.sum())), dtype=np.int64)
-    limb = out[_LIMB]
-    limb[:] = np.repeat(np.arange(len(limbs)), pairs)
-    rank = np.arange(limb.size) - np.repeat(np.cumsum(pairs) - pairs, pairs)
-    n_end_t = np.maximum(np.take(n_end, limb), 1)
-    out[_START] = np.take(first[limbs[:, 0]], limb) + rank // n_end_t
-    out[_END] = np.take(first[limbs[:, 1]], limb) + rank % n_end_t
+    n_start = counts[first_types]
+    per_limb = template.copy()
+    per_limb[_START] = first[first_types]
+    per_limb[_END] = first[second_types]
+    per_limb[_BASE] = np.cumsum(n_start) - n_start
+    per_limb[_END_COUNT] = counts[second_types]
+    blocks = np.repeat(per_limb, n_start, axis=1)  # one column per (limb, start peak)
+    size = blocks[_END_COUNT]
+    blocks[_START] += np.arange(size.size) - blocks[_BASE]  # the block's start peak
+    blocks[_END] = np.cumsum(size) - size - blocks[_END]  # first pair of the block - the first end peak
+    out = np.repeat(blocks[:5], size, axis=1)
+    np.subtract(np.arange(out.shape[1]), out[_END], out=out[_END])
     return out
 
 
-def _sample_dots(pafs: np.ndarray, channel_offsets: np.ndarray, geometry: np.ndarray, u: np.ndarray) -> np.ndarray:
+@functools.lru_cache(maxsize=16)
+def _limb_table(limbs: bytes, num_limbs: int, channel_offsets: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-limb rows of `_pair_indices` that do not depend on the peaks (limb index, channel offsets;
+    from the int64 bytes of limbs (L, 2) and channel offsets (L, 2)), and each limb's first and second
+    keypoint type (L,)."""
+    pairs = np.frombuffer(limbs, dtype=np.int64).reshape(num_limbs, 2)
+    offsets = np.frombuffer(channel_offsets, dtype=np.int64).reshape(num_limbs, 2)
+    template = np.zeros((7, num_limbs), dtype=np.int64)
+    template[_LIMB] = np.arange(num_limbs)
+    template[_OFFSET_X], template[_OFFSET_Y] = offsets[:, 0], offsets[:, 1]
+    return template, pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def _sample_dots(flat: np.ndarray, width: int, geometry: np.ndarray, offsets: np.ndarray, u: np.ndarray
+                 ) -> np.ndarray:
     """PAF · v̂ at the points A + u·(B - A), rounded to the nearest pixel.
 
-    pafs: (2L, H, W); channel_offsets (2, T) flat offsets of each pair's x/y channel; geometry (10, T) rows as
-    `_AX` … `_UY` (peaks lie inside the map, so every point of the segment does: no clamping); u (S,) float32.
-    Returns (S, T): samples major, so that the sums over samples add whole rows (NumPy reduces a short last
-    axis slowly).
+    flat: the PAF maps (2L, H, W) flattened; geometry (7, T) float32 rows `_AX` … `_NORM` (peaks lie inside
+    the map, so every point of the segment does: no clamping); offsets (2, T) flat offsets of each pair's x/y
+    channel; u (S,) float32. Returns (S, T): samples major, so that the sums over samples add whole rows
+    (NumPy reduces a short last axis slowly).
     """
-    W = pafs.shape[2]
-    flat = pafs.reshape(-1)
-    v = u[:, None]
-    pixel = (np.rint(geometry[_AY] + geometry[_DY] * v) * W
-             + np.rint(geometry[_AX] + geometry[_DX] * v)).astype(np.intp)
-    field_x = np.take(flat, pixel + channel_offsets[0])
-    field_y = np.take(flat, pixel + channel_offsets[1])
-    return field_x * geometry[_UX] + field_y * geometry[_UY]
+    point = geometry[_DX:_DY + 1, None] * u[:, None]  # (2, S, T) x, y
+    point += geometry[_AX:_AY + 1, None]
+    np.rint(point, out=point)
+    point[1] *= width
+    point[1] += point[0]
+    field = np.take(flat, point[1].astype(np.intp) + offsets[:, None])  # (2, S, T) x, y components
+    field *= geometry[_UX:_UY + 1, None]
+    return field[0] + field[1]
 
 
 def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels: np.ndarray,
@@ -162,9 +189,10 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     """Score every candidate pair by the sampled PAF line integral and keep those passing the OpenPose criteria.
 
     A pair needs `needed` of its samples above the PAF threshold, so it is rejected as soon as more than
-    `samples - needed` have missed. The samples are therefore taken in two stages: first a few evenly spread
-    interior samples on all pairs (a pair joining two different people crosses empty field there and misses
-    them all), then the rest on the survivors only. The result equals sampling every pair in full.
+    `samples - needed` have missed. The samples are therefore taken in two rounds: first a few evenly spread
+    interior probes on all pairs (a pair joining two different people crosses empty field there and misses
+    them all), then all samples on the survivors only. The sum over the samples is added in the same order
+    as sampling stage by stage (`_sample_stages`), and the result equals sampling every pair in full.
 
     Args:
         peaks: keypoint candidates (channel = keypoint index).
@@ -173,37 +201,46 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, limbs: np.ndarray, paf_channels:
     """
     S = settings.samples
     needed = int(settings.min_sample_fraction * S) + 1  # samples that must pass
-    pairs = _pair_indices(peaks.counts, limbs)
-    x, y = np.ascontiguousarray(peaks.xy[:, 0]), np.ascontiguousarray(peaks.xy[:, 1])
-    geometry = np.zeros((10, pairs.shape[1]), dtype=np.float32)
-    geometry[_AX] = np.take(x, pairs[_START])
-    geometry[_AY] = np.take(y, pairs[_START])
-    geometry[_DX] = np.take(x, pairs[_END]) - geometry[_AX]
-    geometry[_DY] = np.take(y, pairs[_END]) - geometry[_AY]
+    stages, u_all, bounds, ends = _sample_plan(S, S - needed)
+    flat, width = pafs.reshape(-1), pafs.shape[2]
+    pairs = _pair_indices(peaks.counts, limbs, paf_channels * (pafs.shape[1] * width))
+    xy = np.ascontiguousarray(peaks.xy.T)  # (2, P)
+    geometry = np.empty((7, pairs.shape[1]), dtype=np.float32)
+    geometry[_AX:_AY + 1] = np.take(xy, pairs[_START], axis=1)
+    np.subtract(np.take(xy, pairs[_END], axis=1), geometry[_AX:_AY + 1], out=geometry[_DX:_DY + 1])
     geometry[_NORM] = np.maximum(np.hypot(geometry[_DX], geometry[_DY]), 1e-3)
-    np.divide(geometry[_DX], geometry[_NORM], out=geometry[_UX])
-    np.divide(geometry[_DY], geometry[_NORM], out=geometry[_UY])
-    offsets = (paf_channels * (pafs.shape[1] * pafs.shape[2])).T  # (2, L)
-    taken = 0
-    for u in _sample_stages(S, S - needed):
-        if taken:
-            keep = np.flatnonzero(taken - pairs[_HITS] <= S - needed)
-            pairs, geometry = np.take(pairs, keep, axis=1), np.take(geometry, keep, axis=1)
-        dots = _sample_dots(pafs, np.take(offsets, pairs[_LIMB], axis=1), geometry, u)
-        pairs[_HITS] += (dots > settings.paf_threshold).sum(axis=0)
-        geometry[_TOTAL] += dots.sum(axis=0)
-        if u[0] == 0.0 and u[-1] == 1.0:  # the stage holding the keypoints' samples (for the rank)
-            geometry[_END0], geometry[_END1] = dots[0], dots[-1]
-        taken += u.size
-    score = geometry[_TOTAL] / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
-    keep = np.flatnonzero((pairs[_HITS] >= needed) & (score > 0))
+    np.divide(geometry[_DX:_DY + 1], geometry[_NORM], out=geometry[_UX:_UY + 1])
+    if len(stages) > 1:  # probes on all pairs, then everything on those with few enough misses
+        probe = stages[0]
+        hits = (_sample_dots(flat, width, geometry, pairs[_OFFSET_X:_OFFSET_Y + 1], probe)
+                > settings.paf_threshold).sum(axis=0)
+        keep = np.flatnonzero(hits >= probe.size - (S - needed))
+        pairs, geometry = np.take(pairs, keep, axis=1), np.take(geometry, keep, axis=1)
+    dots = _sample_dots(flat, width, geometry, pairs[_OFFSET_X:_OFFSET_Y + 1], u_all)  # (S, T) stage by stage
+    hits = (dots > settings.paf_threshold).sum(axis=0)
+    total = dots[: bounds[0]].sum(axis=0)
+    for low, high in itertools.pairwise(bounds):
+        total += dots[low:high].sum(axis=0)
+    score = total / S + np.minimum(0.5 * pafs.shape[1] / geometry[_NORM] - 1.0, 0.0)
+    keep = np.flatnonzero((hits >= needed) & (score > 0))
     limb, start, end = np.take(pairs[:3], keep, axis=1)
     score = np.take(score, keep).astype(np.float32)
     rank = None
     if settings.end_weight > 0 and keep.size:
-        ends = 0.5 * (np.take(geometry[_END0], keep) + np.take(geometry[_END1], keep))  # at u = 0 and 1
-        rank = np.maximum(score + settings.end_weight * (ends - 1.0), 1e-6).astype(np.float32)
+        at_ends = 0.5 * (np.take(dots[ends[0]], keep) + np.take(dots[ends[1]], keep))  # at u = 0 and 1
+        rank = np.maximum(score + settings.end_weight * (at_ends - 1.0), 1e-6).astype(np.float32)
     return LimbCandidates(limb=limb, start=start, end=end, score=score, rank=rank)
+
+
+@functools.lru_cache(maxsize=8)
+def _sample_plan(samples: int, allowed: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, tuple[int, ...],
+                                                      tuple[int, int]]:
+    """`_sample_stages`, all their fractions in stage order (S,), the row where each stage ends, and the rows
+    of u = 0 and u = 1 in that order."""
+    stages = _sample_stages(samples, allowed)
+    u_all = np.concatenate(stages)
+    bounds = tuple(int(b) for b in np.cumsum([stage.size for stage in stages]))
+    return stages, u_all, bounds, (int(np.flatnonzero(u_all == 0.0)[0]), int(np.flatnonzero(u_all == 1.0)[0]))
 
 
 @functools.lru_cache(maxsize=8)
@@ -266,24 +303,24 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     if T == 0:
         return chosen
     weight = candidates.ranking.astype(np.float64)
-    nodes, node_of = np.unique(np.concatenate([candidates.limb * num_peaks + candidates.start,
-                                               -1 - (candidates.limb * num_peaks + candidates.end)]),
-                               return_inverse=True)  # fmt: skip
-    row, col = node_of[:T], node_of[T:]  # start node, end node of each candidate
-    count, label = connected_components(nodes.size, np.stack([row, col], axis=1))
-    comp = label[row]  # (T,) component of each candidate
-    ends = int(np.searchsorted(nodes, 0))  # nodes sort the (negative) end keys first
-    rows = np.bincount(label[ends:], minlength=count)  # start nodes per component
-    cols = np.bincount(label[:ends], minlength=count)
-    order = np.lexsort((-weight, comp))  # by component, best first
-    sorted_comp = comp[order]
-    first = order[np.flatnonzero(np.diff(sorted_comp, prepend=-1))]  # best candidate of each component
-    star = (rows == 1) | (cols == 1)
-    chosen[first[star]] = True  # lone pairs and stars
-    square = np.flatnonzero((rows == 2) & (cols == 2))
-    if square.size:
-        chosen |= _two_by_two(np.isin(comp, square), comp, row, col, weight)
-    large = ~star & ~((rows == 2) & (cols == 2))
+    nodes = (int(candidates.limb.max()) + 1) * num_peaks  # node keys per side: limb type · peaks + peak
+    row = candidates.limb * num_peaks + candidates.start  # start node of each candidate
+    col = (nodes - 1) - (candidates.limb * num_peaks + candidates.end)  # end node (keys reversed: see below)
+    comp, first_of_row, first_of_col = _bipartite_components(row, col, nodes)
+    rows = np.bincount(comp[first_of_row], minlength=T)  # start nodes per component (indexed by its label)
+    cols = np.bincount(comp[first_of_col], minlength=T)
+    labels = np.flatnonzero(comp == np.arange(T))  # one per component (a label is its smallest candidate)
+    best = np.full(T, -np.inf)
+    np.maximum.at(best, comp, weight)
+    top = np.flatnonzero(weight == best[comp])
+    first = np.full(T, T)
+    np.minimum.at(first, comp[top], top)  # (T,) by label: the best candidate, the first of equals
+    star = (rows == 1) | (cols == 1)  # (T,) by label
+    chosen[first[labels[star[labels]]]] = True  # lone pairs and stars
+    square = (rows == 2) & (cols == 2)
+    if square.any():
+        chosen |= _two_by_two(square[comp], comp, row, col, weight)
+    large = ~star & ~square
     if large.any():  # all larger components in one block-diagonal problem: one solver call
         sel = np.flatnonzero(large[comp])
         r_index, r_of = np.unique(row[sel], return_inverse=True)
@@ -297,17 +334,47 @@ def assign_hungarian(candidates: LimbCandidates, num_peaks: int) -> np.ndarray:
     return chosen
 
 
+def _bipartite_components(row: np.ndarray, col: np.ndarray, nodes: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray]:
+    """Connected components of a bipartite graph given by its edges (start node `row`, end node `col`, (T,)
+    ints in [0, nodes)), labelled on the edges: each edge's label is the smallest edge index of its component.
+
+    Label propagation over dense node arrays (no sorting): every node takes the smallest label of its edges,
+    every edge the smaller of its two nodes' labels, then labels jump to their label's label, until nothing
+    changes (one or two rounds for the components of a crowd). Returns the labels (T,) and masks (T,) of the
+    first edge of each start node and of each end node.
+    """
+    T = row.size
+    index = np.arange(T)
+    at_row, at_col = np.full(nodes, T), np.full(nodes, T)
+    np.minimum.at(at_row, row, index)
+    np.minimum.at(at_col, col, index)
+    first_row, first_col = at_row[row], at_col[col]
+    labels = np.minimum(first_row, first_col)
+    while True:
+        labels = labels[labels]
+        at_row[row] = T
+        at_col[col] = T
+        np.minimum.at(at_row, row, labels)
+        np.minimum.at(at_col, col, labels)
+        merged = np.minimum(at_row[row], at_col[col])
+        if (merged == labels).all():
+            return labels, first_row == index, first_col == index
+        labels = merged
+
+
 _INT_MAX = np.iinfo(np.int64).max
 
 
 def _two_by_two(mask: np.ndarray, comp: np.ndarray, row: np.ndarray, col: np.ndarray, weight: np.ndarray
                 ) -> np.ndarray:
-    """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`):
-    per component the better diagonal ((r0, c0) + (r1, c1) against (r0, c1) + (r1, c0); missing pairs 0).
-    Returns the (T,) bool mask of the chosen candidates."""
+    """Maximum-weight matchings of the components with two start and two end nodes (candidates `mask`;
+    component labels `comp` in [0, T)): per component the better diagonal ((r0, c0) + (r1, c1) against
+    (r0, c1) + (r1, c0), r0 < r1 and c0 < c1; missing pairs 0). Returns the (T,) bool mask of the chosen
+    candidates."""
     sel = np.flatnonzero(mask)
-    _, slot = np.unique(comp[sel], return_inverse=True)  # component → 0..S-1
-    S = int(slot.max()) + 1
+    slot = comp[sel]
+    S = mask.size
     r_low = np.full(S, _INT_MAX)
     c_low = np.full(S, _INT_MAX)
     np.minimum.at(r_low, slot, row[sel])
@@ -345,6 +412,33 @@ def connected_components(num_nodes: int, edges: np.ndarray) -> tuple[int, np.nda
     return int(roots.size), compact
 
 
+def _forest_components(num_nodes: int, parents: np.ndarray, children: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """`connected_components` in a few NumPy calls when the edges (parents[i] → children[i], (E,) each) form a
+    forest, each node the child of at most one edge (the skeleton tree's limbs after a one-to-one assignment
+    per limb type): every node points to its parent, then pointers jump to their pointer's pointer until each
+    points to its root; components are numbered by their smallest node, as `connected_components` does.
+    Every node's root is reached along edges, so when both ends of every edge have the same root the roots are
+    the components; otherwise (a node with two parents, a cycle) None."""
+    if num_nodes == 0:
+        return None
+    root = np.arange(num_nodes)
+    root[children] = parents
+    for _ in range(64):  # chains halve each round: 64 rounds reach any root of a forest
+        jumped = root[root]
+        if (jumped == root).all():
+            break
+        root = jumped
+    else:
+        return None
+    if not (root[parents] == root[children]).all():
+        return None
+    smallest = np.full(num_nodes, num_nodes)
+    np.minimum.at(smallest, root, np.arange(num_nodes))
+    smallest = smallest[root]  # (N,) the smallest node of each node's component
+    number = np.cumsum(smallest == np.arange(num_nodes)) - 1
+    return int(number[-1]) + 1, number[smallest]
+
+
 def _merge_redundant(
     labels: np.ndarray,
     parts: np.ndarray,
@@ -353,22 +447,56 @@ def _merge_redundant(
     edges: np.ndarray,
     scores: np.ndarray,
 ) -> None:
-    """Merge components joined by redundant limbs (start, end peak pairs in `edges`, scores (E,)) when their
-    keypoints are disjoint. Updates labels (P,), parts (C, K) bool and the per-component limb score sum and
-    limb count (C,) in place. Edges within one component or between overlapping ones are skipped up front
-    (merging only grows components, so they would be skipped in the loop as well)."""
+    """Merge components joined by redundant limbs (start, end peak pairs in `edges`, scores (E,)), in edge
+    order, when their keypoints are disjoint. Updates labels (P,), parts (C, K) bool and the per-component limb
+    score sum and limb count (C,) in place. Edges within one component or between overlapping ones are skipped
+    up front (merging only grows components, so they would be skipped in the loop as well); the rest are
+    merged in plain Python (a few per person: NumPy's per-call cost would dominate), with each component's
+    keypoints as the bits of an int and the merged components pointing to the one they joined."""
     cp, cq = labels[edges[:, 0]], labels[edges[:, 1]]
     live = np.flatnonzero((cp != cq) & ~(parts[cp] & parts[cq]).any(axis=1))
-    for (p, q), s in zip(edges[live], scores[live], strict=True):
-        cp, cq = labels[p], labels[q]
-        if cp == cq or parts[cp][parts[cq]].any():
+    if live.size == 0:
+        return
+    K = parts.shape[1]
+    bits = (parts.astype(np.int64) << np.arange(K)).sum(axis=1).tolist() if K < 63 else None
+    into: dict[int, int] = {}  # merged component → the component it joined
+    totals, counts = limb_total.tolist(), limb_count.tolist()
+    for p, q, s in zip(cp[live].tolist(), cq[live].tolist(), scores[live].tolist(), strict=True):
+        while p in into:
+            p = into[p]
+        while q in into:
+            q = into[q]
+        if p == q:
             continue
-        labels[labels == cq] = cp
-        parts[cp] |= parts[cq]
-        parts[cq] = False
-        limb_total[cp] += limb_total[cq] + s
-        limb_count[cp] += limb_count[cq] + 1
-        limb_total[cq] = limb_count[cq] = 0
+        if bits is not None:
+            if bits[p] & bits[q]:
+                continue
+            bits[p] |= bits[q]
+            bits[q] = 0
+        else:
+            if (parts[p] & parts[q]).any():
+                continue
+            parts[p] |= parts[q]
+            parts[q] = False
+        into[q] = p
+        totals[p] += totals[q] + s
+        counts[p] += counts[q] + 1
+        totals[q] = counts[q] = 0
+    if not into:
+        return
+    root = np.arange(parts.shape[0])
+    for q in into:
+        p = into[q]
+        while p in into:
+            p = into[p]
+        root[q] = p
+    labels[:] = root[labels]
+    if bits is not None:  # each surviving component gets the keypoints of all that joined it
+        merged = np.fromiter(into, dtype=np.int64, count=len(into))
+        np.logical_or.at(parts, root[merged], parts[merged])
+        parts[merged] = False
+    limb_total[:] = totals
+    limb_count[:] = counts
 
 
 def assemble(
@@ -385,17 +513,28 @@ def assemble(
     """
     P = len(peaks)
     channel, xy, peak_score = peaks.channels, peaks.xy, peaks.scores.astype(np.float64)
+    chosen = np.flatnonzero(chosen)
     limb = candidates.limb[chosen]
-    edges = np.stack([candidates.start[chosen], candidates.end[chosen]], axis=1)
-    edge_score = candidates.score[chosen].astype(np.float64)
-    tree = ~np.isin(limb, redundant_limbs)
-    n_comp, labels = connected_components(P, edges[tree])
+    tree = np.ones(limb.size, dtype=bool)
+    for redundant in redundant_limbs:
+        tree &= limb != redundant
+    all_tree = bool(tree.all())
+    tree_limbs = chosen if all_tree else chosen[tree]
+    parents, children = candidates.start[tree_limbs], candidates.end[tree_limbs]
+    found = _forest_components(P, parents, children)
+    if found is None:
+        found = connected_components(P, np.stack([parents, children], axis=1))
+    n_comp, labels = found
     parts = np.zeros((n_comp, num_keypoints), dtype=bool)
     parts[labels, channel] = True
-    limb_total = np.bincount(labels[edges[tree, 0]], weights=edge_score[tree], minlength=n_comp)
-    limb_count = np.bincount(labels[edges[tree, 0]], minlength=n_comp).astype(np.float64)
-    if not tree.all():
-        _merge_redundant(labels, parts, limb_total, limb_count, edges[~tree], edge_score[~tree])
+    owner = labels[parents]  # component of each tree limb
+    limb_total = np.bincount(owner, weights=candidates.score[tree_limbs].astype(np.float64), minlength=n_comp)
+    limb_count = np.bincount(owner, minlength=n_comp).astype(np.float64)
+    if not all_tree:
+        extra = chosen[~tree]
+        _merge_redundant(labels, parts, limb_total, limb_count,
+                         np.stack([candidates.start[extra], candidates.end[extra]], axis=1),
+                         candidates.score[extra].astype(np.float64))  # fmt: skip
     num_parts = np.bincount(labels, minlength=n_comp)
     total = np.bincount(labels, weights=peak_score, minlength=n_comp) + limb_total
     keep = (num_parts >= settings.min_parts) & (total / np.maximum(num_parts, 1) >= settings.min_mean_score)
@@ -407,9 +546,11 @@ def assemble(
     slot[people] = np.arange(people.size)
     keypoints = np.full((people.size, num_keypoints, 2), np.nan, dtype=np.float32)
     confidences = np.zeros((people.size, num_keypoints), dtype=np.float32)
-    mine = slot[labels] >= 0
-    keypoints[slot[labels[mine]], channel[mine]] = xy[mine]
-    confidences[slot[labels[mine]], channel[mine]] = peak_score[mine]
+    person = slot[labels]
+    mine = np.flatnonzero(person >= 0)
+    person, kind = person[mine], channel[mine]
+    keypoints[person, kind] = xy[mine]
+    confidences[person, kind] = peak_score[mine]
     return Poses(keypoints_xy=keypoints, confidences=confidences, scores=person_score.astype(np.float32))
 
 
