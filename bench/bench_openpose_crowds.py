@@ -37,7 +37,6 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fixtures import openpose_peer as peer  # noqa: E402
 from bench.fixtures import openpose_synthetic as synthetic  # noqa: E402
+from bench.timing import median_thread_ms  # noqa: E402
 from pose_ros.core import assets  # noqa: E402
 from pose_ros.core.openpose import layout  # noqa: E402
 from pose_ros.core.openpose.grouping import GroupingSettings, group_people  # noqa: E402
@@ -216,18 +216,9 @@ def real_frames(keypoints_module, cpp, frames: list[int], size: tuple[int, int])
             "cpp": lambda h=hwc_heatmaps, p=hwc_pafs: cpp_decode(cpp, h, p),
         }
         counts = {name: len(decode()) for name, decode in decoders.items()}
-        ms = {name: median_ms(decode, 20) for name, decode in decoders.items()}
+        ms = {name: median_thread_ms(decode, 20) for name, decode in decoders.items()}
         print(f"| {index} | {counts['ours']} | {counts['peer']} | {counts['cpp']} "
               f"| {ms['ours']:.2f} | {ms['peer']:.2f} | {ms['cpp']:.2f} |", flush=True)  # fmt: skip
-
-
-def median_ms(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.thread_time()
-        function()
-        times.append(time.thread_time() - start)
-    return 1000 * statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, decode in decoders.items():
                     total[name] += int((recovered_whole(decode(), truth) & able).sum())
                     if scene < args.timed_scenes:
-                        times[name].append(median_ms(decode, args.repeats))
+                        times[name].append(median_thread_ms(decode, args.repeats))
             ms = {name: statistics.median(values) for name, values in times.items()}
             r = max(total["recoverable"], 1)
             print(f"| {size}×{size} | {count} | {total['recoverable']} / {total['people']} "
