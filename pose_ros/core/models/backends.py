@@ -71,11 +71,6 @@ class OnnxRunner:
             providers.insert(0, "CUDAExecutionProvider")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
-        # Worker threads sleep between parallel sections instead of spinning: on a CPU shared with other processes
-        # (the mesh process, a browser, the rest of a robot) spinning threads burn the cores the others need. One
-        # busy process beside MultiPose 512x384 on 2 cores: 120 -> 76 ms per frame; alone: 60 -> 63 ms
-        # (bench/bench_onnx_spinning.py).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.path = path
