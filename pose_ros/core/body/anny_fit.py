@@ -80,6 +80,9 @@ class AnnyFitSettings:
             (error / keypoints_3d_scale_m)² when small, at most 1 per keypoint, so wrong depths cannot dominate).
         keypoints_3d_scale_m: error at which a 3D keypoint's cost is half its maximum, metres.
         max_track_age: forget a tracked person's solution after this many frames without it.
+        max_error_fraction: a fit whose mean keypoint reprojection error exceeds this fraction of the person's
+            extent in the image (the larger side of its confident keypoints' box) is not published (no body model: a wrong mesh is worse than none) and its track starts afresh
+            on the next frame instead of from that solution (0: publish every fit).
         bones: Anny bones whose rotations are fitted.
         device: "auto", "cpu", "cuda" or "cuda:N".
     """
@@ -100,6 +103,7 @@ class AnnyFitSettings:
     keypoints_3d_weight: float = 1.0
     keypoints_3d_scale_m: float = 0.1
     max_track_age: int = 30
+    max_error_fraction: float = 0.2
     bones: tuple[str, ...] = DEFAULT_BONES
     device: str = "auto"
 
@@ -121,6 +125,7 @@ class AnnyFitSettings:
             "keypoints_3d_weight": self.keypoints_3d_weight >= 0,
             "keypoints_3d_scale_m": self.keypoints_3d_scale_m > 0,
             "max_track_age": self.max_track_age >= 0,
+            "max_error_fraction": self.max_error_fraction >= 0,
             "bones": len(self.bones) > 0 and len(set(self.bones)) == len(self.bones),
         }
         for name, ok in checks.items():
@@ -152,9 +157,10 @@ class AnnyState:
 class AnnyFitReport:
     """What the last `AnnyFitter.fit` did: people fitted, how many started warm, LM iterations (the most any person
     ran), wall time (ms) of the optimisation and of the meshes, and per fitted person the mean reprojection error
-    (px) of its confident keypoints."""
+    (px) of its confident keypoints; `rejected`: fits not published (error above `max_error_fraction`)."""
 
     people: int = 0
+    rejected: int = 0
     warm: int = 0
     iterations: int = 0
     fit_ms: float = 0.0
@@ -465,6 +471,17 @@ class AnnyFitter:
         root = matrix_to_axis_angle(torch.as_tensor(np.stack([st.rotation for st in states]))).numpy()
         names = (ROOT_JOINT, *self.body.bones)
         for i, (person, state) in enumerate(zip(people, states, strict=True)):
+            points = keypoints[i] @ state.rotation.T + state.translation
+            xy, conf = observations[i]
+            error = float(np.linalg.norm(project(points, k) - xy, axis=1)[conf > 0].mean())
+            self.report.reprojection_px.append(error)
+            size = float(np.ptp(xy[conf > 0], axis=0).max())  # the person's extent in the image, px
+            limit = self.settings.max_error_fraction * max(size, 1.0)
+            if self.settings.max_error_fraction > 0 and error > limit:  # the fit does not explain this person
+                self.report.rejected += 1
+                if person.tracked:
+                    self._tracks.pop(person.id, None)
+                continue
             person.body_model = BodyModelParams(
                 name="anny",
                 betas=state.phenotypes.astype(np.float32),
@@ -474,12 +491,8 @@ class AnnyFitter:
                 vertices=vertices[i].astype(np.float32, copy=False),
                 faces=self.faces,
             )
-            points = keypoints[i] @ state.rotation.T + state.translation
             if person.keypoints_3d is None and person.layout == COCO17.name:
                 person.keypoints_3d = points.astype(np.float32)
-            xy, conf = observations[i]
-            error = np.linalg.norm(project(points, k) - xy, axis=1)[conf > 0]
-            self.report.reprojection_px.append(float(error.mean()))
             if person.tracked:
                 track = tracks[i]
                 shape_frame = self._frame if track is None or refreshed[i] else track.shape_frame
