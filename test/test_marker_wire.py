@@ -93,3 +93,18 @@ def test_people_markers_carry_the_mesh_triangles_and_the_image_header() -> None:
     mesh = next(m for m in array.markers if m.ns == "mesh")
     assert mesh.id == 5 and mesh.type == Marker.TRIANGLE_LIST
     np.testing.assert_allclose([(p.x, p.y, p.z) for p in mesh.points], vertices[faces.ravel()], rtol=1e-6)
+
+
+def test_a_2d_only_skeleton_drawn_small_at_marker_depth_gets_joints_and_lines_to_its_scale() -> None:
+    """Sizes are for a person drawn 1.7 m tall: a person 100 px tall placed on its rays at 2 m (f = 500 px) is drawn
+    0.4 m tall, so its joints are 0.4 / 1.7 of the default size; a person with 3D keypoints keeps the default."""
+    k = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
+    xy = np.stack([np.full(17, 320.0), np.linspace(190.0, 290.0, 17)], axis=1).astype(np.float32)
+    flat = Person(xy, np.full(17, 0.9, np.float32), 0.9, np.float32([300, 190, 40, 100]), "coco17", id=1)
+    solid = Person(xy.copy(), np.full(17, 0.9, np.float32), 0.9, np.float32([300, 190, 40, 100]), "coco17", id=2,
+                   keypoints_3d=np.stack([np.zeros(17), np.linspace(-0.85, 0.85, 17), np.full(17, 9.0)], 1))
+    for people in ([flat, solid], [solid, flat]):  # one person's size never carries over to the next
+        markers = {(m.ns, m.id): m for m in people_to_markers(people, Header(), k, 0.3, marker_depth=2.0)}
+        assert markers[("joints", 1)].scale[0] == pytest.approx(0.04 * 0.4 / 1.7)
+        assert markers[("skeleton", 1)].scale[0] == pytest.approx(0.02 * 0.4 / 1.7)
+        assert markers[("joints", 2)].scale[0] == pytest.approx(0.04)

@@ -26,6 +26,7 @@ from pose_ros.ros.marker_wire import WireMarker
 # in the overlay, in RViz and in pose_viewer.
 PALETTE = np.array(ID_COLORS, np.float64) / 255.0
 MARKER_NAMESPACES = ("skeleton", "joints", "mesh")
+PERSON_HEIGHT_M = 1.7  # the person height marker sizes (line width, joint size) are given for
 
 
 def person_color(person_id: int) -> tuple[float, float, float]:
@@ -148,9 +149,13 @@ def people_to_markers(
         visible = (person.confidences >= keypoint_threshold) & np.isfinite(xyz).all(axis=1)
         limbs = np.array(get_layout(person.layout).limbs)
         limbs = limbs[visible[limbs[:, 0]] & visible[limbs[:, 1]]]
-        markers.append(WireMarker("skeleton", person.id, Marker.LINE_LIST, scale=(line_width, 0.0, 0.0),
+        # sizes are for a person drawn 1.7 m tall; a 2D-only skeleton on its rays at marker_depth is drawn smaller
+        # (its true distance is unknown), and its joints and lines shrink with it instead of swallowing it
+        drawn_m = float(np.ptp(xyz[visible][:, 1])) if visible.sum() >= 2 else PERSON_HEIGHT_M
+        size = min(1.0, max(drawn_m, 1e-3) / PERSON_HEIGHT_M) if person.keypoints_3d is None else 1.0
+        markers.append(WireMarker("skeleton", person.id, Marker.LINE_LIST, scale=(line_width * size, 0.0, 0.0),
                                   color=color, points=xyz[limbs.ravel()], **frame))
-        markers.append(WireMarker("joints", person.id, Marker.SPHERE_LIST, scale=(joint_size,) * 3, color=color,
+        markers.append(WireMarker("joints", person.id, Marker.SPHERE_LIST, scale=(joint_size * size,) * 3, color=color,
                                   points=xyz[visible], **frame))
         body = person.body_model
         if body is not None and body.vertices is not None and body.faces is not None:
