@@ -81,8 +81,9 @@ class AnnyFitSettings:
         keypoints_3d_scale_m: error at which a 3D keypoint's cost is half its maximum, metres.
         max_track_age: forget a tracked person's solution after this many frames without it.
         max_error_fraction: a fit whose mean keypoint reprojection error exceeds this fraction of the person's
-            extent in the image (the larger side of its confident keypoints' box) is not published (no body model: a wrong mesh is worse than none) and its track starts afresh
-            on the next frame instead of from that solution (0: publish every fit).
+            extent in the image (the larger side of its confident keypoints' box) is not published (no body
+            model: a wrong mesh is worse than none) and its track starts afresh on the next frame instead of from
+            that solution (0: publish every fit).
         bones: Anny bones whose rotations are fitted.
         device: "auto", "cpu", "cuda" or "cuda:N".
     """
