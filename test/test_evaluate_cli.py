@@ -11,6 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from coco_detections import jittered_coco_detections
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -23,21 +24,6 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
     code = evaluate.main(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-def jittered_coco_detections(gt: dict[str, Any], noise_px: float, seed: int) -> list[dict[str, Any]]:
-    """Detections from the labelled people of a COCO file, keypoints moved by seeded Gaussian noise."""
-    rng = np.random.default_rng(seed)
-    dets = []
-    for ann in gt["annotations"]:
-        if ann["num_keypoints"] == 0:
-            continue
-        kp = np.asarray(ann["keypoints"], float).reshape(17, 3)
-        kp[:, :2] += rng.normal(0, noise_px, (17, 2))
-        kp[:, 2] = 0.9
-        dets.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(),
-                     "score": float(rng.uniform(0.2, 1.0))})  # fmt: skip
-    return dets
 
 
 def pycocotools_stats(gt_path: Path, results_path: Path) -> np.ndarray:

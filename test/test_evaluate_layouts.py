@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from coco_detections import jittered_coco_detections
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -68,21 +69,6 @@ def relayout(gt: dict[str, Any], names: list[str], keep_area: bool = True) -> di
         if not keep_area:
             del ann["area"]
     return out
-
-
-def coco17_detections(gt: dict[str, Any], noise_px: float, seed: int) -> list[dict[str, Any]]:
-    """One COCO-17 detection per labelled person, keypoints moved by seeded noise, rounded as results files are."""
-    rng = np.random.default_rng(seed)
-    dets = []
-    for ann in gt["annotations"]:
-        if ann["num_keypoints"] == 0:
-            continue
-        kp = np.asarray(ann["keypoints"], float).reshape(17, 3)
-        kp[:, :2] = (kp[:, :2] + rng.normal(0, noise_px, (17, 2))).round(3)
-        kp[:, 2] = 0.9
-        dets.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(),
-                     "score": round(float(rng.uniform(0.2, 1.0)), 5)})  # fmt: skip
-    return dets
 
 
 def pycocotools_on(gt: dict[str, Any], dets: list[dict[str, Any]], src: list[str], names: list[str]) -> np.ndarray:
@@ -142,7 +128,7 @@ def evaluate_detections(tmp_path: Path, gt: dict[str, Any], dets: list, capsys, 
 
 def test_crowdpose_without_area_scores_the_shared_joints(coco_gt, tmp_path: Path, capsys) -> None:
     gt = relayout(coco_gt, CROWDPOSE14, keep_area=False)
-    dets = coco17_detections(coco_gt, noise_px=4.0, seed=0)
+    dets = jittered_coco_detections(coco_gt, noise_px=4.0, seed=0, rounded=True)
     summary, err = evaluate_detections(tmp_path, gt, dets, capsys)
     values = summary["metrics"]
     expected = pycocotools_on(gt, dets, list(COCO17.keypoints), CROWDPOSE14)
@@ -161,7 +147,7 @@ def test_openpose_neck_is_scored_with_crowdpose_sigma(coco_gt, tmp_path: Path, c
               "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
               "right_eye", "left_eye", "right_ear", "left_ear"]  # fmt: skip
     dets = []
-    for det in coco17_detections(coco_gt, noise_px=3.0, seed=1):
+    for det in jittered_coco_detections(coco_gt, noise_px=3.0, seed=1, rounded=True):
         kp = np.asarray(det["keypoints"]).reshape(17, 3)
         neck = (kp[COCO17.index("left_shoulder")] + kp[COCO17.index("right_shoulder")]) / 2 + [2.0, 1.0, 0.0]
         rows = [neck if n == "neck" else kp[COCO17.index(n)] for n in coco18]
@@ -178,7 +164,7 @@ def posetrack(coco_gt: dict[str, Any]) -> dict[str, Any]:
 
 def test_posetrack_head_points_are_not_scored_as_eyes(coco_gt, tmp_path: Path, capsys) -> None:
     gt = posetrack(coco_gt)
-    dets = coco17_detections(coco_gt, noise_px=3.0, seed=2)
+    dets = jittered_coco_detections(coco_gt, noise_px=3.0, seed=2, rounded=True)
     far_eyes = copy.deepcopy(dets)
     for det in far_eyes:  # eyes thrown far away: a file without eyes must not notice
         for name in ("left_eye", "right_eye"):
@@ -201,7 +187,7 @@ def test_posetrack_head_points_are_not_scored_as_eyes(coco_gt, tmp_path: Path, c
 
 def test_ignore_regions_make_predictions_neither_true_nor_false(coco_gt, tmp_path: Path, capsys) -> None:
     gt = posetrack(coco_gt)
-    dets = coco17_detections(coco_gt, noise_px=3.0, seed=3)
+    dets = jittered_coco_detections(coco_gt, noise_px=3.0, seed=3, rounded=True)
     image = gt["images"][0]
     # Spectators in the top-left corner that the annotators marked as an ignore region (a triangle).
     image["ignore_regions_x"], image["ignore_regions_y"] = [[0, 200, 0]], [[0, 0, 150]]
@@ -236,7 +222,7 @@ def test_ignore_regions_make_predictions_neither_true_nor_false(coco_gt, tmp_pat
 def test_unlabelled_frames_and_box_only_crowds(coco_gt, tmp_path: Path, capsys) -> None:
     """PoseTrack frames with is_labeled false are not evaluated; a crowd given as a box alone is read."""
     gt = posetrack(coco_gt)
-    dets = coco17_detections(coco_gt, noise_px=3.0, seed=5)
+    dets = jittered_coco_detections(coco_gt, noise_px=3.0, seed=5, rounded=True)
     (tmp_path / "plain").mkdir()
     plain, _ = evaluate_detections(tmp_path / "plain", gt, dets, capsys, "--detections-layout", "coco17")
     frame = dict(gt["images"][0], id=1, is_labeled=False)
@@ -284,7 +270,7 @@ def test_renders_keep_the_relative_path(coco_gt, shared_data: Path, tmp_path: Pa
         img["file_name"] = f"{folder}/000000.jpg"
     ids = {img["id"] for img in gt["images"]}
     gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in ids]
-    dets = coco17_detections(gt, noise_px=2.0, seed=4)
+    dets = jittered_coco_detections(gt, noise_px=2.0, seed=4, rounded=True)
     evaluate_detections(tmp_path, gt, dets, capsys, "--images", images, "--render", tmp_path / "render")
     for img in gt["images"]:
         render = cv2.imread(str(tmp_path / "render" / Path(img["file_name"]).with_suffix(".png")))

@@ -55,26 +55,23 @@ class _Writer:
         self.parts: list[bytes] = []
         self.size = 0  # bytes written after the encapsulation header (alignment is relative to it)
 
-    def _put(self, data: bytes) -> None:
+    def raw(self, data: bytes) -> None:
         self.parts.append(data)
         self.size += len(data)
 
     def align(self, n: int) -> None:
         pad = -self.size % n
         if pad:
-            self._put(b"\x00" * pad)
+            self.raw(b"\x00" * pad)
 
     def pack(self, fmt: str, *values, alignment: int) -> None:
         self.align(alignment)
-        self._put(struct.pack("<" + fmt, *values))
+        self.raw(struct.pack("<" + fmt, *values))
 
     def string(self, text: str) -> None:
         data = text.encode() + b"\x00"
         self.pack("I", len(data), alignment=4)
-        self._put(data)
-
-    def raw(self, data: bytes) -> None:
-        self._put(data)
+        self.raw(data)
 
     def bytes(self) -> bytes:
         return ENCAPSULATION_CDR_LE + b"".join(self.parts)

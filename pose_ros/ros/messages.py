@@ -151,12 +151,13 @@ def people_to_markers(
         limbs = limbs[visible[limbs[:, 0]] & visible[limbs[:, 1]]]
         # sizes are for a person drawn 1.7 m tall; a 2D-only skeleton on its rays at marker_depth is drawn smaller
         # (its true distance is unknown), and its joints and lines shrink with it instead of swallowing it
-        drawn_m = float(np.ptp(xyz[visible][:, 1])) if visible.sum() >= 2 else PERSON_HEIGHT_M
+        joints = xyz[visible]
+        drawn_m = float(np.ptp(joints[:, 1])) if len(joints) >= 2 else PERSON_HEIGHT_M
         size = min(1.0, max(drawn_m, 1e-3) / PERSON_HEIGHT_M) if person.keypoints_3d is None else 1.0
         markers.append(WireMarker("skeleton", person.id, Marker.LINE_LIST, scale=(line_width * size, 0.0, 0.0),
                                   color=color, points=xyz[limbs.ravel()], **frame))
         markers.append(WireMarker("joints", person.id, Marker.SPHERE_LIST, scale=(joint_size * size,) * 3, color=color,
-                                  points=xyz[visible], **frame))
+                                  points=joints, **frame))
         body = person.body_model
         if body is not None and body.vertices is not None and body.faces is not None:
             triangles = np.asarray(body.vertices, np.float64)[np.asarray(body.faces).ravel()]
