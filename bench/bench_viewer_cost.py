@@ -7,7 +7,10 @@ machine. Phases alternate, each `--phase-s` seconds after a settle time:
     closed       pose_viewer running, no browser on its page (it then takes only people and /diagnostics)
     as RViz      the same, plus a subscriber to markers and overlay that does nothing (pose_node's own cost of
                  building them, the same whoever listens)
-    open         Chromium shows the page (the viewer takes markers and overlay; pose_node builds them)
+    remote       the page open in a browser on another computer, by stand-in: `bench.remote_page`, a websocket
+                 client that receives everything the page is sent without drawing it (the viewer takes markers
+                 and overlay, pose_node builds them, the viewer sends the page its updates)
+    open         Chromium on this machine shows the page (software WebGL: it draws on the same CPU cores)
 
 and the first phase runs without pose_viewer at all. Per phase: pose_node's delivered FPS (PersonArrays
 received by this script), the CPU time pose_launcher spends per delivered frame (pose_node's own work, less
@@ -21,6 +24,7 @@ sensitive than FPS to other load on the machine), and the CPU use (% of one core
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -109,6 +113,18 @@ def settle(counter: Counter, seconds: float) -> None:
         rclpy.spin_once(counter, timeout_sec=0.1)
 
 
+@contextlib.contextmanager
+def remote_page(port: int, prefix: tuple[str, ...]):
+    """bench.remote_page connected to the viewer on `port` (a browser on another computer) -> its process."""
+    reader = subprocess.Popen([*prefix, sys.executable, "-m", "bench.remote_page", f"ws://127.0.0.1:{port}"],
+                              cwd=REPO, stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        yield reader
+    finally:
+        reader.terminate()
+        reader.wait(timeout=10)
+
+
 def save_screenshot(browser: HeadlessChromium, path: str) -> None:
     """The page as it is now (notices closed), as a JPEG for the docs."""
     import cv2
@@ -129,6 +145,9 @@ def main() -> None:
     parser.add_argument("--browser-priority", choices=("normal", "idle"), default="normal",
                         help="idle: Chromium runs under SCHED_IDLE (`chrt --idle 0`) and gets only CPU time nothing "
                              "else wants, standing in for a browser on another computer")
+    parser.add_argument("--browsers", nargs="+", choices=("remote", "chromium"), default=("remote", "chromium"),
+                        help="page-open phases: remote (a browser on another computer, by stand-in) and/or chromium "
+                             "(headless Chromium on this machine)")
     parser.add_argument("--screenshot", help="save the open page at the end as this JPEG (docs/images/viewer.jpg)")
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -175,6 +194,15 @@ def main() -> None:
                     fps, ms, cpus = measure(counter, args.phase_s, launcher.pid, pids)
                     rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, *cpus))
                     counter.listen_like_rviz(False)
+                    if "remote" in args.browsers:
+                        with remote_page(port, ()) as reader:  # normal priority: its CPU counts here
+                            settle(counter, args.settle_s)
+                            fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
+                                                                        [viewer.pid, reader.pid])  # fmt: skip
+                        rows.append(("pose_viewer, page open in a remote browser (stand-in)", fps, ms, viewer_cpu,
+                                     reader_cpu))  # fmt: skip
+                    if "chromium" not in args.browsers:
+                        continue
                     browser.navigate(f"http://127.0.0.1:{port}/")
                     browser.wait_for("document.body && document.body.innerText.includes('pose_node running')",
                                      timeout=60)
@@ -195,17 +223,18 @@ def main() -> None:
             rclpy.try_shutdown()
     print(f"pose_node: vtest.avi at 30 Hz, device cpu, mesh_model {args.mesh_model}, {args.phase_s:.0f} s per phase; "
           f"browser viewport {args.window}, browser priority {args.browser_priority}")
-    print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | Chromium CPU % |")
+    print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | browser CPU % |")
     print("|---|---|---|---|---|")
     for name, fps, ms, viewer_cpu, browser_cpu in rows:
         cells = [f"{v:.0f}" if v is not None else "–" for v in (viewer_cpu, browser_cpu)]
         print(f"| {name} | {fps:.2f} | {ms:.0f} | {cells[0]} | {cells[1]} |")
     for what, column in (("FPS", 1), ("CPU ms/frame", 2)):
         closed = [r[column] for r in rows if r[0].endswith("closed")]
-        opened = [r[column] for r in rows if r[0].endswith("Chromium")]
-        if closed and opened:
-            ratio = (sum(opened) / len(opened)) / (sum(closed) / len(closed))
-            print(f"pose_node {what}, page open / page closed: {ratio:.3f}")
+        for where, suffix in (("in a remote browser", "(stand-in)"), ("in Chromium here", "Chromium")):
+            opened = [r[column] for r in rows if r[0].endswith(suffix)]
+            if closed and opened:
+                ratio = (sum(opened) / len(opened)) / (sum(closed) / len(closed))
+                print(f"pose_node {what}, page open {where} / page closed: {ratio:.3f}")
 
 
 if __name__ == "__main__":

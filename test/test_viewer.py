@@ -258,7 +258,8 @@ def test_marker_geometry_and_view_fitting() -> None:
 
 def test_a_mesh_goes_to_the_browsers_only_when_it_changed() -> None:
     """Meshes are refitted a few times a second but arrive with every frame's markers: an unchanged mesh is not
-    uploaded again (the browser would rebuild it every frame); a changed, recoloured or returning one is."""
+    sent again (the browser would rebuild it every frame); a refitted one sends its new vertices only (an update
+    of the object the browsers have), a recoloured one its colour only, a returning one is created again."""
     from pose_ros.ros.marker_wire import WireMarker
 
     rng = np.random.default_rng(0)
@@ -270,16 +271,24 @@ def test_a_mesh_goes_to_the_browsers_only_when_it_changed() -> None:
 
     with RosGraph() as ros:
         viewer = start_viewer(ros, free_port())
-        uploads: list[str] = []
-        add_mesh = viewer.server.scene.add_mesh_simple
-        viewer.server.scene.add_mesh_simple = lambda name, *a, **k: (uploads.append(name), add_mesh(name, *a, **k))[1]
+        sent: list[str] = []  # what goes to the browsers for the mesh: "create", "update <props>", "remove"
+        queue = viewer.server.scene._queue_scene_message
+
+        def spy(message) -> None:
+            kind = type(message).__name__
+            if getattr(message, "name", None) == "/markers/mesh/4" and "Visibility" not in kind:
+                sent.append("create" if hasattr(message, "props") else "remove" if "Remove" in kind
+                            else f"update {' '.join(sorted(message.updates))}")  # fmt: skip
+            queue(message)
+
+        viewer.server.scene._queue_scene_message = spy
         viewer._show_markers(frame(triangles))
         viewer._show_markers(frame(triangles))  # the next frame, same fit
-        assert uploads == ["/markers/mesh/4"]
+        assert sent == ["create"]
         viewer._show_markers(frame(triangles + 0.01))  # refitted
         viewer._show_markers(frame(triangles + 0.01, color=(0.1, 0.9, 0.3, 0.8)))  # recoloured
-        assert len(uploads) == 3
+        assert sent[1:] == ["update vertices", "update color"]
         viewer._show_markers(frame(triangles)[:2])  # the mesh left the scene ...
-        assert "/markers/mesh/4" not in viewer._scene_names
-        viewer._show_markers(frame(triangles))  # ... and came back: uploaded again
-        assert len(uploads) == 4 and "/markers/mesh/4" in viewer._scene_names
+        assert sent[3:] == ["remove"] and "/markers/mesh/4" not in viewer._scene
+        viewer._show_markers(frame(triangles))  # ... and came back: created again
+        assert sent[4:] == ["create"] and "/markers/mesh/4" in viewer._scene

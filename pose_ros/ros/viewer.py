@@ -25,11 +25,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, fields
+from functools import partial
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -130,14 +131,18 @@ class LatestMessage:
         self._lock = threading.Lock()
         self._data: bytes | None = None
         self.received_at_s: float | None = None  # time.monotonic() of the newest message
+        self.intervals_s: deque[float] = deque(maxlen=5)  # between the last messages
         self.dropped = 0
 
     def put(self, data: bytes) -> None:
+        now = time.monotonic()
         with self._lock:
             if self._data is not None:
                 self.dropped += 1
             self._data = data
-            self.received_at_s = time.monotonic()
+            if self.received_at_s is not None:
+                self.intervals_s.append(now - self.received_at_s)
+            self.received_at_s = now
 
     def take(self) -> bytes | None:
         with self._lock:
@@ -201,11 +206,9 @@ class PoseViewer(Node):
         self._diagnostics: dict[str, str] = {}
         self._fy: float | None = None
         self._image_size: tuple[int, int] | None = None
-        self._scene_names: set[str] = set()
+        self._scene: dict[str, tuple[str, object]] = {}  # scene name -> (kind, viser handle) the browsers have
         self._meshes_shown: dict[str, tuple] = {}  # scene name -> what the browsers have (content hash, colour)
         self._people: PersonArray | None = None
-        self._last_people_s: float | None = None
-        self._people_intervals_s: deque[float] = deque(maxlen=5)
         self.frames_shown = 0
         self.create_subscription(PersonArray, "people", self._latest["people"].put, VIEWER_QOS, raw=True)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, VIEWER_QOS)
@@ -287,16 +290,8 @@ class PoseViewer(Node):
             time.sleep(max(0.0, period_s - (time.monotonic() - started)))
 
     def _render_once(self) -> None:
-        people_data = self._latest["people"].take()
         markers_data = self._latest["markers"].take()
         overlay_data = self._latest["overlay"].take()
-        if people_data is not None:
-            self._people = deserialize_message(people_data, PersonArray)
-            now = time.monotonic()
-            if self._last_people_s is not None:
-                self._people_intervals_s.append(now - self._last_people_s)
-            self._last_people_s = now
-            self._update_camera(self._people.image_width, self._people.image_height)
         with self.server.atomic():
             if markers_data is not None:
                 self._show_markers(decode_marker_array(markers_data))
@@ -335,10 +330,11 @@ class PoseViewer(Node):
             self._fit_view(client)
 
     def _show_markers(self, markers: list[WireMarker]) -> None:
-        """Replace the 3D scene by a frame's markers (pose_node's arrays start with DELETEALL). A mesh whose
-        triangles did not change since the last frame (meshes are refitted a few times a second) is not sent to
-        the browsers again."""
+        """Make the 3D scene show a frame's markers (pose_node's arrays start with DELETEALL). An object already
+        in the scene is updated in place (only what changed goes to the browsers); a mesh whose triangles did not
+        change since the last frame (meshes are refitted a few times a second) is not sent again."""
         scene = self.server.scene
+        width = self.settings.line_width_px
         names: set[str] = set()
         for marker in markers:
             if marker.action == Marker.DELETEALL:
@@ -350,31 +346,60 @@ class PoseViewer(Node):
             points = marker_points(marker)
             if len(points) == 0:
                 continue
-            color = marker_rgb(marker)
+            color = np.array(marker_rgb(marker), np.uint8)
             if marker.type in (Marker.LINE_LIST, Marker.LINE_STRIP):
                 segments = (np.stack([points[:-1], points[1:]], axis=1) if marker.type == Marker.LINE_STRIP
                             else points[: len(points) // 2 * 2].reshape(-1, 2, 3))  # fmt: skip
-                scene.add_line_segments(name, segments, colors=color, thickness=self.settings.line_width_px,
-                                        thickness_units="screen")  # fmt: skip
+                create = partial(scene.add_line_segments, name, segments, colors=color, thickness=width,
+                                 thickness_units="screen")  # fmt: skip
+                self._put(name, "lines", create, points=segments, colors=color)
             elif marker.type in (Marker.SPHERE_LIST, Marker.POINTS, Marker.CUBE_LIST):
-                scene.add_point_cloud(name, points, colors=color, point_size=float(marker.scale[0]) or 0.04,
-                                      point_shape="circle", point_shading="flat")  # fmt: skip
+                size = float(marker.scale[0]) or 0.04
+                # created afresh each frame: a viser 1.1 point cloud whose points are updated in place in the
+                # same shape was not drawn any more (Chromium, browser test); small, so creation is cheap enough
+                self._put(name, "points", partial(scene.add_point_cloud, name, points, colors=color, point_size=size,
+                                                  point_shape="circle", point_shading="flat"), replace=True)
             elif marker.type == Marker.TRIANGLE_LIST:
                 vertices = points[: len(points) // 3 * 3]
-                key = (hashlib.blake2b(vertices.tobytes(), digest_size=16).digest(), color, marker.color[3])
+                key = (hashlib.blake2b(vertices.tobytes(), digest_size=16).digest(), tuple(color), marker.color[3])
                 if self._meshes_shown.get(name) != key:
                     faces = np.arange(len(vertices), dtype=np.uint32).reshape(-1, 3)
                     opacity = float(marker.color[3]) if marker.color[3] < 1.0 else None
-                    scene.add_mesh_simple(name, vertices, faces, color=color, opacity=opacity, flat_shading=True,
-                                          side="double", cast_shadow=False, receive_shadow=False)  # cheaper to draw
+                    rgb = tuple(int(c) for c in color)
+                    create = partial(scene.add_mesh_simple, name, vertices, faces, color=rgb, opacity=opacity,
+                                     flat_shading=True, side="double", cast_shadow=False,
+                                     receive_shadow=False)  # fmt: skip  (no shadows: cheaper to draw)
+                    self._put(name, "mesh", create, vertices=vertices, faces=faces, color=rgb, opacity=opacity)
                     self._meshes_shown[name] = key
             else:
                 continue
             names.add(name)
-        for stale in self._scene_names - names:
-            scene.remove_by_name(stale)
-            self._meshes_shown.pop(stale, None)
-        self._scene_names = names
+        for stale in self._scene.keys() - names:
+            self._remove(stale)
+
+    def _put(self, name: str, kind: str, create, replace: bool = False, **props) -> None:
+        """Create scene object `name` with `create()`, or when one of this kind is there (and not `replace`),
+        assign the `props` that differ from what the browsers have (viser sends each as a small update)."""
+        kind_and_handle = self._scene.get(name)
+        if kind_and_handle is None or kind_and_handle[0] != kind or replace:
+            if kind_and_handle is not None:
+                self._remove(name)
+            self._scene[name] = (kind, create())
+            return
+        handle = kind_and_handle[1]
+        for prop, value in props.items():
+            current = getattr(handle, prop)
+            if isinstance(value, np.ndarray):
+                if isinstance(current, np.ndarray) and current.shape == value.shape and np.array_equal(current, value):
+                    continue
+            elif current == value:
+                continue
+            setattr(handle, prop, value)
+
+    def _remove(self, name: str) -> None:
+        _, handle = self._scene.pop(name)
+        handle.remove()
+        self._meshes_shown.pop(name, None)
 
     def _show_overlay(self, msg: Image) -> None:
         try:
@@ -389,24 +414,27 @@ class PoseViewer(Node):
         self._overlay.image = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
     def _update_status(self) -> None:
+        people = self._latest["people"]
+        people_data = people.take()  # the status needs the newest only: read twice a second, not every frame
+        if people_data is not None:
+            self._people = deserialize_message(people_data, PersonArray)
+            self._update_camera(self._people.image_width, self._people.image_height)
         self._fit_views()
         now = time.monotonic()
         state = {"viewer": f"{self.frames_shown} frames shown, {self.frames_dropped()} skipped"}
         publishers = self.count_publishers(self.resolve_topic_name("people"))
         # a slow pose_node (a loaded CPU, a big model) is not a dead one: wait for 3 of its usual intervals
-        stale_s = max([self.settings.stale_after_s] + [3 * t for t in self._people_intervals_s])
-        fresh = self._last_people_s is not None and now - self._last_people_s < stale_s
+        stale_s = max([self.settings.stale_after_s] + [3 * t for t in people.intervals_s])
+        fresh = people.received_at_s is not None and now - people.received_at_s < stale_s
         if publishers == 0:
             state["headline"] = f"waiting for pose_node: nothing publishes {self.resolve_topic_name('people')}"
         elif not fresh:
             state["headline"] = f"pose_node is up, no results for {stale_s:.0f} s (no images?)"
         else:
             state["headline"] = "pose_node running"
-        if not fresh and self._scene_names:  # results are gone: do not show old people as if live
-            for name in self._scene_names:
-                self.server.scene.remove_by_name(name)
-            self._scene_names = set()
-            self._meshes_shown.clear()
+        if not fresh and self._scene:  # results are gone: do not show old people as if live
+            for name in list(self._scene):
+                self._remove(name)
         if self._people is not None and fresh:
             people = self._people.people
             ids = ", ".join(str(p.id) for p in people)
@@ -425,7 +453,8 @@ class PoseViewer(Node):
             self._status.content = content
 
     def frames_dropped(self) -> int:
-        return sum(latest.dropped for latest in self._latest.values())
+        """Frames of markers or overlay replaced by newer ones before the page showed them."""
+        return self._latest["markers"].dropped + self._latest["overlay"].dropped
 
     def destroy_node(self) -> None:
         self._running = False
@@ -435,12 +464,31 @@ class PoseViewer(Node):
         super().destroy_node()
 
 
+def spin_lightly(node: Node) -> None:
+    """Spin `node` until the context shuts down (SIGINT, SIGTERM), with rclpy's events executor where this rclpy
+    has it (its wait loop runs in C++: a fraction of the Python executor's CPU time per message), else the
+    single-threaded one. spin_once in a loop: the events executor's own spin() does not return on shutdown."""
+    try:
+        from rclpy.experimental import EventsExecutor
+
+        executor = EventsExecutor(context=node.context)
+    except ImportError:
+        executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        while rclpy.ok(context=node.context):
+            executor.spin_once(timeout_sec=0.5)
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = None
     try:
         node = PoseViewer()
-        rclpy.spin(node)
+        spin_lightly(node)
     except PortInUseError as error:
         print(f"pose_viewer: {error}", file=sys.stderr)
         return 2

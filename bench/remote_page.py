@@ -1,0 +1,35 @@
+"""A stand-in for pose_viewer's page open in a browser on another computer: a websocket client that connects as
+viser's browser client does (subprotocol `viser-v<version>`) and receives everything the page would be sent,
+without decoding or drawing it. On the robot it costs what a remote browser costs: the viewer's own work and
+the sending; the drawing happens elsewhere.
+
+    python -m bench.remote_page ws://127.0.0.1:8090      # until interrupted; prints messages and bytes received
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import viser
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+
+def read_page(url: str) -> tuple[int, int]:
+    """Receive messages from the viewer at `url` until the connection closes or SIGTERM -> (messages, bytes)."""
+    messages = received = 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        with connect(url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None, compression=None) as socket:
+            while True:
+                received += len(socket.recv())
+                messages += 1
+    except (ConnectionClosed, KeyboardInterrupt, SystemExit):
+        pass
+    return messages, received
+
+
+if __name__ == "__main__":
+    count, size = read_page(sys.argv[1])
+    print(f"remote_page: {count} messages, {size / 1e6:.1f} MB")
