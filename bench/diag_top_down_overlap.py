@@ -16,7 +16,7 @@ behind). Per image and target IoU, with the default top-down estimator:
   method can know: a perfect segmentation and inpainting of the front person).
 
 Run from the repository root:  python -m bench.diag_top_down_overlap [--ious 0.5 0.6 0.7] [--decoder heatmap]
-(~2 minutes for three IoUs on the shared 2-core machine)
+(~1-2 minutes for the five IoUs on the shared 2-core machine)
 """
 
 from __future__ import annotations
