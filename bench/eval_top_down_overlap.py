@@ -86,6 +86,13 @@ class Truth:
 def composite(background, sprites, areas, back: int, front: int, target_iou: float, height: float):
     """Image with sprite `back` behind sprite `front`, boxes at IoU `target_iou` -> (image, [back, front] Truth);
     (None, []) when the two boxes cannot overlap that much (very different widths)."""
+    image, truths, _ = composite_with_labels(background, sprites, areas, back, front, target_iou, height)
+    return image, truths
+
+
+def composite_with_labels(background, sprites, areas, back: int, front: int, target_iou: float, height: float):
+    """As `composite`, plus the label of every pixel (H, W) int32: -1 background, 0 back person, 1 front person
+    (what the image shows there); (None, [], None) when the IoU cannot be reached."""
     placed = []
     for index, scale in ((back, 1.0), (front, 1.05)):
         rgb, mask, keypoints = scaled_sprite(sprites[index], height * scale)
@@ -105,7 +112,7 @@ def composite(background, sprites, areas, back: int, front: int, target_iou: flo
         low, high = (mid, high) if box_iou_xywh(box0, front_box(mid))[0, 0] > target_iou else (low, mid)
     boxes = [box0, front_box((low + high) / 2)]
     if abs(box_iou_xywh(*boxes)[0, 0] - target_iou) > 0.02:
-        return None, []  # not reachable: the narrower box inside the wider one overlaps less
+        return None, [], None  # not reachable: the narrower box inside the wider one overlaps less
     image = background.copy()
     labels = np.full(image.shape[:2], -1, np.int32)
     truths = []
@@ -115,7 +122,7 @@ def composite(background, sprites, areas, back: int, front: int, target_iou: flo
         shifted = keypoints.copy()
         shifted[:, :2] += (x0, y0)
         truths.append(Truth(shifted, np.array([x0, y0, rgb.shape[1], rgb.shape[0]], np.float64), area))
-    return image, truths
+    return image, truths, labels
 
 
 def memoised_heads(heads):
@@ -182,6 +189,8 @@ def main() -> None:
     parser.add_argument("--height", type=float, default=300.0, help="person height in pixels")
     parser.add_argument("--ious", type=float, nargs="+", default=IOUS, help="target box IoUs")
     parser.add_argument("--decoders", nargs="+", default=DECODERS, choices=DECODERS)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT",
+                        help=f"box variants to run (default: all of {list(VARIANTS)})")  # fmt: skip
     parser.add_argument("--max-people", type=int, default=6, help="as pose_node's max_people")
     args = parser.parse_args()
     annotations = AnnotationSet.load(args.annotations, args.images)
@@ -211,6 +220,8 @@ def main() -> None:
             model_input, letterbox = detector.preprocess(image)
             raw = detector.run_model(model_input)[0]
             for variant, (nms_iou, duplicate_oks, proposals, second) in VARIANTS.items():
+                if variant not in args.variants:
+                    continue
                 detector.settings = replace(detector.settings, nms_iou=nms_iou)
                 estimator.settings = replace(
                     estimator.settings, duplicate_oks=duplicate_oks, nms_iou=nms_iou, second_person_threshold=second

@@ -10,7 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.eval_top_down_overlap import composite, global_argmax_decoder, score
+from bench.diag_top_down_overlap import unoccluded
+from bench.eval_top_down_overlap import composite, composite_with_labels, global_argmax_decoder, score
 from bench.eval_tracking import empty_street
 from bench.scenes import AnnotationSet, load_sprites, select_sprite_annotations
 from pose_ros.core.estimators.centernet import NUM_CANDIDATES, PERSON_CLASS, non_maximum_suppression
@@ -118,3 +119,22 @@ def test_box_nms_keeps_two_people_overlapping_by_iou_0_6(estimator):
     kept = estimator.detector.decode(raw, letterbox)
     assert len(kept) == 2 and kept.scores.tolist() == pytest.approx([0.8, 0.7])
     assert non_maximum_suppression(raw[:3, :4], raw[:3, 4], 0.5).tolist() == [0]  # the old threshold: one
+
+
+def test_composite_labels_say_which_person_each_pixel_shows(people):
+    # bench/diag_top_down_overlap.py counts the back person's keypoints the front one hides from these labels.
+    sprites, areas, background = people
+    hidden = {}
+    for iou in (0.3, 0.7):
+        image, truths, labels = composite_with_labels(background, sprites, areas, 0, 1, iou, 300.0)
+        assert image is not None and labels.shape == image.shape[:2]
+        assert np.array_equal(image[labels == -1], background[labels == -1])  # the street where nobody is
+        assert not np.array_equal(image[labels == 0], background[labels == 0])
+        back, front = truths
+        x, y, w, h = front.bbox_xywh.astype(int)
+        assert (labels == 1).sum() == (labels[y : y + h, x : x + w] == 1).sum() > 0.3 * w * h  # the front sprite
+        annotated, visible = unoccluded(front, labels, occluder=0)
+        assert visible == annotated  # nobody is in front of the front person
+        annotated, visible = unoccluded(back, labels, occluder=1)
+        hidden[iou] = annotated - visible
+    assert hidden[0.7] > hidden[0.3], hidden
