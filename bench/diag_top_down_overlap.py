@@ -22,15 +22,14 @@ Run from the repository root:  python -m bench.diag_top_down_overlap [--ious 0.5
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from bench.eval_top_down_overlap import IOUS, Truth, composite_with_labels, score
+from bench.eval_top_down_overlap import Truth, add_scene_arguments, composite_with_labels, score
 from bench.eval_tracking import empty_street
-from bench.scenes import DEFAULT_ANNOTATIONS, AnnotationSet, load_sprites, select_sprite_annotations
+from bench.scenes import AnnotationSet, load_sprites, select_sprite_annotations
 from pose_ros.core import assets
 from pose_ros.core.boxes import box_iou_xywh
 from pose_ros.core.estimators.movenet_single import DECODERS
@@ -56,11 +55,7 @@ def with_crop(estimator: TopDownEstimator, image: np.ndarray, box_xywh: np.ndarr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS, help="COCO-17 keypoint file")
-    parser.add_argument("--images", type=Path, help="image folder of the annotation file (default: its folder)")
-    parser.add_argument("--people", type=int, default=5, help="whole upright people to pair")
-    parser.add_argument("--height", type=float, default=300.0, help="person height in pixels")
-    parser.add_argument("--ious", type=float, nargs="+", default=IOUS, help="target box IoUs")
+    add_scene_arguments(parser)
     parser.add_argument("--decoder", default="regression", choices=DECODERS)
     parser.add_argument("--max-people", type=int, default=6, help="as pose_node's max_people")
     args = parser.parse_args()

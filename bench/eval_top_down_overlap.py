@@ -181,13 +181,18 @@ def score(people, truths: list[Truth]) -> tuple[list[float], int]:
     return result, stolen
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
+    """The composites' options (annotation file, people, height, IoUs), shared with bench.diag_top_down_overlap."""
     parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS, help="COCO-17 keypoint file")
     parser.add_argument("--images", type=Path, help="image folder of the annotation file (default: its folder)")
     parser.add_argument("--people", type=int, default=5, help="whole upright people to pair")
     parser.add_argument("--height", type=float, default=300.0, help="person height in pixels")
     parser.add_argument("--ious", type=float, nargs="+", default=IOUS, help="target box IoUs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_scene_arguments(parser)
     parser.add_argument("--decoders", nargs="+", default=DECODERS, choices=DECODERS)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT",
                         help=f"box variants to run (default: all of {list(VARIANTS)})")  # fmt: skip
