@@ -29,8 +29,11 @@ def body() -> AnnyBody:
 
 
 def test_folded_regressor_equals_anny(body: AnnyBody) -> None:
+    # In float64: the fold is exact algebra, and float32 sums of the ear's regressor rows differ by ~1e-5 between
+    # CPUs' kernels (AVX2 / AVX-512), so float32 would test the CPU rather than the fold.
     import anny
 
+    body = AnnyBody(create_anny_model("cpu", torch.float64))
     rng = np.random.default_rng(1)
     bones = torch.tensor(rng.normal(0, 0.4, (2, len(body.bones), 3)), dtype=body.dtype)
     phenotypes = torch.tensor(rng.uniform(0, 1, (2, 6)), dtype=body.dtype)
@@ -39,8 +42,8 @@ def test_folded_regressor_equals_anny(body: AnnyBody) -> None:
     with torch.no_grad():
         output = body.model(deltas, phenotypes, pose_parameterization="local-ref")
         expected = anny.KeypointsRegressor.coco(body.model, labels=list(COCO17.keypoints))(output)
-        assert torch.allclose(body.keypoints(bones, body.shape(phenotypes)), expected, atol=2e-6)
-        assert torch.allclose(body.vertices(bones, body.shape(phenotypes)), output["vertices"], atol=2e-6)
+        assert torch.allclose(body.keypoints(bones, body.shape(phenotypes)), expected, rtol=0, atol=1e-10)
+        assert torch.allclose(body.vertices(bones, body.shape(phenotypes)), output["vertices"], rtol=0, atol=1e-10)
 
 
 def test_recovery_cold_then_warm(body: AnnyBody) -> None:
@@ -285,10 +288,12 @@ def test_settings_validation(field: str, value: object) -> None:
 
 
 def test_a_fit_that_does_not_explain_the_person_is_not_published_and_its_track_starts_afresh(body: AnnyBody) -> None:
-    """Keypoints no body can take (the legs mirrored above the head) leave a fit error of ~0.19 of the person's
-    extent (a good fit: ~0.002): with `max_error_fraction` 0.1 no mesh is published for that person (a wrong mesh is
-    worse than none: on vtest.avi such fits were blobs 30-55 m away) and the next frame does not start from it;
-    the well-posed person beside it is published. With 0 every fit is published."""
+    """Keypoints no body can take (the legs mirrored above the head, the arms moved as a whole above the raised feet)
+    leave a fit error of ~0.23 of the person's extent (a good fit: ~0.002; the legs alone are not enough: upside
+    down, a body explains them to 0.03-0.19 of its extent depending on the CPU's float32 kernels). With
+    `max_error_fraction` 0.1 no mesh is published for that person (a wrong mesh is worse than none: on vtest.avi
+    such fits were blobs 30-55 m away) and the next frame does not start from it; the well-posed person beside it is
+    published. With 0 every fit is published."""
     rng = np.random.default_rng(11)
     truth = random_states(body, rng, 2)
     truth[0].translation[0], truth[1].translation[0] = -1.2, 1.2
@@ -298,6 +303,7 @@ def test_a_fit_that_does_not_explain_the_person_is_not_published_and_its_track_s
         xy = people[1].keypoints_xy
         top = xy[:5, 1].min()
         xy[11:17, 1] = top - (xy[11:17, 1] - top)  # hips, knees, ankles mirrored about the top of the head
+        xy[5:11, 1] += 2 * (xy[15:17, 1].max() - xy[5:11, 1].mean())  # shoulders to wrists: above the feet
         return people
 
     fitter = AnnyFitter(AnnyFitSettings(time_budget_ms=0, max_error_fraction=0.1), body)
