@@ -39,9 +39,10 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+from pose_ros.ros.executor import SpinSafeExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -178,7 +179,7 @@ def summarise(records, start_ns: int, end_ns: int) -> dict[str, float]:
 def run(rate_hz: float, params_file: Path, warmup_s: float, seconds: float, queries: bool) -> dict[str, float]:
     context = Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor = SpinSafeExecutor(num_threads=2, context=context)
     subscriber = Subscriber(context)
     executor.add_node(subscriber)
     spinning = threading.Thread(target=executor.spin, daemon=True)

@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,12 +118,13 @@ def settle(counter: Counter, seconds: float) -> None:
 def remote_page(port: int, prefix: tuple[str, ...]):
     """bench.remote_page connected to the viewer on `port` (a browser on another computer) -> its process."""
     reader = subprocess.Popen([*prefix, sys.executable, "-m", "bench.remote_page", f"ws://127.0.0.1:{port}"],
-                              cwd=REPO, stdout=subprocess.DEVNULL)  # fmt: skip
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         yield reader
     finally:
         reader.terminate()
-        reader.wait(timeout=10)
+        received = reader.communicate(timeout=10)[0].strip()  # "remote_page: N messages, X MB"
+        print(f"  {received}", flush=True)  # a stand-in that received nothing measured nothing
 
 
 def save_screenshot(browser: HeadlessChromium, path: str) -> None:
@@ -228,13 +230,17 @@ def main() -> None:
     for name, fps, ms, viewer_cpu, browser_cpu in rows:
         cells = [f"{v:.0f}" if v is not None else "–" for v in (viewer_cpu, browser_cpu)]
         print(f"| {name} | {fps:.2f} | {ms:.0f} | {cells[0]} | {cells[1]} |")
+    # Ratios within a round (phases a minute apart share the machine's state; a shared machine drifts 2x over
+    # minutes), then the median over rounds.
     for what, column in (("FPS", 1), ("CPU ms/frame", 2)):
         closed = [r[column] for r in rows if r[0].endswith("closed")]
-        for where, suffix in (("in a remote browser", "(stand-in)"), ("in Chromium here", "Chromium")):
+        for where, suffix in (("in a remote browser", "(stand-in)"), ("in Chromium here", "Chromium"),
+                              ("nowhere, markers + overlay subscribed", "(as RViz)")):  # fmt: skip
             opened = [r[column] for r in rows if r[0].endswith(suffix)]
-            if closed and opened:
-                ratio = (sum(opened) / len(opened)) / (sum(closed) / len(closed))
-                print(f"pose_node {what}, page open {where} / page closed: {ratio:.3f}")
+            if closed and len(opened) == len(closed):
+                ratios = sorted(o / c for o, c in zip(opened, closed, strict=True))
+                print(f"pose_node {what}, page open {where} / page closed: median {statistics.median(ratios):.3f} "
+                      f"over {len(ratios)} rounds ({', '.join(f'{r:.2f}' for r in ratios)})")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
@@ -21,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
 from pose_ros.msg import PersonArray
+from pose_ros.ros.executor import SpinSafeExecutor
 
 RELIABLE = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
 # pose_node on the CPU without the mesh stage: for tests about everything but meshes (faster).
@@ -40,7 +40,7 @@ class RosGraph:
     def __init__(self) -> None:
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=3, context=self.context)
+        self.executor = SpinSafeExecutor(num_threads=3, context=self.context)  # as pose_node and the launcher
         self.nodes: list[Node] = []
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._running = True

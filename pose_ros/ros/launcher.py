@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 from pose_ros.core.model_cache import ModelCache
 from pose_ros.ros import shutdown
+from pose_ros.ros.executor import SpinSafeExecutor
 from pose_ros.ros.image_source import ImageSource
 from pose_ros.ros.parameters import ParameterTypeError
 from pose_ros.ros.pose_node import PoseNode, activate, node_executor
@@ -164,7 +164,7 @@ class LaunchedNodes:
 
     pose_node: PoseNode
     image_source: ImageSource | None
-    executor: MultiThreadedExecutor
+    executor: SpinSafeExecutor
     viewer: rclpy.node.Node | None = None  # pose_viewer, when started
     cameras: list[CameraNodes] = field(default_factory=list)
     models: ModelCache | None = None

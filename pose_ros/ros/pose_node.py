@@ -40,7 +40,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
@@ -61,6 +60,7 @@ from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
 from pose_ros.ros.diagnostics import LATENCY_FROM_RECEIPT, LATENCY_FROM_STAMP, FrameStatistics, diagnostics_message
+from pose_ros.ros.executor import SpinSafeExecutor
 from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
 from pose_ros.ros.marker_wire import encode_marker_array
 from pose_ros.ros.messages import (
@@ -143,10 +143,10 @@ class FrameSettings:
         return 1.0 / self.mesh_rate_hz if self.mesh_rate_hz > 0 else 0.0
 
 
-def node_executor(context=None) -> MultiThreadedExecutor:
+def node_executor(context=None) -> SpinSafeExecutor:
     """The executor pose_node needs: several threads, so that services are answered while a parameter set loads
-    a model (frames run on the node's own thread either way)."""
-    return MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=context)
+    a model (frames run on the node's own thread either way), without rclpy's busy loop (pose_ros.ros.executor)."""
+    return SpinSafeExecutor(num_threads=EXECUTOR_THREADS, context=context)
 class PoseNode(LifecycleNode):
     """Human pose estimation on an image topic (see the module docstring for topics and threads)."""
 
