@@ -1,8 +1,9 @@
 """What the browser viewer costs pose_node: delivered FPS with the page open vs closed, in one run.
 
 One pose_launcher process (pose_node + image_source on vtest.avi, faster than pose_node can go, so pose_node
-runs flat out), one pose_viewer process, one headless Chromium (Debian `chromium`, software WebGL) on the same
-machine. Phases alternate, each `--phase-s` seconds after a settle time:
+runs flat out), one pose_viewer process, and for each page-open phase a headless Chromium (Debian `chromium`,
+software WebGL) on the same machine, started for the phase and closed after it. Phases alternate, each
+`--phase-s` seconds after a settle time:
 
     closed       pose_viewer running, no browser on its page (it then takes only people and /diagnostics)
     as RViz      the same, plus a subscriber to markers and overlay that does nothing (pose_node's own cost of
@@ -184,35 +185,36 @@ def main() -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             width, height = (int(v) for v in args.window.split("x"))
             prefix = ("chrt", "--idle", "0") if args.browser_priority == "idle" else ()
-            with HeadlessChromium(width, height, prefix=prefix) as browser:
-                pids = [viewer.pid, browser.process.pid]
-                for _ in range(args.rounds):
-                    browser.navigate("about:blank")
-                    settle(counter, args.settle_s)
-                    fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid, pids)
-                    rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, browser_cpu))
-                    counter.listen_like_rviz(True)  # what pose_node itself pays for markers + overlay (as for RViz)
-                    settle(counter, args.settle_s)
-                    fps, ms, cpus = measure(counter, args.phase_s, launcher.pid, pids)
-                    rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, *cpus))
-                    counter.listen_like_rviz(False)
-                    if "remote" in args.browsers:
-                        with remote_page(port, ()) as reader:  # normal priority: its CPU counts here
-                            settle(counter, args.settle_s)
-                            fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
-                                                                        [viewer.pid, reader.pid])  # fmt: skip
-                        rows.append(("pose_viewer, page open in a remote browser (stand-in)", fps, ms, viewer_cpu,
-                                     reader_cpu))  # fmt: skip
-                    if "chromium" not in args.browsers:
-                        continue
+            for round_index in range(args.rounds):
+                settle(counter, args.settle_s)
+                fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
+                rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, None))
+                counter.listen_like_rviz(True)  # what pose_node itself pays for markers + overlay (as for RViz)
+                settle(counter, args.settle_s)
+                fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
+                rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, viewer_cpu, None))
+                counter.listen_like_rviz(False)
+                if "remote" in args.browsers:
+                    with remote_page(port, ()) as reader:  # normal priority: its CPU counts here
+                        settle(counter, args.settle_s)
+                        fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
+                                                                    [viewer.pid, reader.pid])  # fmt: skip
+                    rows.append(("pose_viewer, page open in a remote browser (stand-in)", fps, ms, viewer_cpu,
+                                 reader_cpu))  # fmt: skip
+                if "chromium" not in args.browsers:
+                    continue
+                # A browser of its own per phase, closed after it: a page navigated away from can stay in
+                # Chromium's back/forward cache with its websocket open (the viewer would still count it).
+                with HeadlessChromium(width, height, prefix=prefix) as browser:
                     browser.navigate(f"http://127.0.0.1:{port}/")
                     browser.wait_for("document.body && document.body.innerText.includes('pose_node running')",
                                      timeout=60)
                     settle(counter, args.settle_s)
-                    fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid, pids)
+                    fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid,
+                                                                 [viewer.pid, browser.process.pid])  # fmt: skip
                     rows.append(("pose_viewer, page open in Chromium", fps, ms, viewer_cpu, browser_cpu))
-                if args.screenshot:
-                    save_screenshot(browser, args.screenshot)
+                    if args.screenshot and round_index == args.rounds - 1:
+                        save_screenshot(browser, args.screenshot)
         finally:
             for process in (viewer, launcher):
                 if process is not None:
