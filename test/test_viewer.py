@@ -1,6 +1,7 @@
 """pose_viewer in a real browser: headless Chromium loads the page served by the viewer while pose_node
 runs on vtest.avi frames over real DDS; the screenshot's pixels must show each person's colour where that
 person is, the status panel must follow a live mode switch, and the page must survive a reload.
+A page open in a browser is what makes the viewer take markers and overlay.
 Without a browser: a taken port fails with a message naming the port and the parameter, and with no
 pose_node the status says so."""
 
@@ -292,3 +293,34 @@ def test_a_mesh_goes_to_the_browsers_only_when_it_changed() -> None:
         assert sent[3:] == ["remove"] and "/markers/mesh/4" not in viewer._scene
         viewer._show_markers(frame(triangles))  # ... and came back: created again
         assert sent[4:] == ["create"] and "/markers/mesh/4" in viewer._scene
+
+
+def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
+    """pose_node builds markers and the overlay only for listeners: the viewer listens to them only while a
+    browser (here bench.remote_page's client, which connects as viser's page does) has the page open."""
+    import msgspec
+    import viser
+    from websockets.sync.client import connect
+
+    from bench.remote_page import PAGE_CAMERA
+
+    def listened(viewer: PoseViewer) -> set[str]:
+        return {s.topic_name.rsplit("/", 1)[-1] for s in viewer._page_subscriptions}
+
+    def wait_until(condition, timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return condition()
+
+    with RosGraph() as ros:
+        port = free_port()
+        viewer = start_viewer(ros, port)
+        time.sleep(1.0)  # several status ticks with no browser
+        assert listened(viewer) == set()
+        url = f"ws://127.0.0.1:{port}"
+        with connect(url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None) as page:
+            page.send(msgspec.msgpack.encode(PAGE_CAMERA.as_serializable_dict()))
+            assert wait_until(lambda: listened(viewer) == {"markers", "overlay"}), listened(viewer)
+            assert page.recv(timeout=5)  # the page is being sent the scene
+        assert wait_until(lambda: listened(viewer) == set()), listened(viewer)
