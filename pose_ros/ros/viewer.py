@@ -7,9 +7,8 @@
 
 The page (served by viser, https://viser.studio: its browser client ships inside the Python package, no CDN)
 shows a 3D scene in the camera's optical frame (x right, y down, z forward) with each person's skeleton,
-joints and body mesh from `markers` (colours by track id, as in RViz), the overlay image (`overlay/compressed`
-where pose_node offers it, else `overlay`), and a status panel (pose_node's FPS, latency, mode, model, people)
-from `people` and `/diagnostics`.
+joints and body mesh from `markers` (colours by track id, as in RViz), the `overlay` image, and a status
+panel (pose_node's FPS, latency, mode, model, people) from `people` and `/diagnostics`.
 
 It cannot slow pose_node down: every subscription is best effort, keep last 1, and takes the serialized
 message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz` times a
