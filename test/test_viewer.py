@@ -324,35 +324,3 @@ def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
             assert wait_until(lambda: listened(viewer) == {"markers", "overlay"}), listened(viewer)
             assert page.recv(timeout=5)  # the page is being sent the scene
         assert wait_until(lambda: listened(viewer) == set()), listened(viewer)
-
-
-def test_the_overlay_comes_as_jpeg_where_pose_node_offers_it(vtest_frames, human_models) -> None:
-    """With pose_node's default `overlay_transport: both`, a page opened while pose_node runs makes the viewer
-    take `overlay/compressed` (a tenth of the bytes of the raw overlay), and the page shows it."""
-    import msgspec
-    import viser
-    from websockets.sync.client import connect
-
-    from bench.remote_page import PAGE_CAMERA
-
-    with RosGraph() as ros:
-        _, probe = ros.start_pose_node(topics=("people",))
-        port = free_port()
-        viewer = start_viewer(ros, port)
-        blank = viewer._overlay.image.copy()
-        with connect(f"ws://127.0.0.1:{port}", subprotocols=[f"viser-v{viser.__version__}"], max_size=None) as page:
-            page.send(msgspec.msgpack.encode(PAGE_CAMERA.as_serializable_dict()))
-            deadline = time.monotonic() + 10
-            while len(viewer._page_subscriptions) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            topics = {s.topic_name for s in viewer._page_subscriptions}
-            assert topics == {"/markers", "/overlay/compressed"}, topics
-            for sec in range(1, 30):  # frames until the page's overlay shows one (best effort: some may drop)
-                wait_for_outputs(probe, probe.send(bgr_frame(vtest_frames[1], sec)), ("people",))
-                time.sleep(0.2)
-                if not np.array_equal(viewer._overlay.image, blank):
-                    break
-            shown = viewer._overlay.image
-            assert not np.array_equal(shown, blank), "the JPEG overlay reached the page"
-            assert shown.shape[1] == viewer.settings.overlay_width
-            assert abs(shown.shape[0] / shown.shape[1] - 576 / 768) < 0.01  # vtest.avi's aspect

@@ -34,14 +34,13 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pose_ros.msg import PersonArray
-from pose_ros.ros.image_conversion import ImageConversionError, message_to_rgb8
+from pose_ros.ros.image_conversion import ImageConversionError, to_rgb8
 from pose_ros.ros.marker_wire import WireMarker, decode_marker_array
 from pose_ros.ros.parameters import ParameterSpec, declare_specs
-from pose_ros.ros.transport import transport_topic
 
 # Never back-pressure the publisher: newest sample only, no retransmissions.
 VIEWER_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.BEST_EFFORT)
@@ -216,7 +215,7 @@ class PoseViewer(Node):
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         # markers and overlay cost pose_node work (it builds them only for subscribers): taken only while a
         # browser shows the page
-        self._overlay_type: type = Image  # or CompressedImage: what the overlay subscription takes
+        self._page_topics = [("markers", MarkerArray)] + ([("overlay", Image)] if self.settings.show_overlay else [])
         self._page_subscriptions: list = []
         self.create_timer(STATUS_PERIOD_S, self._follow_browsers)
         self._running = True
@@ -257,17 +256,9 @@ class PoseViewer(Node):
         browsers = len(self.server.get_clients())
         if browsers and not self._page_subscriptions:
             self._page_subscriptions = [
-                self.create_subscription(MarkerArray, "markers", self._latest["markers"].put, VIEWER_QOS, raw=True)
+                self.create_subscription(msg_type, topic, self._latest[topic].put, VIEWER_QOS, raw=True)
+                for topic, msg_type in self._page_topics
             ]
-            if self.settings.show_overlay:
-                # The JPEG overlay where pose_node offers it (overlay_transport both/compressed): a tenth of the
-                # bytes to move, and pose_node's FPS with a listener 0.98x instead of 0.95x (docs/viewer.md)
-                compressed = transport_topic(self, "overlay", "compressed")
-                self._overlay_type = CompressedImage if self.count_publishers(compressed) > 0 else Image
-                topic = compressed if self._overlay_type is CompressedImage else "overlay"
-                self._page_subscriptions.append(self.create_subscription(
-                    self._overlay_type, topic, self._latest["overlay"].put, VIEWER_QOS, raw=True
-                ))  # fmt: skip
         elif not browsers and self._page_subscriptions:
             for subscription in self._page_subscriptions:
                 self.destroy_subscription(subscription)
@@ -305,7 +296,7 @@ class PoseViewer(Node):
             if markers_data is not None:
                 self._show_markers(decode_marker_array(markers_data))
             if overlay_data is not None and self._overlay is not None:
-                self._show_overlay(deserialize_message(overlay_data, self._overlay_type))
+                self._show_overlay(deserialize_message(overlay_data, Image))
         if markers_data is not None or overlay_data is not None:
             self.frames_shown += 1
             self.server.flush()
@@ -410,9 +401,9 @@ class PoseViewer(Node):
         handle.remove()
         self._meshes_shown.pop(name, None)
 
-    def _show_overlay(self, msg: Image | CompressedImage) -> None:
+    def _show_overlay(self, msg: Image) -> None:
         try:
-            rgb = message_to_rgb8(msg)
+            rgb = to_rgb8(msg)
         except ImageConversionError as error:
             self.get_logger().warning(f"pose_viewer: overlay not shown: {error}", throttle_duration_sec=5.0)
             return
