@@ -144,6 +144,9 @@ def main() -> None:
     parser.add_argument("--settle-s", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2, help="closed/open pairs after the no-viewer phase")
     parser.add_argument("--mesh-model", default="auto", help="pose_node mesh_model (auto: Anny meshes)")
+    parser.add_argument("--overlay-transport", default="raw", choices=("raw", "compressed", "both"),
+                        help="pose_node overlay_transport (raw: its default; with both the viewer would have to "
+                             "take the JPEG overlay, see docs/viewer.md)")
     parser.add_argument("--window", default="960x540", help="browser viewport WxH")
     parser.add_argument("--browser-priority", choices=("normal", "idle"), default="normal",
                         help="idle: Chromium runs under SCHED_IDLE (`chrt --idle 0`) and gets only CPU time nothing "
@@ -158,7 +161,8 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config["/**/pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": args.mesh_model}
+    config["/**/pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": args.mesh_model,
+                                                   "overlay_transport": args.overlay_transport}
     config["/**/image_source"]["ros__parameters"] |= {"rate": 30.0, "loop": True}
     config["pose_viewer"]["ros__parameters"]["port"] = port
     with tempfile.TemporaryDirectory() as tmp:
@@ -225,7 +229,8 @@ def main() -> None:
                         process.kill()
             counter.destroy_node()
             rclpy.try_shutdown()
-    print(f"pose_node: vtest.avi at 30 Hz, device cpu, mesh_model {args.mesh_model}, {args.phase_s:.0f} s per phase; "
+    print(f"pose_node: vtest.avi at 30 Hz, device cpu, mesh_model {args.mesh_model}, overlay_transport "
+          f"{args.overlay_transport}, {args.phase_s:.0f} s per phase; "
           f"browser viewport {args.window}, browser priority {args.browser_priority}")
     print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | browser CPU % |")
     print("|---|---|---|---|---|")
