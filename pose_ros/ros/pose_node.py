@@ -147,6 +147,8 @@ def node_executor(context=None) -> SpinSafeExecutor:
     """The executor pose_node needs: several threads, so that services are answered while a parameter set loads
     a model (frames run on the node's own thread either way), without rclpy's busy loop (pose_ros.ros.executor)."""
     return SpinSafeExecutor(num_threads=EXECUTOR_THREADS, context=context)
+
+
 class PoseNode(LifecycleNode):
     """Human pose estimation on an image topic (see the module docstring for topics and threads)."""
 
