@@ -196,9 +196,15 @@ def test_replay_compressed_sqlite3_bag_at_a_scaled_rate_with_clock(tmp_path, wal
         ]))
         wait_for(lambda: source.finished, 60, "the bag was not played to its end")
         wait_for(lambda: len(listener.messages("/image/compressed")) == len(stamps), 10, "not every frame arrived")
+
+        def clocks_ns() -> list[int]:
+            return [msg.clock.sec * 1_000_000_000 + msg.clock.nanosec for _, msg in listener.messages("/clock")]
+
+        # the last /clock can arrive after the last image: wait for the bag's end time before comparing
+        wait_for(lambda: clocks_ns()[-1:] == [record_times[-1]], 10, "/clock did not reach the bag's end")
         images = listener.messages("/image/compressed")
         infos = listener.messages("/camera_info")
-        clocks = [msg.clock.sec * 1_000_000_000 + msg.clock.nanosec for _, msg in listener.messages("/clock")]
+        clocks = clocks_ns()
     assert [(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in images] == stamps
     for (_, msg), original in zip(images, written, strict=True):
         assert msg.header.frame_id == FRAME_ID and msg.format == "jpeg"
