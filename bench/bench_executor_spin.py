@@ -28,7 +28,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 import rclpy
 import yaml
 
-from bench.bench_viewer_cost import Counter, cpu_seconds, measure, settle
+from bench.bench_viewer_cost import Counter, measure, settle
 from pose_ros.core import assets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,14 +70,12 @@ def run(executor: str, params: Path, counter: Counter, warmup_s: float, windows:
         spin_start, wall_start = main_thread_seconds(process.pid), time.monotonic()
         results = [measure(counter, window_s, process.pid, []) for _ in range(windows)]
         spin_share = (main_thread_seconds(process.pid) - spin_start) / (time.monotonic() - wall_start)
-        launcher_cpu = cpu_seconds([process.pid])
     finally:
         process.terminate()
         process.wait(timeout=20)
     fps = [r[0] for r in results]
     return {"fps": statistics.mean(fps), "fps_min": min(fps), "fps_max": max(fps),
-            "ms_per_frame": statistics.mean(r[1] for r in results), "spin_share": spin_share,
-            "launcher_cpu_s": launcher_cpu}  # fmt: skip
+            "ms_per_frame": statistics.mean(r[1] for r in results), "spin_share": spin_share}  # fmt: skip
 
 
 def main() -> None:

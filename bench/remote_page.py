@@ -9,6 +9,7 @@ drawing happens elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
@@ -26,13 +27,20 @@ PAGE_CAMERA = ViewerCameraMessage(
 )  # fmt: skip
 
 
+@contextlib.contextmanager
+def open_page(url: str):
+    """A websocket to the viewer at `url` that the viewer counts as an open page (handshake and camera sent)."""
+    with connect(url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None, compression=None) as socket:
+        socket.send(msgspec.msgpack.encode(PAGE_CAMERA.as_serializable_dict()))
+        yield socket
+
+
 def read_page(url: str) -> tuple[int, int]:
     """Receive messages from the viewer at `url` until the connection closes or SIGTERM -> (messages, bytes)."""
     messages = received = 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        with connect(url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None, compression=None) as socket:
-            socket.send(msgspec.msgpack.encode(PAGE_CAMERA.as_serializable_dict()))
+        with open_page(url) as socket:
             while True:
                 received += len(socket.recv())
                 messages += 1

@@ -298,11 +298,7 @@ def test_a_mesh_goes_to_the_browsers_only_when_it_changed() -> None:
 def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
     """pose_node builds markers and the overlay only for listeners: the viewer listens to them only while a
     browser (here bench.remote_page's client, which connects as viser's page does) has the page open."""
-    import msgspec
-    import viser
-    from websockets.sync.client import connect
-
-    from bench.remote_page import PAGE_CAMERA
+    from bench.remote_page import open_page
 
     def listened(viewer: PoseViewer) -> set[str]:
         return {s.topic_name.rsplit("/", 1)[-1] for s in viewer._page_subscriptions}
@@ -318,9 +314,7 @@ def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
         viewer = start_viewer(ros, port)
         time.sleep(1.0)  # several status ticks with no browser
         assert listened(viewer) == set()
-        url = f"ws://127.0.0.1:{port}"
-        with connect(url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None) as page:
-            page.send(msgspec.msgpack.encode(PAGE_CAMERA.as_serializable_dict()))
+        with open_page(f"ws://127.0.0.1:{port}") as page:
             assert wait_until(lambda: listened(viewer) == {"markers", "overlay"}), listened(viewer)
             assert page.recv(timeout=5)  # the page is being sent the scene
         assert wait_until(lambda: listened(viewer) == set()), listened(viewer)

@@ -5,7 +5,7 @@ once. Until a worker has *started* that Task, rclpy's wait yields it again ("in 
 done"), so spin_once returns at once, submits it again and appends it to a list it scans on every call. On a
 small CPU, where the workers wait for a core, this feeds itself: measured in pose_launcher on the 2-core machine
 (vtest.avi at 10 Hz, MoveNet MultiPose), the spin thread made ~3,500 passes a second for ~20 callbacks, held a
-list of up to 5,000 copies and took most of a core from inference (2-7 FPS instead of ~12).
+list of up to 5,000 copies and took most of a core from inference (2-7 FPS instead of all 10 frames a second).
 `bench/bench_executor_spin.py` measures it.
 
 `SpinSafeExecutor` hands a callback over and returns from spin_once only once a worker has taken it (or after
