@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from headless_browser import HeadlessChromium, find_chromium
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from ros_harness import RosGraph, bgr_frame
@@ -200,7 +201,7 @@ def test_no_pose_node_status_says_so_and_waits() -> None:
         assert "waiting for pose_node: nothing publishes /people" in viewer._status.content
         assert viewer.frames_shown == 0
         # no browser: no subscription that would make pose_node build markers or the overlay
-        assert viewer._page_subscriptions == []
+        assert viewer._page_subscriptions == {}
         assert viewer.count_subscribers("/markers") == 0 and viewer.count_subscribers("/overlay") == 0
 
 
@@ -301,7 +302,7 @@ def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
     from bench.remote_page import open_page
 
     def listened(viewer: PoseViewer) -> set[str]:
-        return {s.topic_name.rsplit("/", 1)[-1] for s in viewer._page_subscriptions}
+        return set(viewer._page_subscriptions)
 
     def wait_until(condition, timeout_s: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -318,3 +319,76 @@ def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
             assert wait_until(lambda: listened(viewer) == {"markers", "overlay"}), listened(viewer)
             assert page.recv(timeout=5)  # the page is being sent the scene
         assert wait_until(lambda: listened(viewer) == set()), listened(viewer)
+
+
+def page_jpegs(page, timeout_s: float) -> list[bytes]:
+    """The JPEG files in what a page receives within `timeout_s`. A viser 1.1 frame: msgpack size (8 bytes,
+    little-endian), zstd size (8), the zstd-compressed msgpack of the messages (image props inside), then raw
+    array buffers."""
+    import msgspec
+    import zstandard
+
+    def walk(value):
+        if isinstance(value, bytes) and value.startswith(b"\xff\xd8\xff"):
+            yield value
+        elif isinstance(value, dict | list | tuple):
+            for item in value.values() if isinstance(value, dict) else value:
+                yield from walk(item)
+
+    found, deadline = [], time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frame = page.recv(timeout=left)
+        except TimeoutError:
+            break
+        if isinstance(frame, bytes) and len(frame) >= 16:
+            size = int.from_bytes(frame[8:16], "little")
+            found += walk(msgspec.msgpack.decode(zstandard.ZstdDecompressor().decompress(frame[16: 16 + size])))
+    return found
+
+
+@pytest.mark.parametrize("transport", ["both", "raw"])
+def test_the_page_gets_pose_nodes_jpeg_as_it_is_else_the_raw_overlay_scaled(transport) -> None:
+    """With `overlay/compressed` offered (pose_node's default `overlay_transport: both`), the viewer takes the JPEG
+    and the page receives that very file: nothing decoded or re-encoded, pose_node never draws a raw overlay for
+    it. With only the raw `overlay`, the page receives a JPEG of it scaled to `overlay_width`."""
+    import cv2
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+    from std_msgs.msg import Header
+
+    from bench.remote_page import open_page
+    from pose_ros.ros.image_conversion import rgb8_to_compressed
+    from pose_ros.ros.transport import ImageOutput
+
+    rng = np.random.default_rng(3)
+    overlay = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (768, 576), interpolation=cv2.INTER_NEAREST)
+    with RosGraph() as ros:
+        owner = ros.add(Node("overlay_owner", context=ros.context))
+        reliable = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)  # as pose_node's outputs
+        output = ImageOutput(owner, "overlay", transport, reliable, jpeg_quality=85)
+        port = free_port()
+        viewer = start_viewer(ros, port, Parameter("overlay_width", value=320))
+        expected_key = "overlay/compressed" if transport == "both" else "overlay"
+        with open_page(f"ws://127.0.0.1:{port}") as page:
+            deadline = time.monotonic() + 10
+            while expected_key not in viewer._page_subscriptions and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert set(viewer._page_subscriptions) == {"markers", expected_key}
+            while output.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if transport == "both":
+                assert output.raw.get_subscription_count() == 0, "no raw overlay is built for the viewer"
+            jpegs = []
+            for _ in range(20):  # best effort: publish until the page has an image
+                output.publish_rgb(overlay, Header(frame_id="camera"))
+                jpegs = page_jpegs(page, timeout_s=0.5)
+                if jpegs:
+                    break
+        assert jpegs, "the page received no overlay"
+        if transport == "both":
+            assert jpegs[-1] == bytes(rgb8_to_compressed(overlay, None, "jpeg", 85).data), "pose_node's file, as it is"
+        else:
+            shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpegs[-1], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            assert shown.shape == (240, 320, 3), "scaled to overlay_width, aspect kept"
+            expected = cv2.resize(overlay, (320, 240), interpolation=cv2.INTER_AREA)
+            assert np.abs(shown.astype(float) - expected).mean() < 6.0, "the page shows the overlay, colours right"

@@ -137,6 +137,14 @@ def to_rgb8(msg: Image) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, :3])
 
 
+def byte_array(pixels: np.ndarray) -> array.array:
+    """The bytes of an array (any dtype, C order) as the array.array("B") a uint8[] message field holds, copied
+    once (`array.array("B", pixels.tobytes())` copies twice and takes the items one by one: 40x slower)."""
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(pixels).reshape(-1).view(np.uint8))
+    return data
+
+
 def array_to_image(pixels: np.ndarray, encoding: str, header: Header | None = None) -> Image:
     """Message holding `pixels` ((H, W) or (H, W, C), dtype matching `encoding`), rows packed (step = row bytes)."""
     info = encoding_info(encoding)
@@ -155,7 +163,7 @@ def array_to_image(pixels: np.ndarray, encoding: str, header: Header | None = No
     msg.encoding = encoding
     msg.is_bigendian = _MACHINE_IS_BIG_ENDIAN
     msg.step = int(pixels.strides[0])
-    msg.data = array.array("B", pixels.tobytes())
+    msg.data = byte_array(pixels)
     return msg
 
 
@@ -241,6 +249,21 @@ def compressed_to_rgb8(msg: CompressedImage) -> np.ndarray:
     return cv2.cvtColor(decoded, code)
 
 
+def viewable_jpeg(msg: CompressedImage) -> bytes | None:
+    """The JPEG file in `msg` when any JPEG decoder (a browser) shows it in its true colours, else None.
+
+    image_transport's JPEGs are compressed from OpenCV's BGR order ("<encoding>; jpeg compressed bgr8", or
+    no target): standard files. A target in RGB order (e.g. "rgb8; jpeg compressed rgb8") swaps red and blue
+    in other decoders; PNG and other codecs are not JPEG. Raises ImageConversionError as
+    `parse_compressed_format` does for a bad format field.
+    """
+    data = msg.data if isinstance(msg.data, bytes | bytearray) else memoryview(msg.data).cast("B")
+    layout = parse_compressed_format(msg.format, data)
+    if layout.codec != "jpeg" or layout.target in _RGB_ORDER_TARGETS:
+        return None
+    return bytes(data)
+
+
 def rgb8_to_compressed(
     rgb: np.ndarray, header: Header | None = None, codec: str = "jpeg", jpeg_quality: int = 90
 ) -> CompressedImage:
@@ -257,7 +280,7 @@ def rgb8_to_compressed(
     msg = CompressedImage(format=f"rgb8; {codec} compressed bgr8")
     if header is not None:
         msg.header = header
-    msg.data = array.array("B", encoded.tobytes())
+    msg.data = byte_array(encoded)
     return msg
 
 

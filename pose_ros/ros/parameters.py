@@ -156,7 +156,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "JPEG/PNG on <resolved image topic>/compressed, as image_transport names it)", IMAGE_TRANSPORTS, read_only=True,
     ),
     ParameterSpec(
-        "overlay_transport", "raw", "overlay output: raw (overlay), compressed (overlay/compressed, JPEG) or both",
+        "overlay_transport", "both", "overlay output: raw (overlay), compressed (overlay/compressed, JPEG) or both "
+        "(each drawn and encoded only while something subscribes to it)",
         OUTPUT_TRANSPORTS, read_only=True,
     ),
     ParameterSpec(

@@ -61,7 +61,7 @@ from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
 from pose_ros.ros.diagnostics import LATENCY_FROM_RECEIPT, LATENCY_FROM_STAMP, FrameStatistics, diagnostics_message
 from pose_ros.ros.executor import SpinSafeExecutor
-from pose_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array, message_to_rgb8
+from pose_ros.ros.image_conversion import ImageConversionError, image_to_array, message_to_rgb8
 from pose_ros.ros.marker_wire import encode_marker_array
 from pose_ros.ros.messages import (
     camera_matrix_from_info,
@@ -604,8 +604,7 @@ class PoseNode(LifecycleNode):
             markers = people_to_markers(people, header, camera_matrix, threshold, marker_depth=settings.marker_depth)
             markers_pub.publish(encode_marker_array(markers))  # serialized here: meshes are large point arrays
         if settings.publish_overlay and overlay_pub.get_subscription_count() > 0:
-            overlay = draw_people(image_rgb, people, keypoint_threshold=threshold)
-            overlay_pub.publish(array_to_image(overlay, "rgb8", header))
+            overlay_pub.publish_rgb(draw_people(image_rgb, people, keypoint_threshold=threshold), header)
 
     def _publish_diagnostics(self) -> None:
         if not shutdown.may_publish(self):  # stopping: nothing is published any more

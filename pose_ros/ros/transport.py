@@ -3,18 +3,20 @@
 image_transport resolves the base topic first (namespace, remapping) and appends the transport's suffix, so
 remapping `image` moves `image/compressed` along with it. `create_image_subscription` subscribes to one of the
 two (sensor_msgs/Image or sensor_msgs/CompressedImage, both converted by image_conversion.message_to_rgb8);
-`ImageOutput` publishes an image on `<topic>` and/or `<topic>/compressed`, encoding only for listeners.
+`ImageOutput` publishes an image on `<topic>` and/or `<topic>/compressed`, each built only for its listeners.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
-from pose_ros.ros.image_conversion import image_to_array, rgb8_to_compressed
+from pose_ros.ros.image_conversion import array_to_image, rgb8_to_compressed
 
 IMAGE_TRANSPORTS = ("raw", "compressed")  # what a subscriber takes
 OUTPUT_TRANSPORTS = ("raw", "compressed", "both")  # what a publisher offers
@@ -42,9 +44,9 @@ def create_image_subscription(
 class ImageOutput:
     """An output image on `<topic>` (Image), `<topic>/compressed` (CompressedImage, JPEG) or both.
 
-    Looks like a publisher to the node: `get_subscription_count()` (listeners on any of them) and
-    `publish(image_msg)`, which sends the raw message to raw listeners and JPEG-encodes it only when the
-    compressed topic has listeners. `create_publisher` is the node's (lifecycle) publisher factory.
+    `get_subscription_count()` counts the listeners on any of them; `publish_rgb(pixels, header)` builds the
+    raw message only when the raw topic has listeners and JPEG-encodes the pixels only when the compressed one
+    has. `create_publisher` is the node's (lifecycle) publisher factory.
     """
 
     def __init__(
@@ -75,14 +77,13 @@ class ImageOutput:
     def get_subscription_count(self) -> int:
         return sum(p.get_subscription_count() for p in self.publishers)
 
-    def publish(self, msg: Image) -> None:
-        """Publish an rgb8/bgr8 Image on the raw topic and, JPEG-encoded, on the compressed one (where listened)."""
+    def publish_rgb(self, rgb: np.ndarray, header: Header) -> None:
+        """Publish (H, W, 3) uint8 RGB pixels as an rgb8 Image on the raw topic and JPEG-encoded on the compressed
+        one, each only where something listens."""
         if self.raw is not None and self.raw.get_subscription_count() > 0:
-            self.raw.publish(msg)
+            self.raw.publish(array_to_image(rgb, "rgb8", header))
         if self.compressed is not None and self.compressed.get_subscription_count() > 0:
-            pixels = image_to_array(msg)
-            rgb = pixels[:, :, ::-1] if msg.encoding == "bgr8" else pixels
-            self.compressed.publish(rgb8_to_compressed(rgb, msg.header, "jpeg", self.jpeg_quality))
+            self.compressed.publish(rgb8_to_compressed(rgb, header, "jpeg", self.jpeg_quality))
 
     def destroy(self) -> None:
         for publisher in self.publishers:

@@ -7,8 +7,12 @@
 
 The page (served by viser, https://viser.studio: its browser client ships inside the Python package, no CDN)
 shows a 3D scene in the camera's optical frame (x right, y down, z forward) with each person's skeleton,
-joints and body mesh from `markers` (colours by track id, as in RViz), the `overlay` image, and a status
+joints and body mesh from `markers` (colours by track id, as in RViz), the overlay image, and a status
 panel (pose_node's FPS, latency, mode, model, people) from `people` and `/diagnostics`.
+
+The overlay comes from `overlay/compressed` where pose_node offers it (its default): the JPEG goes to the
+page as pose_node encoded it, with no decoding or re-encoding here; else from the raw `overlay`, scaled to
+`overlay_width` and JPEG-encoded for the page.
 
 It cannot slow pose_node down: every subscription is best effort, keep last 1, and takes the serialized
 message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz` times a
@@ -34,13 +38,14 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pose_ros.msg import PersonArray
-from pose_ros.ros.image_conversion import ImageConversionError, to_rgb8
+from pose_ros.ros.image_conversion import ImageConversionError, message_to_rgb8, viewable_jpeg
 from pose_ros.ros.marker_wire import WireMarker, decode_marker_array
 from pose_ros.ros.parameters import ParameterSpec, declare_specs
+from pose_ros.ros.transport import transport_topic
 
 # Never back-pressure the publisher: newest sample only, no retransmissions.
 VIEWER_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.BEST_EFFORT)
@@ -81,7 +86,8 @@ VIEWER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   float_range=(0.5, 60.0), read_only=True),
     ParameterSpec("show_overlay", _D.show_overlay, "show the overlay image (subscribing makes pose_node draw it)",
                   read_only=True),
-    ParameterSpec("overlay_width", _D.overlay_width, "width (pixels) the overlay is scaled to for the page",
+    ParameterSpec("overlay_width", _D.overlay_width,
+                  "width (pixels) a raw overlay is scaled to for the page (overlay/compressed is sent as it is)",
                   int_range=(64, 1920, 1), read_only=True),
     ParameterSpec("line_width_px", _D.line_width_px, "skeleton line width on screen (pixels)",
                   float_range=(0.5, 20.0), read_only=True),
@@ -202,7 +208,7 @@ class PoseViewer(Node):
             raise
         self._setup_page()
         self.server.on_client_connect(self._fit_view)
-        self._latest = {name: LatestMessage() for name in ("people", "markers", "overlay")}
+        self._latest = {name: LatestMessage() for name in ("people", "markers", "overlay", "overlay/compressed")}
         self._diagnostics: dict[str, str] = {}
         self._fy: float | None = None
         self._image_size: tuple[int, int] | None = None
@@ -214,9 +220,8 @@ class PoseViewer(Node):
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, VIEWER_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         # markers and overlay cost pose_node work (it builds them only for subscribers): taken only while a
-        # browser shows the page
-        self._page_topics = [("markers", MarkerArray)] + ([("overlay", Image)] if self.settings.show_overlay else [])
-        self._page_subscriptions: list = []
+        # browser shows the page (see _follow_browsers)
+        self._page_subscriptions: dict[str, object] = {}  # key of self._latest -> subscription
         self.create_timer(STATUS_PERIOD_S, self._follow_browsers)
         self._running = True
         self._thread = threading.Thread(target=self._render_loop, name="pose_viewer_render", daemon=True)
@@ -251,18 +256,29 @@ class PoseViewer(Node):
         )
 
     # --- ROS callbacks (executor thread): store, never render ---------------------------------------------------
+    def _page_topics(self) -> dict[str, tuple[str, type]]:
+        """What an open page takes: key of self._latest -> (topic, type). The markers, and the overlay as JPEG
+        where pose_node offers `overlay/compressed` (forwarded to the page as it is), else raw."""
+        topics = {"markers": ("markers", MarkerArray)}
+        if self.settings.show_overlay:
+            compressed = transport_topic(self, "overlay", "compressed")
+            if self.count_publishers(compressed) > 0:
+                topics["overlay/compressed"] = (compressed, CompressedImage)
+            else:
+                topics["overlay"] = ("overlay", Image)
+        return topics
+
     def _follow_browsers(self) -> None:
-        """Subscribe to markers and overlay while at least one browser is connected, else unsubscribe."""
-        browsers = len(self.server.get_clients())
-        if browsers and not self._page_subscriptions:
-            self._page_subscriptions = [
-                self.create_subscription(msg_type, topic, self._latest[topic].put, VIEWER_QOS, raw=True)
-                for topic, msg_type in self._page_topics
-            ]
-        elif not browsers and self._page_subscriptions:
-            for subscription in self._page_subscriptions:
-                self.destroy_subscription(subscription)
-            self._page_subscriptions = []
+        """Subscribe to markers and overlay while at least one browser is connected, else unsubscribe; switch
+        to the JPEG overlay when a pose_node that offers it appears."""
+        wanted = self._page_topics() if self.server.get_clients() else {}
+        for key in self._page_subscriptions.keys() - wanted.keys():
+            self.destroy_subscription(self._page_subscriptions.pop(key))
+        for key in wanted.keys() - self._page_subscriptions.keys():
+            topic, msg_type = wanted[key]
+            self._page_subscriptions[key] = self.create_subscription(
+                msg_type, topic, self._latest[key].put, VIEWER_QOS, raw=True
+            )
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         if msg.k[4] > 0:
@@ -291,13 +307,15 @@ class PoseViewer(Node):
 
     def _render_once(self) -> None:
         markers_data = self._latest["markers"].take()
-        overlay_data = self._latest["overlay"].take()
+        raw_overlay, jpeg_overlay = self._latest["overlay"].take(), self._latest["overlay/compressed"].take()
         with self.server.atomic():
             if markers_data is not None:
                 self._show_markers(decode_marker_array(markers_data))
-            if overlay_data is not None and self._overlay is not None:
-                self._show_overlay(deserialize_message(overlay_data, Image))
-        if markers_data is not None or overlay_data is not None:
+            if self._overlay is not None and jpeg_overlay is not None:
+                self._show_overlay(deserialize_message(jpeg_overlay, CompressedImage))
+            elif self._overlay is not None and raw_overlay is not None:
+                self._show_overlay(deserialize_message(raw_overlay, Image))
+        if markers_data is not None or raw_overlay is not None or jpeg_overlay is not None:
             self.frames_shown += 1
             self.server.flush()
 
@@ -401,9 +419,15 @@ class PoseViewer(Node):
         handle.remove()
         self._meshes_shown.pop(name, None)
 
-    def _show_overlay(self, msg: Image) -> None:
+    def _show_overlay(self, msg: Image | CompressedImage) -> None:
+        """A JPEG overlay goes to the page as it is; any other image is scaled to `overlay_width` and encoded."""
         try:
-            rgb = to_rgb8(msg)
+            jpeg = viewable_jpeg(msg) if isinstance(msg, CompressedImage) else None
+            if jpeg is not None:
+                # what assigning `.image` sends once viser has encoded it (its image props): here the file as is
+                self._overlay._format, self._overlay._data = "jpeg", jpeg
+                return
+            rgb = message_to_rgb8(msg)
         except ImageConversionError as error:
             self.get_logger().warning(f"pose_viewer: overlay not shown: {error}", throttle_duration_sec=5.0)
             return
@@ -454,7 +478,7 @@ class PoseViewer(Node):
 
     def frames_dropped(self) -> int:
         """Frames of markers or overlay replaced by newer ones before the page showed them."""
-        return self._latest["markers"].dropped + self._latest["overlay"].dropped
+        return sum(self._latest[key].dropped for key in ("markers", "overlay", "overlay/compressed"))
 
     def destroy_node(self) -> None:
         self._running = False

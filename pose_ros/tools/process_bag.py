@@ -30,9 +30,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rclpy.context import Context
 from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
@@ -41,6 +43,7 @@ from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
 from pose_ros.ros.bag_source import BagSource, open_bag
 from pose_ros.ros.bag_writer import STORAGES, BagWriter
+from pose_ros.ros.image_conversion import array_to_image
 from pose_ros.ros.launcher import default_params_file
 
 
@@ -56,6 +59,10 @@ class Sink:
 
     def publish(self, msg) -> None:
         self.messages.append(msg)
+
+    def publish_rgb(self, rgb: np.ndarray, header: Header) -> None:
+        """As pose_node's overlay output (transport.ImageOutput) with a raw listener."""
+        self.publish(array_to_image(rgb, "rgb8", header))
 
     def take(self) -> list:
         taken, self.messages = self.messages, []
