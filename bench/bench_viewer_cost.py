@@ -11,6 +11,8 @@ software WebGL) on the same machine, started for the phase and closed after it. 
     remote       the page open in a browser on another computer, by stand-in: `bench.remote_page`, a websocket
                  client that receives everything the page is sent without drawing it (the viewer takes markers
                  and overlay, pose_node builds them, the viewer sends the page its updates)
+    remote-raw   the same on a second pose_viewer with `overlay_transport: raw` (it takes the raw overlay and
+                 scales and encodes it itself, instead of forwarding pose_node's JPEG)
     open         Chromium on this machine shows the page (software WebGL: it draws on the same CPU cores)
 
 and the first phase runs without pose_viewer at all. Per phase: pose_node's delivered FPS (PersonArrays
@@ -19,6 +21,7 @@ sensitive than FPS to other load on the machine), and the CPU use (% of one core
 
     source scripts/env.sh && python bench/bench_viewer_cost.py                 # default config, CPU
     python bench/bench_viewer_cost.py --phase-s 20 --rounds 2 --mesh-model none
+    python bench/bench_viewer_cost.py --phase-s 10 --rounds 5 --mesh-model none --browsers remote remote-raw
     python bench/bench_viewer_cost.py --rounds 1 --screenshot docs/images/viewer.jpg      # the README picture
 """
 
@@ -144,16 +147,17 @@ def main() -> None:
     parser.add_argument("--settle-s", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2, help="closed/open pairs after the no-viewer phase")
     parser.add_argument("--mesh-model", default="auto", help="pose_node mesh_model (auto: Anny meshes)")
-    parser.add_argument("--overlay-transport", default="raw", choices=("raw", "compressed", "both"),
-                        help="pose_node overlay_transport (raw: its default; with both the viewer would have to "
-                             "take the JPEG overlay, see docs/viewer.md)")
+    parser.add_argument("--overlay-transport", choices=("raw", "compressed", "both"),
+                        help="pose_node overlay_transport (default: config/pose.yaml's)")
     parser.add_argument("--window", default="960x540", help="browser viewport WxH")
     parser.add_argument("--browser-priority", choices=("normal", "idle"), default="normal",
                         help="idle: Chromium runs under SCHED_IDLE (`chrt --idle 0`) and gets only CPU time nothing "
                              "else wants, standing in for a browser on another computer")
-    parser.add_argument("--browsers", nargs="+", choices=("remote", "chromium"), default=("remote", "chromium"),
+    parser.add_argument("--browsers", nargs="+", choices=("remote", "remote-raw", "chromium"),
+                        default=("remote", "chromium"),
                         help="page-open phases: remote (a browser on another computer, by stand-in) and/or chromium "
-                             "(headless Chromium on this machine)")
+                             "(headless Chromium on this machine); remote-raw: a remote page on a second "
+                             "pose_viewer with overlay_transport raw")
     parser.add_argument("--screenshot", help="save the open page at the end as this JPEG (docs/images/viewer.jpg)")
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -161,8 +165,9 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config["/**/pose_node"]["ros__parameters"] |= {"device": "cpu", "mesh_model": args.mesh_model,
-                                                   "overlay_transport": args.overlay_transport}
+    node_parameters = config["/**/pose_node"]["ros__parameters"]
+    node_parameters |= {"device": "cpu", "mesh_model": args.mesh_model,
+                        "overlay_transport": args.overlay_transport or node_parameters["overlay_transport"]}
     config["/**/image_source"]["ros__parameters"] |= {"rate": 30.0, "loop": True}
     config["pose_viewer"]["ros__parameters"]["port"] = port
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,7 +176,7 @@ def main() -> None:
         video = assets.demo_data_dir() / "vtest.avi"
         launcher = subprocess.Popen(["pose_launcher", "--source", str(video), "--params-file", str(params)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        viewer = None
+        viewer = raw_viewer = None
         rclpy.init()
         counter = Counter()
         rows = []
@@ -187,6 +192,15 @@ def main() -> None:
             rows.append(("no pose_viewer", fps, ms, None, None))
             viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if "remote-raw" in args.browsers:  # a second viewer, idle until its page opens
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    raw_port = s.getsockname()[1]
+                raw_viewer = subprocess.Popen(
+                    ["pose_viewer", "--ros-args", "--params-file", str(params), "-r", "__node:=pose_viewer_raw",
+                     "-p", "overlay_transport:=raw", "-p", f"port:={raw_port}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
             width, height = (int(v) for v in args.window.split("x"))
             prefix = ("chrt", "--idle", "0") if args.browser_priority == "idle" else ()
             for round_index in range(args.rounds):
@@ -205,6 +219,13 @@ def main() -> None:
                                                                     [viewer.pid, reader.pid])  # fmt: skip
                     rows.append(("pose_viewer, page open in a remote browser (stand-in)", fps, ms, viewer_cpu,
                                  reader_cpu))  # fmt: skip
+                if raw_viewer is not None:
+                    with remote_page(raw_port, ()) as reader:
+                        settle(counter, args.settle_s)
+                        fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
+                                                                    [raw_viewer.pid, reader.pid])  # fmt: skip
+                    rows.append(("pose_viewer with overlay_transport raw, page open remotely (stand-in, raw)", fps, ms,
+                                 viewer_cpu, reader_cpu))  # fmt: skip
                 if "chromium" not in args.browsers:
                     continue
                 # A browser of its own per phase, closed after it: a page navigated away from can stay in
@@ -220,7 +241,7 @@ def main() -> None:
                     if args.screenshot and round_index == args.rounds - 1:
                         save_screenshot(browser, args.screenshot)
         finally:
-            for process in (viewer, launcher):
+            for process in (viewer, raw_viewer, launcher):
                 if process is not None:
                     process.terminate()
                     try:
@@ -241,7 +262,8 @@ def main() -> None:
     # minutes), then the median over rounds.
     for what, column in (("FPS", 1), ("CPU ms/frame", 2)):
         closed = [r[column] for r in rows if r[0].endswith("closed")]
-        for where, suffix in (("in a remote browser", "(stand-in)"), ("in Chromium here", "Chromium"),
+        for where, suffix in (("in a remote browser", "(stand-in)"), ("remotely, viewer taking the raw overlay",
+                               "(stand-in, raw)"), ("in Chromium here", "Chromium"),
                               ("nowhere, markers + overlay subscribed", "(as RViz)")):  # fmt: skip
             opened = [r[column] for r in rows if r[0].endswith(suffix)]
             if closed and len(opened) == len(closed):

@@ -11,8 +11,9 @@ joints and body mesh from `markers` (colours by track id, as in RViz), the overl
 panel (pose_node's FPS, latency, mode, model, people) from `people` and `/diagnostics`.
 
 The overlay comes from `overlay/compressed` where pose_node offers it (its default): the JPEG goes to the
-page as pose_node encoded it, with no decoding or re-encoding here; else from the raw `overlay`, scaled to
-`overlay_width` and JPEG-encoded for the page.
+page as pose_node encoded it, with no decoding or re-encoding here; else (or with `overlay_transport: raw`)
+from the raw `overlay`, scaled to `overlay_width` and JPEG-encoded here: fewer bytes for a slow link to the
+browser, more work on the robot.
 
 It cannot slow pose_node down: every subscription is best effort, keep last 1, and takes the serialized
 message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz` times a
@@ -50,6 +51,7 @@ from pose_ros.ros.transport import transport_topic
 # Never back-pressure the publisher: newest sample only, no retransmissions.
 VIEWER_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 STATUS_PERIOD_S = 0.5
+OVERLAY_TRANSPORTS = ("auto", "raw")  # auto: pose_node's JPEG where offered, else raw
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ViewerSettings:
     port: int = 8090
     max_rate_hz: float = 10.0
     show_overlay: bool = True
+    overlay_transport: str = "auto"
     overlay_width: int = 480
     line_width_px: float = 3.0
     stale_after_s: float = 3.0
@@ -69,6 +72,9 @@ class ViewerSettings:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
         if not 0.5 <= self.max_rate_hz <= 60.0:
             raise ValueError(f"max_rate_hz must be in 0.5..60, got {self.max_rate_hz}")
+        if self.overlay_transport not in OVERLAY_TRANSPORTS:
+            raise ValueError(f"overlay_transport must be one of {', '.join(OVERLAY_TRANSPORTS)}, "
+                             f"got {self.overlay_transport!r}")
         if not 64 <= self.overlay_width <= 1920:
             raise ValueError(f"overlay_width must be in 64..1920, got {self.overlay_width}")
         if not 0.5 <= self.line_width_px <= 20.0:
@@ -85,6 +91,10 @@ VIEWER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("max_rate_hz", _D.max_rate_hz, "most page updates per second; newer frames replace older ones",
                   float_range=(0.5, 60.0), read_only=True),
     ParameterSpec("show_overlay", _D.show_overlay, "show the overlay image (subscribing makes pose_node draw it)",
+                  read_only=True),
+    ParameterSpec("overlay_transport", _D.overlay_transport,
+                  "auto: pose_node's JPEG (overlay/compressed) where offered, sent to the page as it is, else the "
+                  "raw overlay; raw: always the raw overlay, scaled and encoded here", OVERLAY_TRANSPORTS,
                   read_only=True),
     ParameterSpec("overlay_width", _D.overlay_width,
                   "width (pixels) a raw overlay is scaled to for the page (overlay/compressed is sent as it is)",
@@ -262,7 +272,7 @@ class PoseViewer(Node):
         topics = {"markers": ("markers", MarkerArray)}
         if self.settings.show_overlay:
             compressed = transport_topic(self, "overlay", "compressed")
-            if self.count_publishers(compressed) > 0:
+            if self.settings.overlay_transport == "auto" and self.count_publishers(compressed) > 0:
                 topics["overlay/compressed"] = (compressed, CompressedImage)
             else:
                 topics["overlay"] = ("overlay", Image)
