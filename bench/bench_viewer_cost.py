@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import rclpy
@@ -203,31 +204,27 @@ def main() -> None:
                 )  # fmt: skip
             width, height = (int(v) for v in args.window.split("x"))
             prefix = ("chrt", "--idle", "0") if args.browser_priority == "idle" else ()
-            for round_index in range(args.rounds):
+
+            def closed() -> None:
                 settle(counter, args.settle_s)
                 fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
                 rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, None))
+
+            def as_rviz() -> None:
                 counter.listen_like_rviz(True)  # what pose_node itself pays for markers + overlay (as for RViz)
                 settle(counter, args.settle_s)
                 fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
                 rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, viewer_cpu, None))
                 counter.listen_like_rviz(False)
-                if "remote" in args.browsers:
-                    with remote_page(port, ()) as reader:  # normal priority: its CPU counts here
-                        settle(counter, args.settle_s)
-                        fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
-                                                                    [viewer.pid, reader.pid])  # fmt: skip
-                    rows.append(("pose_viewer, page open in a remote browser (stand-in)", fps, ms, viewer_cpu,
-                                 reader_cpu))  # fmt: skip
-                if raw_viewer is not None:
-                    with remote_page(raw_port, ()) as reader:
-                        settle(counter, args.settle_s)
-                        fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
-                                                                    [raw_viewer.pid, reader.pid])  # fmt: skip
-                    rows.append(("pose_viewer with overlay_transport raw, page open remotely (stand-in, raw)", fps, ms,
-                                 viewer_cpu, reader_cpu))  # fmt: skip
-                if "chromium" not in args.browsers:
-                    continue
+
+            def remote(name: str, viewer_process: subprocess.Popen, viewer_port: int) -> None:
+                with remote_page(viewer_port, ()) as reader:  # normal priority: its CPU counts here
+                    settle(counter, args.settle_s)
+                    fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
+                                                                [viewer_process.pid, reader.pid])  # fmt: skip
+                rows.append((name, fps, ms, viewer_cpu, reader_cpu))
+
+            def chromium(last_round: bool) -> None:
                 # A browser of its own per phase, closed after it: a page navigated away from can stay in
                 # Chromium's back/forward cache with its websocket open (the viewer would still count it).
                 with HeadlessChromium(width, height, prefix=prefix) as browser:
@@ -238,8 +235,24 @@ def main() -> None:
                     fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid,
                                                                  [viewer.pid, browser.process.pid])  # fmt: skip
                     rows.append(("pose_viewer, page open in Chromium", fps, ms, viewer_cpu, browser_cpu))
-                    if args.screenshot and round_index == args.rounds - 1:
+                    if args.screenshot and last_round:
                         save_screenshot(browser, args.screenshot)
+
+            for round_index in range(args.rounds):
+                last_round = round_index == args.rounds - 1
+                phases = [closed, as_rviz]
+                if "remote" in args.browsers:
+                    phases.append(partial(remote, "pose_viewer, page open in a remote browser (stand-in)", viewer,
+                                          port))  # fmt: skip
+                if raw_viewer is not None:
+                    phases.append(partial(remote, "pose_viewer with overlay_transport raw, page open remotely "
+                                                  "(stand-in, raw)", raw_viewer, raw_port))  # fmt: skip
+                if "chromium" in args.browsers:
+                    phases.append(partial(chromium, last_round))
+                if round_index % 2:  # every other round in reverse: no phase always follows the same one
+                    phases.reverse()
+                for phase in phases:  # each settles after its set-up, then measures
+                    phase()
         finally:
             for process in (viewer, raw_viewer, launcher):
                 if process is not None:
