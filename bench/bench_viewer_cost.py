@@ -11,8 +11,8 @@ software WebGL) on the same machine, started for the phase and closed after it. 
     remote       the page open in a browser on another computer, by stand-in: `bench.remote_page`, a websocket
                  client that receives everything the page is sent without drawing it (the viewer takes markers
                  and overlay, pose_node builds them, the viewer sends the page its updates)
-    remote-raw   the same on a second pose_viewer with `overlay_transport: raw` (it takes the raw overlay and
-                 scales and encodes it itself, instead of forwarding pose_node's JPEG)
+    remote-compressed  the same on a second pose_viewer with `overlay_transport: compressed` (it forwards
+                 pose_node's JPEG overlay instead of taking the raw one and scaling and encoding it itself)
     open         Chromium on this machine shows the page (software WebGL: it draws on the same CPU cores)
 
 and the first phase runs without pose_viewer at all. Per phase: pose_node's delivered FPS (PersonArrays
@@ -21,7 +21,7 @@ sensitive than FPS to other load on the machine), and the CPU use (% of one core
 
     source scripts/env.sh && python bench/bench_viewer_cost.py                 # default config, CPU
     python bench/bench_viewer_cost.py --phase-s 20 --rounds 2 --mesh-model none
-    python bench/bench_viewer_cost.py --phase-s 10 --rounds 5 --mesh-model none --browsers remote remote-raw
+    python bench/bench_viewer_cost.py --phase-s 10 --rounds 5 --mesh-model none --browsers remote remote-compressed
     python bench/bench_viewer_cost.py --rounds 1 --screenshot docs/images/viewer.jpg      # the README picture
 """
 
@@ -154,11 +154,12 @@ def main() -> None:
     parser.add_argument("--browser-priority", choices=("normal", "idle"), default="normal",
                         help="idle: Chromium runs under SCHED_IDLE (`chrt --idle 0`) and gets only CPU time nothing "
                              "else wants, standing in for a browser on another computer")
-    parser.add_argument("--browsers", nargs="+", choices=("remote", "remote-raw", "chromium"),
+    parser.add_argument("--browsers", nargs="+", choices=("remote", "remote-compressed", "chromium"),
                         default=("remote", "chromium"),
                         help="page-open phases: remote (a browser on another computer, by stand-in) and/or chromium "
-                             "(headless Chromium on this machine); remote-raw: a remote page on a second "
-                             "pose_viewer with overlay_transport raw")
+                             "(headless Chromium on this machine); remote-compressed: a remote page on a "
+                             "second pose_viewer with overlay_transport compressed")
+    parser.add_argument("--no-rviz-phase", action="store_true", help="skip the RViz-like subscriber's phase")
     parser.add_argument("--screenshot", help="save the open page at the end as this JPEG (docs/images/viewer.jpg)")
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -177,7 +178,7 @@ def main() -> None:
         video = assets.demo_data_dir() / "vtest.avi"
         launcher = subprocess.Popen(["pose_launcher", "--source", str(video), "--params-file", str(params)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        viewer = raw_viewer = None
+        viewer = jpeg_viewer = None
         rclpy.init()
         counter = Counter()
         rows = []
@@ -193,13 +194,13 @@ def main() -> None:
             rows.append(("no pose_viewer", fps, ms, None, None))
             viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if "remote-raw" in args.browsers:  # a second viewer, idle until its page opens
+            if "remote-compressed" in args.browsers:  # a second viewer, idle until its page opens
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", 0))
-                    raw_port = s.getsockname()[1]
-                raw_viewer = subprocess.Popen(
-                    ["pose_viewer", "--ros-args", "--params-file", str(params), "-r", "__node:=pose_viewer_raw",
-                     "-p", "overlay_transport:=raw", "-p", f"port:={raw_port}"],
+                    jpeg_port = s.getsockname()[1]
+                jpeg_viewer = subprocess.Popen(
+                    ["pose_viewer", "--ros-args", "--params-file", str(params), "-r", "__node:=pose_viewer_compressed",
+                     "-p", "overlay_transport:=compressed", "-p", f"port:={jpeg_port}"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             width, height = (int(v) for v in args.window.split("x"))
@@ -240,13 +241,13 @@ def main() -> None:
 
             for round_index in range(args.rounds):
                 last_round = round_index == args.rounds - 1
-                phases = [closed, as_rviz]
+                phases = [closed] if args.no_rviz_phase else [closed, as_rviz]
                 if "remote" in args.browsers:
                     phases.append(partial(remote, "pose_viewer, page open in a remote browser (stand-in)", viewer,
                                           port))  # fmt: skip
-                if raw_viewer is not None:
-                    phases.append(partial(remote, "pose_viewer with overlay_transport raw, page open remotely "
-                                                  "(stand-in, raw)", raw_viewer, raw_port))  # fmt: skip
+                if jpeg_viewer is not None:
+                    name = "pose_viewer with overlay_transport compressed, page open remotely (stand-in, compressed)"
+                    phases.append(partial(remote, name, jpeg_viewer, jpeg_port))
                 if "chromium" in args.browsers:
                     phases.append(partial(chromium, last_round))
                 if round_index % 2:  # every other round in reverse: no phase always follows the same one
@@ -254,7 +255,7 @@ def main() -> None:
                 for phase in phases:  # each settles after its set-up, then measures
                     phase()
         finally:
-            for process in (viewer, raw_viewer, launcher):
+            for process in (viewer, jpeg_viewer, launcher):
                 if process is not None:
                     process.terminate()
                     try:
@@ -275,8 +276,8 @@ def main() -> None:
     # minutes), then the median over rounds.
     for what, column in (("FPS", 1), ("CPU ms/frame", 2)):
         closed = [r[column] for r in rows if r[0].endswith("closed")]
-        for where, suffix in (("in a remote browser", "(stand-in)"), ("remotely, viewer taking the raw overlay",
-                               "(stand-in, raw)"), ("in Chromium here", "Chromium"),
+        for where, suffix in (("in a remote browser", "(stand-in)"), ("remotely, viewer taking the JPEG overlay",
+                               "(stand-in, compressed)"), ("in Chromium here", "Chromium"),
                               ("nowhere, markers + overlay subscribed", "(as RViz)")):  # fmt: skip
             opened = [r[column] for r in rows if r[0].endswith(suffix)]
             if closed and len(opened) == len(closed):

@@ -347,11 +347,11 @@ def page_jpegs(page, timeout_s: float) -> list[bytes]:
     return found
 
 
-@pytest.mark.parametrize("transport", ["both", "raw"])
-def test_the_page_gets_pose_nodes_jpeg_as_it_is_else_the_raw_overlay_scaled(transport) -> None:
-    """With `overlay/compressed` offered (pose_node's default `overlay_transport: both`), the viewer takes the JPEG
-    and the page receives that very file: nothing decoded or re-encoded, pose_node never draws a raw overlay for
-    it. With only the raw `overlay`, the page receives a JPEG of it scaled to `overlay_width`."""
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_the_page_gets_the_raw_overlay_scaled_or_pose_nodes_jpeg_as_it_is(transport) -> None:
+    """pose_node offers both overlay transports (its default). The viewer takes the one its `overlay_transport`
+    names, and only that one (pose_node builds each only for listeners): raw, and the page receives a JPEG of it
+    scaled to `overlay_width`; compressed, and the page receives pose_node's very file, nothing re-encoded."""
     import cv2
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy
     from std_msgs.msg import Header
@@ -365,10 +365,11 @@ def test_the_page_gets_pose_nodes_jpeg_as_it_is_else_the_raw_overlay_scaled(tran
     with RosGraph() as ros:
         owner = ros.add(Node("overlay_owner", context=ros.context))
         reliable = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)  # as pose_node's outputs
-        output = ImageOutput(owner, "overlay", transport, reliable, jpeg_quality=85)
+        output = ImageOutput(owner, "overlay", "both", reliable, jpeg_quality=85)
         port = free_port()
-        viewer = start_viewer(ros, port, Parameter("overlay_width", value=320))
-        expected_key = "overlay/compressed" if transport == "both" else "overlay"
+        viewer = start_viewer(ros, port, Parameter("overlay_width", value=320),
+                              Parameter("overlay_transport", value=transport))  # fmt: skip
+        expected_key = "overlay/compressed" if transport == "compressed" else "overlay"
         with open_page(f"ws://127.0.0.1:{port}") as page:
             deadline = time.monotonic() + 10
             while expected_key not in viewer._page_subscriptions and time.monotonic() < deadline:
@@ -376,8 +377,8 @@ def test_the_page_gets_pose_nodes_jpeg_as_it_is_else_the_raw_overlay_scaled(tran
             assert set(viewer._page_subscriptions) == {"markers", expected_key}
             while output.get_subscription_count() == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if transport == "both":
-                assert output.raw.get_subscription_count() == 0, "no raw overlay is built for the viewer"
+            unused = output.raw if transport == "compressed" else output.compressed
+            assert unused.get_subscription_count() == 0, "pose_node builds the other transport for nobody"
             jpegs = []
             for _ in range(20):  # best effort: publish until the page has an image
                 output.publish_rgb(overlay, Header(frame_id="camera"))
@@ -385,7 +386,7 @@ def test_the_page_gets_pose_nodes_jpeg_as_it_is_else_the_raw_overlay_scaled(tran
                 if jpegs:
                     break
         assert jpegs, "the page received no overlay"
-        if transport == "both":
+        if transport == "compressed":
             assert jpegs[-1] == bytes(rgb8_to_compressed(overlay, None, "jpeg", 85).data), "pose_node's file, as it is"
         else:
             shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpegs[-1], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -10,10 +10,11 @@ shows a 3D scene in the camera's optical frame (x right, y down, z forward) with
 joints and body mesh from `markers` (colours by track id, as in RViz), the overlay image, and a status
 panel (pose_node's FPS, latency, mode, model, people) from `people` and `/diagnostics`.
 
-The overlay comes from `overlay/compressed` where pose_node offers it (its default): the JPEG goes to the
-page as pose_node encoded it, with no decoding or re-encoding here; else (or with `overlay_transport: raw`)
-from the raw `overlay`, scaled to `overlay_width` and JPEG-encoded here: fewer bytes for a slow link to the
-browser, more work on the robot.
+The overlay comes raw (`overlay`), scaled to `overlay_width` and JPEG-encoded here: on pose_node's machine
+the cheapest way (pose_node only draws it and hands over the pixels; encoding a full-size JPEG would cost its
+frame loop ~3 ms a frame). With `overlay_transport: compressed` (a viewer on another computer than pose_node:
+a 15x smaller message over the network) it takes pose_node's `overlay/compressed` and sends the page that JPEG
+as it is, nothing decoded or re-encoded here.
 
 It cannot slow pose_node down: every subscription is best effort, keep last 1, and takes the serialized
 message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz` times a
@@ -51,7 +52,7 @@ from pose_ros.ros.transport import transport_topic
 # Never back-pressure the publisher: newest sample only, no retransmissions.
 VIEWER_QOS = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 STATUS_PERIOD_S = 0.5
-OVERLAY_TRANSPORTS = ("auto", "raw")  # auto: pose_node's JPEG where offered, else raw
+OVERLAY_TRANSPORTS = ("raw", "compressed")  # compressed: pose_node's overlay/compressed, forwarded as it is
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ViewerSettings:
     port: int = 8090
     max_rate_hz: float = 10.0
     show_overlay: bool = True
-    overlay_transport: str = "auto"
+    overlay_transport: str = "raw"
     overlay_width: int = 480
     line_width_px: float = 3.0
     stale_after_s: float = 3.0
@@ -93,8 +94,8 @@ VIEWER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("show_overlay", _D.show_overlay, "show the overlay image (subscribing makes pose_node draw it)",
                   read_only=True),
     ParameterSpec("overlay_transport", _D.overlay_transport,
-                  "auto: pose_node's JPEG (overlay/compressed) where offered, sent to the page as it is, else the "
-                  "raw overlay; raw: always the raw overlay, scaled and encoded here", OVERLAY_TRANSPORTS,
+                  "raw: the overlay, scaled and JPEG-encoded here (cheapest beside pose_node); compressed: pose_node's "
+                  "overlay/compressed JPEG, sent as it is (pose_node on another computer)", OVERLAY_TRANSPORTS,
                   read_only=True),
     ParameterSpec("overlay_width", _D.overlay_width,
                   "width (pixels) a raw overlay is scaled to for the page (overlay/compressed is sent as it is)",
@@ -267,20 +268,16 @@ class PoseViewer(Node):
 
     # --- ROS callbacks (executor thread): store, never render ---------------------------------------------------
     def _page_topics(self) -> dict[str, tuple[str, type]]:
-        """What an open page takes: key of self._latest -> (topic, type). The markers, and the overlay as JPEG
-        where pose_node offers `overlay/compressed` (forwarded to the page as it is), else raw."""
+        """What an open page takes: key of self._latest -> (topic, type): markers and the overlay."""
         topics = {"markers": ("markers", MarkerArray)}
-        if self.settings.show_overlay:
-            compressed = transport_topic(self, "overlay", "compressed")
-            if self.settings.overlay_transport == "auto" and self.count_publishers(compressed) > 0:
-                topics["overlay/compressed"] = (compressed, CompressedImage)
-            else:
-                topics["overlay"] = ("overlay", Image)
+        if self.settings.show_overlay and self.settings.overlay_transport == "compressed":
+            topics["overlay/compressed"] = (transport_topic(self, "overlay", "compressed"), CompressedImage)
+        elif self.settings.show_overlay:
+            topics["overlay"] = ("overlay", Image)
         return topics
 
     def _follow_browsers(self) -> None:
-        """Subscribe to markers and overlay while at least one browser is connected, else unsubscribe; switch
-        to the JPEG overlay when a pose_node that offers it appears."""
+        """Subscribe to markers and overlay while at least one browser is connected, else unsubscribe."""
         wanted = self._page_topics() if self.server.get_clients() else {}
         for key in self._page_subscriptions.keys() - wanted.keys():
             self.destroy_subscription(self._page_subscriptions.pop(key))
@@ -430,7 +427,8 @@ class PoseViewer(Node):
         self._meshes_shown.pop(name, None)
 
     def _show_overlay(self, msg: Image | CompressedImage) -> None:
-        """A JPEG overlay goes to the page as it is; any other image is scaled to `overlay_width` and encoded."""
+        """A JPEG overlay goes to the page as it is; any other image is scaled to `overlay_width` and encoded
+        (bilinear when less than 2x smaller: area averaging costs 8x the time there and changes little)."""
         try:
             jpeg = viewable_jpeg(msg) if isinstance(msg, CompressedImage) else None
             if jpeg is not None:
@@ -445,7 +443,8 @@ class PoseViewer(Node):
 
         width = self.settings.overlay_width
         height = max(1, round(rgb.shape[0] * width / rgb.shape[1]))
-        self._overlay.image = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        interpolation = cv2.INTER_LINEAR if rgb.shape[1] < 2 * width else cv2.INTER_AREA
+        self._overlay.image = cv2.resize(rgb, (width, height), interpolation=interpolation)
 
     def _update_status(self) -> None:
         people = self._latest["people"]
