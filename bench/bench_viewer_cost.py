@@ -2,8 +2,10 @@
 
 One pose_launcher process (pose_node + image_source on vtest.avi, faster than pose_node can go, so pose_node
 runs flat out), one pose_viewer process, and for each page-open phase a headless Chromium (Debian `chromium`,
-software WebGL) on the same machine, started for the phase and closed after it. Phases alternate, each
-`--phase-s` seconds after a settle time:
+software WebGL) on the same machine, started for the phase and closed after it. Phases alternate (every other
+round in reverse order), each measured over one loop of the video after a settle time: how fast pose_node goes
+follows how many people the frames show (9 to 15 FPS between parts of vtest.avi on a 2-core CPU), so windows
+shorter than a loop differ by ±20 % for that alone; over a whole loop they agree within a few per cent.
 
     closed       pose_viewer running, no browser on its page (it then takes only people and /diagnostics)
     as RViz      the same, plus a subscriber to markers and overlay that does nothing (pose_node's own cost of
@@ -20,8 +22,7 @@ received by this script), the CPU time pose_launcher spends per delivered frame 
 sensitive than FPS to other load on the machine), and the CPU use (% of one core) of pose_viewer and Chromium.
 
     source scripts/env.sh && python bench/bench_viewer_cost.py                 # default config, CPU
-    python bench/bench_viewer_cost.py --phase-s 20 --rounds 2 --mesh-model none
-    python bench/bench_viewer_cost.py --phase-s 10 --rounds 5 --mesh-model none --browsers remote remote-compressed
+    python bench/bench_viewer_cost.py --rounds 4 --mesh-model none --browsers remote remote-compressed
     python bench/bench_viewer_cost.py --rounds 1 --screenshot docs/images/viewer.jpg      # the README picture
 """
 
@@ -52,6 +53,18 @@ from pose_ros.msg import PersonArray
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
 from headless_browser import HeadlessChromium  # noqa: E402  (test helper: CDP client for Debian's chromium)
+
+SOURCE_RATE_HZ = 30.0  # faster than pose_node goes: it runs flat out
+
+
+def video_frames(path: Path) -> int:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -144,7 +157,9 @@ def save_screenshot(browser: HeadlessChromium, path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--phase-s", type=float, default=20.0)
+    parser.add_argument("--phase-s", type=float,
+                        help="seconds per phase (default: one loop of vtest.avi at 30 Hz, 26.5 s; pose_node's speed "
+                             "follows how many people the frames show, so every phase should see the same frames)")
     parser.add_argument("--settle-s", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2, help="closed/open pairs after the no-viewer phase")
     parser.add_argument("--mesh-model", default="auto", help="pose_node mesh_model (auto: Anny meshes)")
@@ -170,12 +185,14 @@ def main() -> None:
     node_parameters = config["/**/pose_node"]["ros__parameters"]
     node_parameters |= {"device": "cpu", "mesh_model": args.mesh_model,
                         "overlay_transport": args.overlay_transport or node_parameters["overlay_transport"]}
-    config["/**/image_source"]["ros__parameters"] |= {"rate": 30.0, "loop": True}
+    config["/**/image_source"]["ros__parameters"] |= {"rate": SOURCE_RATE_HZ, "loop": True}
+    video = assets.demo_data_dir() / "vtest.avi"
+    if args.phase_s is None:
+        args.phase_s = video_frames(video) / SOURCE_RATE_HZ
     config["pose_viewer"]["ros__parameters"]["port"] = port
     with tempfile.TemporaryDirectory() as tmp:
         params = Path(tmp) / "pose.yaml"
         params.write_text(yaml.safe_dump(config))
-        video = assets.demo_data_dir() / "vtest.avi"
         launcher = subprocess.Popen(["pose_launcher", "--source", str(video), "--params-file", str(params)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         viewer = jpeg_viewer = None
@@ -264,8 +281,8 @@ def main() -> None:
                         process.kill()
             counter.destroy_node()
             rclpy.try_shutdown()
-    print(f"pose_node: vtest.avi at 30 Hz, device cpu, mesh_model {args.mesh_model}, overlay_transport "
-          f"{args.overlay_transport}, {args.phase_s:.0f} s per phase; "
+    print(f"pose_node: vtest.avi at {SOURCE_RATE_HZ:.0f} Hz, device cpu, mesh_model {args.mesh_model}, "
+          f"overlay_transport {node_parameters['overlay_transport']}, {args.phase_s:.1f} s per phase; "
           f"browser viewport {args.window}, browser priority {args.browser_priority}")
     print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | browser CPU % |")
     print("|---|---|---|---|---|")
