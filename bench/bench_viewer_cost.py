@@ -1,11 +1,15 @@
 """What the browser viewer costs pose_node: delivered FPS with the page open vs closed, in one run.
 
-One pose_launcher process (pose_node + image_source on vtest.avi, faster than pose_node can go, so pose_node
-runs flat out), one pose_viewer process, and for each page-open phase a headless Chromium (Debian `chromium`,
-software WebGL) on the same machine, started for the phase and closed after it. Phases alternate (every other
-round in reverse order), each measured over one loop of the video after a settle time: how fast pose_node goes
-follows how many people the frames show (9 to 15 FPS between parts of vtest.avi on a 2-core CPU), so windows
-shorter than a loop differ by ±20 % for that alone; over a whole loop they agree within a few per cent.
+One pose_launcher process (pose_node + image_source looping a one-second clip of vtest.avi, faster than
+pose_node can go, so pose_node runs flat out), one pose_viewer process, and for each page-open phase a headless
+Chromium (Debian `chromium`, software WebGL) on the same machine, started for the phase and closed after it.
+Phases alternate (every other round in reverse order), each `--phase-s` seconds after a settle time.
+
+Why a clip: how fast pose_node goes follows how many people the frames show (9 to 15 FPS between parts of
+vtest.avi on a 2-core CPU), so 6-second windows of the whole video differ by ±20 % for that alone, and windows
+of a whole loop (26.5 s) are long enough for the shared machine to drift by as much. A clip of `--clip-frames`
+frames (6 people walking, from frame `--clip-start`) loops every second: short phases, many rounds, the same
+content in every phase.
 
     closed       pose_viewer running, no browser on its page (it then takes only people and /diagnostics)
     as RViz      the same, plus a subscriber to markers and overlay that does nothing (pose_node's own cost of
@@ -22,7 +26,7 @@ received by this script), the CPU time pose_launcher spends per delivered frame 
 sensitive than FPS to other load on the machine), and the CPU use (% of one core) of pose_viewer and Chromium.
 
     source scripts/env.sh && python bench/bench_viewer_cost.py                 # default config, CPU
-    python bench/bench_viewer_cost.py --rounds 4 --mesh-model none --browsers remote remote-compressed
+    python bench/bench_viewer_cost.py --rounds 12 --mesh-model none --browsers remote remote-compressed
     python bench/bench_viewer_cost.py --rounds 1 --screenshot docs/images/viewer.jpg      # the README picture
 """
 
@@ -57,14 +61,20 @@ from headless_browser import HeadlessChromium  # noqa: E402  (test helper: CDP c
 SOURCE_RATE_HZ = 30.0  # faster than pose_node goes: it runs flat out
 
 
-def video_frames(path: Path) -> int:
+def write_clip(video: Path, start: int, count: int, folder: Path) -> Path:
+    """Frames start..start+count-1 of `video` as PNG files in `folder` (an image_source folder source)."""
     import cv2
 
-    capture = cv2.VideoCapture(str(path))
-    try:
-        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
+    folder.mkdir()
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    for index in range(count):
+        ok, frame = capture.read()
+        if not ok:
+            raise RuntimeError(f"{video} has no frame {start + index}")
+        cv2.imwrite(str(folder / f"{index:04d}.png"), frame)
+    capture.release()
+    return folder
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -157,9 +167,9 @@ def save_screenshot(browser: HeadlessChromium, path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--phase-s", type=float,
-                        help="seconds per phase (default: one loop of vtest.avi at 30 Hz, 26.5 s; pose_node's speed "
-                             "follows how many people the frames show, so every phase should see the same frames)")
+    parser.add_argument("--phase-s", type=float, default=6.0, help="seconds measured per phase")
+    parser.add_argument("--clip-start", type=int, default=600, help="first frame of vtest.avi in the looped clip")
+    parser.add_argument("--clip-frames", type=int, default=30, help="frames in the clip (30: one second at 30 Hz)")
     parser.add_argument("--settle-s", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2, help="closed/open pairs after the no-viewer phase")
     parser.add_argument("--mesh-model", default="auto", help="pose_node mesh_model (auto: Anny meshes)")
@@ -186,14 +196,12 @@ def main() -> None:
     node_parameters |= {"device": "cpu", "mesh_model": args.mesh_model,
                         "overlay_transport": args.overlay_transport or node_parameters["overlay_transport"]}
     config["/**/image_source"]["ros__parameters"] |= {"rate": SOURCE_RATE_HZ, "loop": True}
-    video = assets.demo_data_dir() / "vtest.avi"
-    if args.phase_s is None:
-        args.phase_s = video_frames(video) / SOURCE_RATE_HZ
     config["pose_viewer"]["ros__parameters"]["port"] = port
     with tempfile.TemporaryDirectory() as tmp:
         params = Path(tmp) / "pose.yaml"
         params.write_text(yaml.safe_dump(config))
-        launcher = subprocess.Popen(["pose_launcher", "--source", str(video), "--params-file", str(params)],
+        clip = write_clip(assets.demo_data_dir() / "vtest.avi", args.clip_start, args.clip_frames, Path(tmp) / "clip")
+        launcher = subprocess.Popen(["pose_launcher", "--source", str(clip), "--params-file", str(params)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         viewer = jpeg_viewer = None
         rclpy.init()
@@ -281,7 +289,8 @@ def main() -> None:
                         process.kill()
             counter.destroy_node()
             rclpy.try_shutdown()
-    print(f"pose_node: vtest.avi at {SOURCE_RATE_HZ:.0f} Hz, device cpu, mesh_model {args.mesh_model}, "
+    print(f"pose_node: vtest.avi frames {args.clip_start}-{args.clip_start + args.clip_frames - 1} looped at "
+          f"{SOURCE_RATE_HZ:.0f} Hz, device cpu, mesh_model {args.mesh_model}, "
           f"overlay_transport {node_parameters['overlay_transport']}, {args.phase_s:.1f} s per phase; "
           f"browser viewport {args.window}, browser priority {args.browser_priority}")
     print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_viewer CPU % | browser CPU % |")
