@@ -74,15 +74,17 @@ def _draw_skeleton(
     """Bones, then joints on top, of one person (in place)."""
     xy = np.asarray(person.keypoints_xy, np.float64)
     shown = (np.asarray(person.confidences) >= threshold) & np.isfinite(xy).all(axis=1)
-    points = np.round(np.where(shown[:, None], xy, 0)).astype(np.int32)
+    # plain Python tuples and bools: OpenCV takes them directly (indexing NumPy per bone costs more than drawing)
+    points = [tuple(p) for p in np.round(np.where(shown[:, None], xy, 0)).astype(np.int32).tolist()]
+    shown = shown.tolist()
     joint_colors, limb_colors = _layout_colors(layout)
     for (a, b), color in zip(layout.limbs, limb_colors, strict=True):
         if shown[a] and shown[b]:
-            cv2.line(canvas, tuple(points[a].tolist()), tuple(points[b].tolist()), color, thickness, cv2.LINE_AA)
-    for k in np.flatnonzero(shown):
-        centre = tuple(points[k].tolist())
-        cv2.circle(canvas, centre, radius, joint_colors[k], -1, cv2.LINE_AA)
-        cv2.circle(canvas, centre, radius, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.line(canvas, points[a], points[b], color, thickness, cv2.LINE_AA)
+    for centre, visible, color in zip(points, shown, joint_colors, strict=True):
+        if visible:
+            cv2.circle(canvas, centre, radius, color, -1, cv2.LINE_AA)
+            cv2.circle(canvas, centre, radius, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def _draw_box_and_label(canvas: np.ndarray, person: Person, threshold: float, thickness: int, scale: float) -> None:
