@@ -296,6 +296,31 @@ def test_a_mesh_goes_to_the_browsers_only_when_it_changed() -> None:
         assert sent[4:] == ["create"] and "/markers/mesh/4" in viewer._scene
 
 
+def test_joints_of_one_size_are_one_point_cloud_with_each_persons_colour() -> None:
+    """Every person's joints (a SPHERE_LIST each) go to the browsers as one point cloud per point size, each point
+    in its person's colour: one object to create per frame instead of one per person."""
+    from pose_ros.ros.marker_wire import WireMarker
+
+    def joints(person_id: int, size: float, rgb: tuple[float, float, float], z: float) -> WireMarker:
+        points = np.array([[0.0, 0.0, z], [0.1, 0.2, z], [0.2, 0.4, z]])
+        return WireMarker("joints", person_id, 7, scale=(size, size, size), color=(*rgb, 1.0), points=points)
+
+    with RosGraph() as ros:
+        viewer = start_viewer(ros, free_port())
+        viewer._show_markers([WireMarker("", 0, 0, action=3), joints(1, 0.04, (1.0, 0.0, 0.0), 2.0),
+                              joints(2, 0.04, (0.0, 0.0, 1.0), 3.0), joints(3, 0.02, (0.0, 1.0, 0.0), 4.0)])
+        clouds = {handle.point_size: handle for kind, handle in viewer._scene.values() if kind == "points"}
+        assert sorted(clouds) == [0.02, 0.04]
+        big = clouds[0.04]
+        assert len(big.points) == 6
+        np.testing.assert_allclose(big.points[:, 2], [2, 2, 2, 3, 3, 3])
+        np.testing.assert_array_equal(big.colors, [[255, 0, 0]] * 3 + [[0, 0, 255]] * 3)
+        np.testing.assert_array_equal(clouds[0.02].colors, [[0, 255, 0]] * 3)
+        viewer._show_markers([WireMarker("", 0, 0, action=3), joints(2, 0.04, (0.0, 0.0, 1.0), 3.0)])
+        kinds = [kind for kind, _ in viewer._scene.values()]
+        assert kinds == ["points"], "the other size's cloud left the scene"
+
+
 def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
     """pose_node builds markers and the overlay only for listeners: the viewer listens to them only while a
     browser (here bench.remote_page's client, which connects as viser's page does) has the page open."""
