@@ -5,11 +5,11 @@ pose_node can go, so pose_node runs flat out), one pose_viewer process, and for 
 Chromium (Debian `chromium`, software WebGL) on the same machine, started for the phase and closed after it.
 Phases alternate (every other round in reverse order), each `--phase-s` seconds after a settle time.
 
-Why a clip: how fast pose_node goes follows how many people the frames show (9 to 15 FPS between parts of
-vtest.avi on a 2-core CPU), so 6-second windows of the whole video differ by ±20 % for that alone, and windows
-of a whole loop (26.5 s) are long enough for the shared machine to drift by as much. A clip of `--clip-frames`
-frames (6 people walking, from frame `--clip-start`) loops every second: short phases, many rounds, the same
-content in every phase.
+Why a clip: pose_node's speed differs between parts of vtest.avi (9 to 15 FPS over 30-frame segments in one
+pass on a 2-core CPU; fewer people, faster, though content and the machine's drift were not told apart), and
+windows of a whole loop (26.5 s) are long enough for a shared machine to drift by as much. A clip of
+`--clip-frames` frames (6 people walking, from frame `--clip-start`) loops every second: short phases, many
+rounds, the same content in every phase.
 
     closed       pose_viewer running, no browser on its page (it then takes only people and /diagnostics)
     as RViz      the same, plus a subscriber to markers and overlay that does nothing (pose_node's own cost of
