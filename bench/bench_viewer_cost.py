@@ -61,6 +61,12 @@ from headless_browser import HeadlessChromium  # noqa: E402  (test helper: CDP c
 SOURCE_RATE_HZ = 30.0  # faster than pose_node goes: it runs flat out
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def write_clip(video: Path, start: int, count: int, folder: Path) -> Path:
     """Frames start..start+count-1 of `video` as PNG files in `folder` (an image_source folder source)."""
     import cv2
@@ -189,9 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     config = yaml.safe_load((REPO / "config" / "pose.yaml").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     node_parameters = config["/**/pose_node"]["ros__parameters"]
     node_parameters |= {"device": "cpu", "mesh_model": args.mesh_model,
                         "overlay_transport": args.overlay_transport or node_parameters["overlay_transport"]}
@@ -220,9 +224,7 @@ def main() -> None:
             viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if "remote-compressed" in args.browsers:  # a second viewer, idle until its page opens
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    jpeg_port = s.getsockname()[1]
+                jpeg_port = free_port()
                 jpeg_viewer = subprocess.Popen(
                     ["pose_viewer", "--ros-args", "--params-file", str(params), "-r", "__node:=pose_viewer_compressed",
                      "-p", "overlay_transport:=compressed", "-p", f"port:={jpeg_port}"],

@@ -73,6 +73,11 @@ def encoding_info(encoding: str) -> EncodingInfo:
         ) from None
 
 
+def data_bytes(msg: Image | CompressedImage) -> bytes | bytearray | memoryview:
+    """The `data` field of an image message as bytes, without a copy (rclpy holds uint8[] as array.array)."""
+    return msg.data if isinstance(msg.data, bytes | bytearray) else memoryview(msg.data).cast("B")
+
+
 def image_to_array(msg: Image) -> np.ndarray:
     """Pixels of `msg` as (H, W, C) or, for one channel, (H, W) with the encoding's dtype.
 
@@ -89,7 +94,7 @@ def image_to_array(msg: Image) -> np.ndarray:
             f"step {step} is smaller than width*channels*bytes = {width}*{info.channels}*{info.dtype.itemsize} "
             f"= {row_bytes} for encoding {msg.encoding}"
         )
-    buffer = memoryview(msg.data).cast("B") if not isinstance(msg.data, bytes | bytearray) else msg.data
+    buffer = data_bytes(msg)
     needed = step * (height - 1) + row_bytes
     if len(buffer) < needed:
         raise ImageConversionError(
@@ -228,7 +233,7 @@ def compressed_to_rgb8(msg: CompressedImage) -> np.ndarray:
     Grey images become three equal channels, 16-bit PNGs are scaled by >> 8, alpha is dropped. A `target`
     of rgb8/rgba8 in the format means the compressed pixels are in RGB order (else OpenCV's BGR order).
     """
-    data = msg.data if isinstance(msg.data, bytes | bytearray) else memoryview(msg.data).cast("B")
+    data = data_bytes(msg)
     if len(data) == 0:
         raise ImageConversionError(f"empty compressed image (format {msg.format!r}, 0 bytes)")
     layout = parse_compressed_format(msg.format, data)
@@ -257,7 +262,7 @@ def viewable_jpeg(msg: CompressedImage) -> bytes | None:
     in other decoders; PNG and other codecs are not JPEG. Raises ImageConversionError as
     `parse_compressed_format` does for a bad format field.
     """
-    data = msg.data if isinstance(msg.data, bytes | bytearray) else memoryview(msg.data).cast("B")
+    data = data_bytes(msg)
     layout = parse_compressed_format(msg.format, data)
     if layout.codec != "jpeg" or layout.target in _RGB_ORDER_TARGETS:
         return None

@@ -219,7 +219,15 @@ class PoseViewer(Node):
             raise
         self._setup_page()
         self.server.on_client_connect(self._fit_view)
-        self._latest = {name: LatestMessage() for name in ("people", "markers", "overlay", "overlay/compressed")}
+        # markers and overlay cost pose_node work (it builds them only for subscribers): taken only while a
+        # browser shows the page (see _follow_browsers). Key -> (topic, type); the overlay in the configured form.
+        self._page_topics: dict[str, tuple[str, type]] = {"markers": ("markers", MarkerArray)}
+        if self.settings.show_overlay and self.settings.overlay_transport == "compressed":
+            self._page_topics["overlay/compressed"] = (transport_topic(self, "overlay", "compressed"), CompressedImage)
+        elif self.settings.show_overlay:
+            self._page_topics["overlay"] = ("overlay", Image)
+        self._overlay_key = next((key for key in self._page_topics if key != "markers"), None)
+        self._latest = {key: LatestMessage() for key in ("people", *self._page_topics)}
         self._diagnostics: dict[str, str] = {}
         self._fy: float | None = None
         self._image_size: tuple[int, int] | None = None
@@ -230,9 +238,7 @@ class PoseViewer(Node):
         self.create_subscription(PersonArray, "people", self._latest["people"].put, VIEWER_QOS, raw=True)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, VIEWER_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        # markers and overlay cost pose_node work (it builds them only for subscribers): taken only while a
-        # browser shows the page (see _follow_browsers)
-        self._page_subscriptions: dict[str, object] = {}  # key of self._latest -> subscription
+        self._page_subscriptions: dict[str, object] = {}  # key of self._page_topics -> subscription
         self.create_timer(STATUS_PERIOD_S, self._follow_browsers)
         self._running = True
         self._thread = threading.Thread(target=self._render_loop, name="pose_viewer_render", daemon=True)
@@ -267,25 +273,18 @@ class PoseViewer(Node):
         )
 
     # --- ROS callbacks (executor thread): store, never render ---------------------------------------------------
-    def _page_topics(self) -> dict[str, tuple[str, type]]:
-        """What an open page takes: key of self._latest -> (topic, type): markers and the overlay."""
-        topics = {"markers": ("markers", MarkerArray)}
-        if self.settings.show_overlay and self.settings.overlay_transport == "compressed":
-            topics["overlay/compressed"] = (transport_topic(self, "overlay", "compressed"), CompressedImage)
-        elif self.settings.show_overlay:
-            topics["overlay"] = ("overlay", Image)
-        return topics
-
     def _follow_browsers(self) -> None:
         """Subscribe to markers and overlay while at least one browser is connected, else unsubscribe."""
-        wanted = self._page_topics() if self.server.get_clients() else {}
-        for key in self._page_subscriptions.keys() - wanted.keys():
-            self.destroy_subscription(self._page_subscriptions.pop(key))
-        for key in wanted.keys() - self._page_subscriptions.keys():
-            topic, msg_type = wanted[key]
-            self._page_subscriptions[key] = self.create_subscription(
-                msg_type, topic, self._latest[key].put, VIEWER_QOS, raw=True
-            )
+        browsers = len(self.server.get_clients())
+        if browsers and not self._page_subscriptions:
+            self._page_subscriptions = {
+                key: self.create_subscription(msg_type, topic, self._latest[key].put, VIEWER_QOS, raw=True)
+                for key, (topic, msg_type) in self._page_topics.items()
+            }
+        elif not browsers and self._page_subscriptions:
+            for subscription in self._page_subscriptions.values():
+                self.destroy_subscription(subscription)
+            self._page_subscriptions = {}
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         if msg.k[4] > 0:
@@ -314,15 +313,13 @@ class PoseViewer(Node):
 
     def _render_once(self) -> None:
         markers_data = self._latest["markers"].take()
-        raw_overlay, jpeg_overlay = self._latest["overlay"].take(), self._latest["overlay/compressed"].take()
+        overlay_data = self._latest[self._overlay_key].take() if self._overlay_key else None
         with self.server.atomic():
             if markers_data is not None:
                 self._show_markers(decode_marker_array(markers_data))
-            if self._overlay is not None and jpeg_overlay is not None:
-                self._show_overlay(deserialize_message(jpeg_overlay, CompressedImage))
-            elif self._overlay is not None and raw_overlay is not None:
-                self._show_overlay(deserialize_message(raw_overlay, Image))
-        if markers_data is not None or raw_overlay is not None or jpeg_overlay is not None:
+            if overlay_data is not None:
+                self._show_overlay(deserialize_message(overlay_data, self._page_topics[self._overlay_key][1]))
+        if markers_data is not None or overlay_data is not None:
             self.frames_shown += 1
             self.server.flush()
 
@@ -496,7 +493,7 @@ class PoseViewer(Node):
 
     def frames_dropped(self) -> int:
         """Frames of markers or overlay replaced by newer ones before the page showed them."""
-        return sum(self._latest[key].dropped for key in ("markers", "overlay", "overlay/compressed"))
+        return sum(self._latest[key].dropped for key in self._page_topics)
 
     def destroy_node(self) -> None:
         self._running = False
