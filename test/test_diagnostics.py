@@ -42,5 +42,24 @@ def test_diagnostics_warn_on_latency_and_on_missing_input() -> None:
     assert values["errors_bad_image"] == "2" and values["frames_rejected"] == "2"
 
 
+def test_stage_times_are_medians_over_the_window_and_a_skipped_stage_counts_as_zero() -> None:
+    stats = FrameStatistics(window_s=10.0)
+    stats.on_processed(0.0, 500.0, {"estimate": 900.0, "publish": 90.0})  # leaves the window
+    for i in range(5):
+        stages = {"decode": 1.0, "estimate": 100.0 + i, "track": 2.0, "publish": 3.0 + i}
+        if i < 3:
+            del stages["track"]  # tracking off for these frames
+        stats.on_received(20.0 + i, i + 1)
+        stats.on_processed(20.0 + i, 150.0, stages)
+    stats.rates(24.0)  # trims the window
+    assert stats.stage_medians() == {"decode": 1.0, "estimate": 102.0, "publish": 5.0, "track": 0.0}
+    status = diagnostics_message(stats, 24.0, _stamp(), "pose_node", "m", "cpu", {}, 1000.0).status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["stage_estimate_p50_ms"] == "102.0" and values["stage_publish_p50_ms"] == "5.0"
+    assert [k for k in values if k.startswith("stage_")] == [
+        "stage_decode_p50_ms", "stage_estimate_p50_ms", "stage_publish_p50_ms", "stage_track_p50_ms"
+    ]  # fmt: skip
+
+
 def _stamp() -> Time:
     return Time(sec=1)

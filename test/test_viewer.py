@@ -139,7 +139,9 @@ def test_browser_shows_people_where_they_are_and_follows_mode_switch(vtest_frame
         people = out["people"].people
         assert len(people) >= 3, "vtest.avi frame 100 has several walkers"
         ids = ", ".join(str(p.id) for p in people)
-        browser.wait_for(f"{STATUS}.includes('pose_node running') && {STATUS}.includes('(ids {ids})')", timeout=60)
+        # with pose_node's frame time per stage from /diagnostics (its window: the last 10 s)
+        browser.wait_for(f"{STATUS}.includes('pose_node running') && {STATUS}.includes('(ids {ids})') && "
+                         f"/frame time p50: .*estimate [0-9]+/.test({STATUS})", timeout=60)  # fmt: skip
         has_meshes = any(m.ns == "mesh" for m in out["markers"].markers)
         # the scene arrives with the status; software WebGL may take a while to draw it: poll the pixels
         browser.evaluate(DISMISS_NOTICES)

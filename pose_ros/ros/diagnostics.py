@@ -1,7 +1,9 @@
-"""Health figures of pose_node for /diagnostics: rates, drops, latency percentiles over a sliding window."""
+"""Health figures of pose_node for /diagnostics: rates, drops, latency percentiles and the median time of each
+frame-path stage over a sliding window."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 import numpy as np
@@ -14,6 +16,19 @@ LATENCY_FROM_STAMP = "image stamp to publish"
 LATENCY_FROM_RECEIPT = "receipt to publish (wall clock; use_sim_time)"
 
 
+class StageClock:
+    """Times consecutive stages of one frame: `lap(name)` ends stage `name` (begun at the previous lap)."""
+
+    def __init__(self) -> None:
+        self._last_s = time.perf_counter()
+        self.stage_ms: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now_s = time.perf_counter()
+        self.stage_ms[name] = (now_s - self._last_s) * 1e3
+        self._last_s = now_s
+
+
 class FrameStatistics:
     """Input/processed rates and latencies over the last `window_s` seconds, and drop counts since start.
 
@@ -24,7 +39,7 @@ class FrameStatistics:
     def __init__(self, window_s: float = 10.0) -> None:
         self.window_s = window_s
         self._received: deque[float] = deque()
-        self._processed: deque[tuple[float, float]] = deque()  # (time s, latency ms)
+        self._processed: deque[tuple[float, float, dict[str, float]]] = deque()  # (time s, latency ms, stage ms)
         self._last_sequence: int | None = None
         self.received_total = 0
         self.processed_total = 0
@@ -40,10 +55,11 @@ class FrameStatistics:
             self._last_sequence = publication_sequence  # a restarted publisher starts again from 1
         self._trim(now_s)
 
-    def on_processed(self, now_s: float, latency_ms: float) -> None:
-        """A frame's outputs were published at `now_s`, `latency_ms` after its image stamp."""
+    def on_processed(self, now_s: float, latency_ms: float, stage_ms: dict[str, float] | None = None) -> None:
+        """A frame's outputs were published at `now_s`, `latency_ms` after its image stamp; `stage_ms`: the time
+        each stage of the frame path took on this frame (name -> ms, in path order)."""
         self.processed_total += 1
-        self._processed.append((now_s, latency_ms))
+        self._processed.append((now_s, latency_ms, stage_ms or {}))
         self._trim(now_s)
 
     def _trim(self, now_s: float) -> None:
@@ -61,8 +77,16 @@ class FrameStatistics:
         """(p50, p90, p99) latency in ms over the window, or None without processed frames."""
         if not self._processed:
             return None
-        p50, p90, p99 = np.percentile([latency for _, latency in self._processed], [50, 90, 99])
+        p50, p90, p99 = np.percentile([latency for _, latency, _ in self._processed], [50, 90, 99])
         return float(p50), float(p90), float(p99)
+
+    def stage_medians(self) -> dict[str, float]:
+        """Median time (ms) of each frame-path stage over the window (a stage a frame skipped counts as 0 ms
+        there), in path order: where a frame's time goes."""
+        names = list(dict.fromkeys(name for _, _, stages in self._processed for name in stages))
+        return {
+            name: float(np.median([stages.get(name, 0.0) for _, _, stages in self._processed])) for name in names
+        }
 
 
 def diagnostics_message(
@@ -99,6 +123,7 @@ def diagnostics_message(
     }
     if latency is not None:
         values |= {f"latency_p{p}_ms": f"{v:.1f}" for p, v in zip((50, 90, 99), latency, strict=True)}
+    values |= {f"stage_{name}_p50_ms": f"{ms:.1f}" for name, ms in stats.stage_medians().items()}
     values |= {f"errors_{kind}": str(count) for kind, count in sorted(errors.items())}
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     array = DiagnosticArray(status=[status])

@@ -59,7 +59,13 @@ from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.tracking import PersonTracker, TrackerSettings
 from pose_ros.msg import PersonArray
 from pose_ros.ros import shutdown
-from pose_ros.ros.diagnostics import LATENCY_FROM_RECEIPT, LATENCY_FROM_STAMP, FrameStatistics, diagnostics_message
+from pose_ros.ros.diagnostics import (
+    LATENCY_FROM_RECEIPT,
+    LATENCY_FROM_STAMP,
+    FrameStatistics,
+    StageClock,
+    diagnostics_message,
+)
 from pose_ros.ros.executor import SpinSafeExecutor
 from pose_ros.ros.image_conversion import ImageConversionError, image_to_array, message_to_rgb8
 from pose_ros.ros.marker_wire import encode_marker_array
@@ -450,20 +456,24 @@ class PoseNode(LifecycleNode):
         people_pub, markers_pub, overlay_pub = outputs or (self._people_pub, self._markers_pub, self._overlay_pub)
         if people_pub is None:
             return  # cleaned up meanwhile
+        clock = StageClock()
         try:
             image_rgb = message_to_rgb8(msg)
         except ImageConversionError as error:
             topic = self._image_sub.topic_name if self._image_sub is not None else "image"
             self._log_error("bad_image", f"frame dropped, bad image on {topic}: {error}")
             return
+        clock.lap("decode")  # the image message to RGB pixels (a JPEG decoded)
         try:
             people = self._pipeline(settings.pipeline, image_rgb)  # filtered, best first, ids 0..N-1
         except MODEL_ERRORS as error:
             self._log_error("inference_error", f"frame dropped, inference failed: {error}")
             return
+        clock.lap("estimate")
         stamp_ns = stamp_nanoseconds(msg.header.stamp)
         if settings.tracking:
             people = self._track(people, stamp_ns * 1e-9, settings)
+            clock.lap("track")
         image_hw = image_rgb.shape[:2]  # a CompressedImage has no width/height fields
         camera_matrix = self._camera_matrix
         if camera_matrix is None:
@@ -473,18 +483,21 @@ class PoseNode(LifecycleNode):
             p if xyz is None else replace(p, keypoints_3d=xyz, keypoints_3d_source="depth")
             for p, xyz in zip(people, measured, strict=True)
         ]
+        clock.lap("depth")
         meshes = self._meshes(image_rgb, people, camera_matrix, stamp_ns, settings)
         people = [self._with_mesh(p, mesh) for p, mesh in zip(people, meshes, strict=True)]
+        clock.lap("mesh")
         if not self.context.ok():
             return  # shutting down: nothing is published after shutdown begins
         self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub)
+        clock.lap("publish")  # people, and markers and overlay when someone listens
         self.counters["frames_processed"] += 1
         if self.get_clock().ros_time_is_active and received_s is not None:  # use_sim_time: stamps are not wall time
             latency_ms = (time.monotonic() - received_s) * 1e3  # receipt to publish, wall clock
         else:
             latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6  # image stamp to publish
         with self._statistics_lock:
-            self.statistics.on_processed(time.monotonic(), latency_ms)
+            self.statistics.on_processed(time.monotonic(), latency_ms, clock.stage_ms)
 
     def _track(self, people: list[Person], stamp_s: float, settings: FrameSettings) -> list[Person]:
         """Track ids for `people`; the tracker restarts when its settings or the 2D pipeline changed."""

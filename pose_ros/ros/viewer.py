@@ -197,7 +197,7 @@ def status_markdown(state: dict[str, str]) -> str:
     """The status panel's markdown from a dict of figures (missing ones shown as '–')."""
     lines = [f"**{state['headline']}**", ""]
     for label, key in (("mode", "mode"), ("model", "model"), ("FPS", "fps"), ("latency p50", "latency"),
-                       ("people", "people"), ("viewer", "viewer")):
+                       ("frame time p50", "stages"), ("people", "people"), ("viewer", "viewer")):
         lines.append(f"- {label}: `{state.get(key) or '–'}`")
     return "\n".join(lines)
 
@@ -485,6 +485,10 @@ class PoseViewer(Node):
             state["fps"] = f"{rates[0]} (input {rates[1]})"
             if "latency_p50_ms" in diagnostics:
                 state["latency"] = f"{diagnostics['latency_p50_ms']} ms (p90 {diagnostics.get('latency_p90_ms', '?')})"
+            stages = [(key.removeprefix("stage_").removesuffix("_p50_ms"), float(value))
+                      for key, value in diagnostics.items() if key.startswith("stage_") and key.endswith("_p50_ms")]
+            if stages:  # where pose_node's time goes; stages under 0.5 ms left out
+                state["stages"] = " · ".join(f"{name} {ms:.0f}" for name, ms in stages if ms >= 0.5) + " ms"
             if "model" not in state and "model" in diagnostics:
                 state["mode"], _, state["model"] = diagnostics["model"].partition("/")
         content = status_markdown(state)
