@@ -152,9 +152,13 @@ def measure(counter: Counter, seconds: float, launcher_pid: int, pids: list[int]
     ]
 
 
-def publish_ms(counter: Counter) -> float:
-    """pose_node's median time (ms) per frame publishing its outputs (people; markers and overlay for listeners)."""
-    return float(counter.diagnostics.get("stage_publish_p50_ms", "nan"))
+def added_ms(counter: Counter, listened: bool = True) -> float:
+    """pose_node's median time (ms) per frame publishing people, plus when markers and overlay were `listened`
+    to, the median CPU time of building and publishing them (beside the frame path): the work a page adds.
+    (Without listeners there are none: the 10 s window of the figures may still hold the previous phase's.)"""
+    values = counter.diagnostics
+    visuals = float(values.get("visuals_cpu_p50_ms", 0.0)) if listened else 0.0
+    return float(values.get("stage_publish_p50_ms", "nan")) + visuals
 
 
 def settle(counter: Counter, seconds: float) -> None:
@@ -235,7 +239,7 @@ def main() -> None:
                 settle(counter, 0.5)
             settle(counter, args.settle_s)
             fps, ms, _ = measure(counter, args.phase_s, launcher.pid, [])
-            rows.append(("no pose_viewer", fps, ms, None, None, publish_ms(counter)))
+            rows.append(("no pose_viewer", fps, ms, None, None, added_ms(counter, listened=False)))
             viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if "remote-compressed" in args.browsers:  # a second viewer, idle until its page opens
@@ -251,14 +255,14 @@ def main() -> None:
             def closed() -> None:
                 settle(counter, args.settle_s)
                 fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
-                rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, None, publish_ms(counter)))
+                rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, None, added_ms(counter, listened=False)))
 
             def as_rviz() -> None:
                 counter.listen_like_rviz(True)  # what pose_node itself pays for markers + overlay (as for RViz)
                 settle(counter, args.settle_s)
                 fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
                 rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, viewer_cpu, None,
-                             publish_ms(counter)))
+                             added_ms(counter)))
                 counter.listen_like_rviz(False)
 
             def remote(name: str, viewer_process: subprocess.Popen, viewer_port: int) -> None:
@@ -266,7 +270,7 @@ def main() -> None:
                     settle(counter, args.settle_s)
                     fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
                                                                 [viewer_process.pid, reader.pid])  # fmt: skip
-                rows.append((name, fps, ms, viewer_cpu, reader_cpu, publish_ms(counter)))
+                rows.append((name, fps, ms, viewer_cpu, reader_cpu, added_ms(counter)))
 
             def chromium(last_round: bool) -> None:
                 # A browser of its own per phase, closed after it: a page navigated away from can stay in
@@ -279,7 +283,7 @@ def main() -> None:
                     fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid,
                                                                  [viewer.pid, browser.process.pid])  # fmt: skip
                     rows.append(("pose_viewer, page open in Chromium", fps, ms, viewer_cpu, browser_cpu,
-                                 publish_ms(counter)))
+                                 added_ms(counter)))
                     if args.screenshot and last_round:
                         save_screenshot(browser, args.screenshot)
 
@@ -312,8 +316,8 @@ def main() -> None:
           f"{SOURCE_RATE_HZ:.0f} Hz, device cpu, mesh_model {args.mesh_model}, "
           f"overlay_transport {node_parameters['overlay_transport']}, {args.phase_s:.1f} s per phase; "
           f"browser viewport {args.window}, browser priority {args.browser_priority}")
-    print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_node cores | publish ms/frame | pose_viewer CPU % "
-          "| browser CPU % |")
+    print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_node cores | publish + visuals ms/frame "
+          "| pose_viewer CPU % | browser CPU % |")
     print("|---|---|---|---|---|---|---|")
     for name, fps, ms, viewer_cpu, browser_cpu, publish in rows:
         cells = [f"{v:.0f}" if v is not None else "–" for v in (viewer_cpu, browser_cpu)]
@@ -322,7 +326,7 @@ def main() -> None:
     # minutes), then the median over rounds. FPS = pose_node's CPU share (cores) / its CPU time per frame: the
     # share is steady, the time per frame drifts with the machine (the same frames took 200-400 ms on one day), so
     # the FPS ratio is also given as (share ratio) x (time-per-frame ratio from the work the page adds to
-    # pose_node: its publish stage, measured in pose_node), which leaves the drift out.
+    # pose_node: publishing, and building markers and overlay, measured in pose_node), which leaves the drift out.
     closed = [r for r in rows if r[0].endswith("closed")]
     for where, suffix in (("in a remote browser", "(stand-in)"), ("remotely, viewer taking the JPEG overlay",
                            "(stand-in, compressed)"), ("in Chromium here", "Chromium"),
@@ -333,12 +337,12 @@ def main() -> None:
         fps = [o[1] / c[1] for o, c in zip(opened, closed, strict=True)]
         share = [o[1] * o[2] / (c[1] * c[2]) for o, c in zip(opened, closed, strict=True)]
         work = [c[2] / (c[2] + o[5] - c[5]) for o, c in zip(opened, closed, strict=True)]
-        added_ms = statistics.median(o[5] - c[5] for o, c in zip(opened, closed, strict=True))
+        added = statistics.median(o[5] - c[5] for o, c in zip(opened, closed, strict=True))
         estimate = [a * b for a, b in zip(share, work, strict=True)]
         print(f"page open {where} / page closed, median over {len(fps)} rounds: FPS {statistics.median(fps):.3f} "
               f"({', '.join(f'{r:.2f}' for r in sorted(fps))}); without the drift: CPU share "
-              f"{statistics.median(share):.3f} x time per frame {statistics.median(work):.3f} (publish +{added_ms:.1f} "
-              f"ms) = {statistics.median(estimate):.3f} ({', '.join(f'{r:.3f}' for r in sorted(estimate))})")
+              f"{statistics.median(share):.3f} x time per frame {statistics.median(work):.3f} (+{added:.1f} ms of "
+              f"work) = {statistics.median(estimate):.3f} ({', '.join(f'{r:.3f}' for r in sorted(estimate))})")
 
 
 if __name__ == "__main__":

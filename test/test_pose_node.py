@@ -10,12 +10,16 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from ros_harness import CPU_NO_MESH, Probe, RosGraph, bgr_frame, stamped
+from ros_harness import CPU_NO_MESH, RELIABLE, Probe, RosGraph, bgr_frame, stamped
+from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker
 
+import pose_ros.ros.pose_node as pose_node_module
+from pose_ros.core.draw import draw_people
 from pose_ros.core.pipeline import PipelineConfig, PosePipeline
 from pose_ros.core.skeletons import COCO17
 from pose_ros.core.sources import read_video_frames
+from pose_ros.msg import PersonArray
 from pose_ros.ros.image_conversion import array_to_image, image_to_array
 from pose_ros.ros.pose_node import PoseNode, activate
 
@@ -91,6 +95,32 @@ def test_diagnostics_report_real_numbers(graph, vtest_frames) -> None:
     assert list(stages) == ["decode", "estimate", "track", "depth", "mesh", "publish"]  # the frame path, in order
     assert all(ms >= 0 for ms in stages.values()) and stages["estimate"] > 0
     assert stages["estimate"] == max(stages.values())  # the network, not the bookkeeping around it
+
+
+def test_the_next_frame_does_not_wait_for_a_frames_markers_and_overlay(graph, vtest_frames, monkeypatch) -> None:
+    """Markers and overlay are built beside the frame path: with drawing made slow, the next frame's people come
+    out before the previous frame's overlay (a frame path that drew them itself would wait for it)."""
+    _, node, probe = graph
+    arrivals: list[tuple[str, int]] = []
+    subscriptions = [
+        probe.create_subscription(msg_type, topic, lambda m, t=topic: arrivals.append((t, m.header.stamp.sec)),
+                                  RELIABLE)
+        for topic, msg_type in (("people", PersonArray), ("overlay", Image))
+    ]
+    time.sleep(1.0)  # matched
+    monkeypatch.setattr(pose_node_module, "draw_people", lambda *a, **k: (time.sleep(2.0), draw_people(*a, **k))[1])
+    try:
+        first = probe.send(bgr_frame(vtest_frames[0], sec=1000))
+        probe.outputs(first, topics=("people",))
+        second = probe.send(bgr_frame(vtest_frames[1], sec=1001))
+        probe.outputs(second, topics=("people", "overlay"))  # the second overlay comes last
+        probe.outputs(first, topics=("overlay",))
+    finally:
+        for subscription in subscriptions:
+            probe.destroy_subscription(subscription)
+    order = [event for event in arrivals if event[1] in (1000, 1001)]
+    assert order == [("people", 1000), ("people", 1001), ("overlay", 1000), ("overlay", 1001)], order
+    assert node.statistics.visuals_medians() is not None  # their time, for /diagnostics (visuals_p50_ms)
 
 
 def test_markers_and_overlay_are_consistent_with_people(graph, vtest_frames) -> None:

@@ -40,6 +40,7 @@ class FrameStatistics:
         self.window_s = window_s
         self._received: deque[float] = deque()
         self._processed: deque[tuple[float, float, dict[str, float]]] = deque()  # (time s, latency ms, stage ms)
+        self._visuals: deque[tuple[float, float, float]] = deque()  # (time s, wall ms, CPU ms)
         self._last_sequence: int | None = None
         self.received_total = 0
         self.processed_total = 0
@@ -62,11 +63,25 @@ class FrameStatistics:
         self._processed.append((now_s, latency_ms, stage_ms or {}))
         self._trim(now_s)
 
+    def on_visuals(self, now_s: float, wall_ms: float, cpu_ms: float) -> None:
+        """A frame's markers and overlay, built beside the frame path, were published at `now_s` after `wall_ms`
+        (`cpu_ms` of them on the CPU)."""
+        self._visuals.append((now_s, wall_ms, cpu_ms))
+        self._trim(now_s)
+
+    def visuals_medians(self) -> tuple[float, float] | None:
+        """(wall ms, CPU ms) medians of the markers and overlay work over the window; None without any."""
+        if not self._visuals:
+            return None
+        return float(np.median([w for _, w, _ in self._visuals])), float(np.median([c for _, _, c in self._visuals]))
+
     def _trim(self, now_s: float) -> None:
         while self._received and self._received[0] < now_s - self.window_s:
             self._received.popleft()
         while self._processed and self._processed[0][0] < now_s - self.window_s:
             self._processed.popleft()
+        while self._visuals and self._visuals[0][0] < now_s - self.window_s:
+            self._visuals.popleft()
 
     def rates(self, now_s: float) -> tuple[float, float]:
         """(input Hz, processed Hz) over the window."""
@@ -124,6 +139,9 @@ def diagnostics_message(
     if latency is not None:
         values |= {f"latency_p{p}_ms": f"{v:.1f}" for p, v in zip((50, 90, 99), latency, strict=True)}
     values |= {f"stage_{name}_p50_ms": f"{ms:.1f}" for name, ms in stats.stage_medians().items()}
+    visuals = stats.visuals_medians()
+    if visuals is not None:  # markers and overlay, for listeners, beside the frame path
+        values |= {"visuals_p50_ms": f"{visuals[0]:.1f}", "visuals_cpu_p50_ms": f"{visuals[1]:.1f}"}
     values |= {f"errors_{kind}": str(count) for kind, count in sorted(errors.items())}
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     array = DiagnosticArray(status=[status])

@@ -20,6 +20,8 @@ Threads (the walk of a frame is in the README's architecture section):
              that loads a model blocks only its own call)
   frames     one dedicated thread runs every 2D model call and the whole frame: one settings snapshot, estimator,
              tracker, depth, mesh attachment, one message per output
+  visuals    markers and overlay of the newest frame, built and published beside the frame path
+             (pose_ros.ros.newest_only; only while someone listens): the next frame does not wait for them
   meshes     the mesh worker (pose_ros.core.meshing.worker): fits the newest frame's tracked people at most
              mesh_rate_hz, in a child process (one torch thread, nice +10; pose_ros.core.meshing.remote) so that
              fitting never holds this process's interpreter lock; the frame path attaches each track's newest mesh
@@ -34,6 +36,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -76,6 +79,7 @@ from pose_ros.ros.messages import (
     stamp_nanoseconds,
     stamp_seconds,
 )
+from pose_ros.ros.newest_only import NewestOnlyThread
 from pose_ros.ros.parameters import (
     PARAMETER_NAMES,
     PIPELINE_FIELDS,
@@ -180,6 +184,7 @@ class PoseNode(LifecycleNode):
         # Every frame (and so every 2D model call) runs on this one thread: executors hand callbacks to varying
         # threads, and torch called from a new thread each time builds new OpenMP thread teams (2-3x slower).
         self._frame_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose_frames")
+        self._visuals = NewestOnlyThread("pose_visuals", self._on_visuals_error)
         self._pending_lock = threading.Lock()
         # the newest image not yet taken by the frame thread (keep last 1), with its time of receipt (monotonic s)
         self._pending: tuple[Image, float] | None = None
@@ -231,6 +236,7 @@ class PoseNode(LifecycleNode):
         with self._pending_lock:
             self._pending = None
         self._frame_thread.shutdown(wait=True)
+        self._visuals.stop()
         if self._mesh_worker is not None:
             self._mesh_worker.close()
         super().destroy_node()
@@ -358,10 +364,11 @@ class PoseNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _wait_for_frames(self) -> None:
-        """Drop the waiting image and wait until the frame thread is idle."""
+        """Drop the waiting image and wait until the frame thread, then the visuals thread, is idle."""
         with self._pending_lock:
             self._pending = None
         self._frame_thread.submit(lambda: None).result()
+        self._visuals.wait_idle()
 
     def _start_mesh_worker(self, config: MeshConfig, stage: RemoteMeshStage | None = None) -> MeshWorker | None:
         """A worker running the mesh stage `config` asks for (`stage`: its process, already starting); None for
@@ -489,8 +496,9 @@ class PoseNode(LifecycleNode):
         clock.lap("mesh")
         if not self.context.ok():
             return  # shutting down: nothing is published after shutdown begins
-        self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub)
-        clock.lap("publish")  # people, and markers and overlay when someone listens
+        self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub,
+                      beside=outputs is None)  # offline (process_bag): every frame's visuals, in the path
+        clock.lap("publish")  # people (and offline markers and overlay)
         self.counters["frames_processed"] += 1
         if self.get_clock().ros_time_is_active and received_s is not None:  # use_sim_time: stamps are not wall time
             latency_ms = (time.monotonic() - received_s) * 1e3  # receipt to publish, wall clock
@@ -607,17 +615,51 @@ class PoseNode(LifecycleNode):
         people_pub,
         markers_pub,
         overlay_pub,
+        beside: bool = True,
     ) -> None:
+        """people now; markers and overlay (for listeners only) on the visuals thread when `beside`, else now."""
         if not shutdown.may_publish(self):  # stopping: nothing is published any more
             return
         height, width = image_rgb.shape[:2]
         config, threshold = settings.pipeline, settings.keypoint_threshold
         people_pub.publish(people_to_msg(people, header, (width, height), config.mode, config.model_name, threshold))
-        if markers_pub.get_subscription_count() > 0:  # RViz listening: markers are not free (meshes)
+        markers = markers_pub.get_subscription_count() > 0  # RViz listening: markers are not free (meshes)
+        overlay = settings.publish_overlay and overlay_pub.get_subscription_count() > 0
+        if not (markers or overlay):
+            return
+        job = partial(self._publish_visuals, header, image_rgb, people, settings, camera_matrix,
+                      markers_pub if markers else None, overlay_pub if overlay else None)  # fmt: skip
+        if beside:
+            self._visuals.submit(job)
+        else:
+            job()
+
+    def _publish_visuals(
+        self,
+        header: Header,
+        image_rgb: np.ndarray,
+        people: list[Person],
+        settings: FrameSettings,
+        camera_matrix: np.ndarray,
+        markers_pub,
+        overlay_pub,
+    ) -> None:
+        """A frame's markers and overlay, each where given; its time (wall and CPU) goes to the statistics."""
+        if not shutdown.may_publish(self):
+            return
+        started_s, started_cpu_s = time.perf_counter(), time.thread_time()
+        threshold = settings.keypoint_threshold
+        if markers_pub is not None:
             markers = people_to_markers(people, header, camera_matrix, threshold, marker_depth=settings.marker_depth)
             markers_pub.publish(encode_marker_array(markers))  # serialized here: meshes are large point arrays
-        if settings.publish_overlay and overlay_pub.get_subscription_count() > 0:
+        if overlay_pub is not None:
             overlay_pub.publish_rgb(draw_people(image_rgb, people, keypoint_threshold=threshold), header)
+        with self._statistics_lock:
+            self.statistics.on_visuals(time.monotonic(), (time.perf_counter() - started_s) * 1e3,
+                                       (time.thread_time() - started_cpu_s) * 1e3)  # fmt: skip
+
+    def _on_visuals_error(self, error: Exception) -> None:
+        self._log_error("publish_error", f"markers/overlay not published: {type(error).__name__}: {error}")
 
     def _publish_diagnostics(self) -> None:
         if not shutdown.may_publish(self):  # stopping: nothing is published any more
