@@ -61,5 +61,17 @@ def test_stage_times_are_medians_over_the_window_and_a_skipped_stage_counts_as_z
     ]  # fmt: skip
 
 
+def test_markers_and_overlay_time_is_reported_only_while_they_are_built() -> None:
+    stats = FrameStatistics(window_s=10.0)
+    for i, (wall_ms, cpu_ms) in enumerate([(9.0, 2.0), (5.0, 3.0), (6.0, 2.5)]):
+        stats.on_visuals(float(i), wall_ms, cpu_ms)
+    values = {kv.key: kv.value for kv in diagnostics_message(stats, 3.0, _stamp(), "p", "m", "cpu", {}, 1.0)
+              .status[0].values}  # fmt: skip
+    assert (values["visuals_p50_ms"], values["visuals_cpu_p50_ms"]) == ("6.0", "2.5")
+    stats.rates(30.0)  # nobody listened for 10 s: nothing built, nothing reported
+    values = {kv.key for kv in diagnostics_message(stats, 30.0, _stamp(), "p", "m", "cpu", {}, 1.0).status[0].values}
+    assert not {"visuals_p50_ms", "visuals_cpu_p50_ms"} & values
+
+
 def _stamp() -> Time:
     return Time(sec=1)
