@@ -97,7 +97,7 @@ class FrameStatistics:
 
     def stage_medians(self) -> dict[str, float]:
         """Median time (ms) of each frame-path stage over the window (a stage a frame skipped counts as 0 ms
-        there), in path order: where a frame's time goes."""
+        there), in the order they were first seen (the path's): where a frame's time goes."""
         names = list(dict.fromkeys(name for _, _, stages in self._processed for name in stages))
         return {
             name: float(np.median([stages.get(name, 0.0) for _, _, stages in self._processed])) for name in names

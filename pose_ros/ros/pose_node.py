@@ -93,6 +93,7 @@ from pose_ros.ros.transport import ImageOutput, create_image_subscription
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 ERROR_LOG_PERIOD_S = 5.0
+VISUALS_WAIT_S = 5.0  # a lifecycle transition waits this long at most for markers and overlay being published
 # What loading or running a model may raise for bad configuration or files (reported, never fatal).
 MODEL_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError, ImportError)
 DEPTH_ENCODINGS = ("16UC1", "32FC1", "mono16")
@@ -368,7 +369,7 @@ class PoseNode(LifecycleNode):
         with self._pending_lock:
             self._pending = None
         self._frame_thread.submit(lambda: None).result()
-        self._visuals.wait_idle()
+        self._visuals.wait_idle(VISUALS_WAIT_S)
 
     def _start_mesh_worker(self, config: MeshConfig, stage: RemoteMeshStage | None = None) -> MeshWorker | None:
         """A worker running the mesh stage `config` asks for (`stage`: its process, already starting); None for
