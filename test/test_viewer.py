@@ -323,6 +323,32 @@ def test_joints_of_one_size_are_one_point_cloud_with_each_persons_colour() -> No
         assert kinds == ["points"], "the other size's cloud left the scene"
 
 
+def test_the_view_from_the_camera_uses_camera_infos_focal_length() -> None:
+    """A 30 Hz camera_info is kept serialized and read with the status: the page's field of view is the one that
+    fits the image seen with camera_info's fy (not the default fx = fy = max(W, H))."""
+    from sensor_msgs.msg import CameraInfo
+
+    from pose_ros.msg import PersonArray
+    from pose_ros.ros.viewer import fitted_fov_y
+
+    with RosGraph() as ros:
+        viewer = start_viewer(ros, free_port())
+        node = ros.add(Node("camera_and_pose_node", context=ros.context))
+        info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
+        people_pub = node.create_publisher(PersonArray, "people", 10)
+        info, people = CameraInfo(width=768, height=576), PersonArray(image_width=768, image_height=576)
+        info.k[0] = info.k[4] = 400.0
+        expected = fitted_fov_y((768, 576), 400.0, 4 / 3)
+        deadline = time.monotonic() + 10
+        while abs(viewer.server.initial_camera.fov - expected) > 1e-6 and time.monotonic() < deadline:
+            for _ in range(5):  # more camera_info than people, as from a camera
+                info_pub.publish(info)
+            people_pub.publish(people)
+            time.sleep(0.1)
+        assert viewer.server.initial_camera.fov == pytest.approx(expected), "fy 400 from camera_info"
+        assert expected > fitted_fov_y((768, 576), 768.0, 4 / 3) + 0.3  # the default focal length would differ
+
+
 def test_markers_and_overlay_are_taken_only_while_a_page_is_open() -> None:
     """pose_node builds markers and the overlay only for listeners: the viewer listens to them only while a
     browser (here bench.remote_page's client, which connects as viser's page does) has the page open."""

@@ -227,7 +227,7 @@ class PoseViewer(Node):
         elif self.settings.show_overlay:
             self._page_topics["overlay"] = ("overlay", Image)
         self._overlay_key = next((key for key in self._page_topics if key != "markers"), None)
-        self._latest = {key: LatestMessage() for key in ("people", *self._page_topics)}
+        self._latest = {key: LatestMessage() for key in ("people", "camera_info", *self._page_topics)}
         self._diagnostics: dict[str, str] = {}
         self._fy: float | None = None
         self._image_size: tuple[int, int] | None = None
@@ -236,7 +236,8 @@ class PoseViewer(Node):
         self._people: PersonArray | None = None
         self.frames_shown = 0
         self.create_subscription(PersonArray, "people", self._latest["people"].put, VIEWER_QOS, raw=True)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, VIEWER_QOS)
+        # camera_info comes with every camera frame (30 Hz): kept serialized, read with the status (2 Hz)
+        self.create_subscription(CameraInfo, "camera_info", self._latest["camera_info"].put, VIEWER_QOS, raw=True)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._page_subscriptions: dict[str, object] = {}  # key of self._page_topics -> subscription
         self.create_timer(STATUS_PERIOD_S, self._follow_browsers)
@@ -285,10 +286,6 @@ class PoseViewer(Node):
             for subscription in self._page_subscriptions.values():
                 self.destroy_subscription(subscription)
             self._page_subscriptions = {}
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        if msg.k[4] > 0:
-            self._fy = float(msg.k[4])
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -455,6 +452,10 @@ class PoseViewer(Node):
     def _update_status(self) -> None:
         people = self._latest["people"]
         people_data = people.take()  # the status needs the newest only: read twice a second, not every frame
+        camera_info_data = self._latest["camera_info"].take()
+        if camera_info_data is not None:
+            fy = float(deserialize_message(camera_info_data, CameraInfo).k[4])
+            self._fy = fy if fy > 0 else self._fy
         if people_data is not None:
             self._people = deserialize_message(people_data, PersonArray)
             self._update_camera(self._people.image_width, self._people.image_height)
