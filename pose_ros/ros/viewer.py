@@ -11,8 +11,8 @@ joints and body mesh from `markers` (colours by track id, as in RViz), the overl
 panel (pose_node's FPS, latency, mode, model, people) from `people` and `/diagnostics`.
 
 The overlay comes raw (`overlay`), scaled to `overlay_width` and JPEG-encoded here: on pose_node's machine
-the cheapest way (pose_node only draws it and hands over the pixels; encoding a full-size JPEG would cost its
-frame loop ~3 ms a frame). With `overlay_transport: compressed` (a viewer on another computer than pose_node:
+the cheapest way (pose_node only draws it and hands over the pixels; encoding a full-size JPEG would cost it
+~1 ms more a frame). With `overlay_transport: compressed` (a viewer on another computer than pose_node:
 a 15x smaller message over the network) it takes pose_node's `overlay/compressed` and sends the page that JPEG
 as it is, nothing decoded or re-encoded here.
 
