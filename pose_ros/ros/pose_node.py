@@ -154,6 +154,18 @@ class FrameSettings:
         return 1.0 / self.mesh_rate_hz if self.mesh_rate_hz > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class FrameOutput:
+    """What a frame publishes, assembled once: the input header, its pixels (H, W, 3) uint8 RGB, its people,
+    the settings it ran with and the camera matrix (3, 3) its 3D keypoints use."""
+
+    header: Header
+    image_rgb: np.ndarray
+    people: tuple[Person, ...]
+    settings: FrameSettings
+    camera_matrix: np.ndarray
+
+
 def node_executor(context=None) -> SpinSafeExecutor:
     """The executor pose_node needs: several threads, so that services are answered while a parameter set loads
     a model (frames run on the node's own thread either way), without rclpy's busy loop (pose_ros.ros.executor)."""
@@ -497,7 +509,8 @@ class PoseNode(LifecycleNode):
         clock.lap("mesh")
         if not self.context.ok():
             return  # shutting down: nothing is published after shutdown begins
-        self._publish(msg.header, image_rgb, people, settings, camera_matrix, people_pub, markers_pub, overlay_pub,
+        frame = FrameOutput(msg.header, image_rgb, tuple(people), settings, camera_matrix)
+        self._publish(frame, people_pub, markers_pub, overlay_pub,
                       beside=outputs is None)  # offline (process_bag): every frame's visuals, in the path
         clock.lap("publish")  # people (and offline markers and overlay)
         self.counters["frames_processed"] += 1
@@ -606,55 +619,37 @@ class PoseNode(LifecycleNode):
             fields |= {"keypoints_3d": mesh.fit.keypoints_3d, "keypoints_3d_source": "body_model"}
         return replace(person, **fields)
 
-    def _publish(
-        self,
-        header: Header,
-        image_rgb: np.ndarray,
-        people: list[Person],
-        settings: FrameSettings,
-        camera_matrix: np.ndarray,
-        people_pub,
-        markers_pub,
-        overlay_pub,
-        beside: bool = True,
-    ) -> None:
+    def _publish(self, frame: FrameOutput, people_pub, markers_pub, overlay_pub, beside: bool = True) -> None:
         """people now; markers and overlay (for listeners only) on the visuals thread when `beside`, else now."""
         if not shutdown.may_publish(self):  # stopping: nothing is published any more
             return
-        height, width = image_rgb.shape[:2]
-        config, threshold = settings.pipeline, settings.keypoint_threshold
-        people_pub.publish(people_to_msg(people, header, (width, height), config.mode, config.model_name, threshold))
+        height, width = frame.image_rgb.shape[:2]
+        config = frame.settings.pipeline
+        people_pub.publish(people_to_msg(frame.people, frame.header, (width, height), config.mode, config.model_name,
+                                         frame.settings.keypoint_threshold))  # fmt: skip
         markers = markers_pub.get_subscription_count() > 0  # RViz listening: markers are not free (meshes)
-        overlay = settings.publish_overlay and overlay_pub.get_subscription_count() > 0
+        overlay = frame.settings.publish_overlay and overlay_pub.get_subscription_count() > 0
         if not (markers or overlay):
             return
-        job = partial(self._publish_visuals, header, image_rgb, people, settings, camera_matrix,
-                      markers_pub if markers else None, overlay_pub if overlay else None)  # fmt: skip
+        job = partial(self._publish_visuals, frame, markers_pub if markers else None, overlay_pub if overlay else None)
         if beside:
             self._visuals.submit(job)
         else:
             job()
 
-    def _publish_visuals(
-        self,
-        header: Header,
-        image_rgb: np.ndarray,
-        people: list[Person],
-        settings: FrameSettings,
-        camera_matrix: np.ndarray,
-        markers_pub,
-        overlay_pub,
-    ) -> None:
-        """A frame's markers and overlay, each where given; its time (wall and CPU) goes to the statistics."""
+    def _publish_visuals(self, frame: FrameOutput, markers_pub, overlay_pub) -> None:
+        """A frame's markers and overlay, each where a publisher is given; its time (wall, CPU) to the statistics."""
         if not shutdown.may_publish(self):
             return
         started_s, started_cpu_s = time.perf_counter(), time.thread_time()
-        threshold = settings.keypoint_threshold
+        settings, threshold = frame.settings, frame.settings.keypoint_threshold
         if markers_pub is not None:
-            markers = people_to_markers(people, header, camera_matrix, threshold, marker_depth=settings.marker_depth)
+            markers = people_to_markers(frame.people, frame.header, frame.camera_matrix, threshold,
+                                        marker_depth=settings.marker_depth)  # fmt: skip
             markers_pub.publish(encode_marker_array(markers))  # serialized here: meshes are large point arrays
         if overlay_pub is not None:
-            overlay_pub.publish_rgb(draw_people(image_rgb, people, keypoint_threshold=threshold), header)
+            overlay_pub.publish_rgb(draw_people(frame.image_rgb, frame.people, keypoint_threshold=threshold),
+                                    frame.header)  # fmt: skip
         with self._statistics_lock:
             self.statistics.on_visuals(time.monotonic(), (time.perf_counter() - started_s) * 1e3,
                                        (time.thread_time() - started_cpu_s) * 1e3)  # fmt: skip
