@@ -16,9 +16,9 @@ the cheapest way (pose_node only draws it and hands over the pixels; encoding a 
 a 15x smaller message over the network) it takes pose_node's `overlay/compressed` and sends the page that JPEG
 as it is, nothing decoded or re-encoded here.
 
-It cannot slow pose_node down: every subscription is best effort, keep last 1, and takes the serialized
-message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz` times a
-second, and drops the rest. `markers` and `overlay` (which pose_node builds only for subscribers) are
+It cannot slow pose_node down: every subscription to a per-frame topic is best effort, keep last 1, and takes the
+serialized message; a render thread deserializes only the newest message of each topic, at most `max_rate_hz`
+times a second, and drops the rest. `markers` and `overlay` (which pose_node builds only for subscribers) are
 subscribed only while a browser has the page open. With nothing publishing `people`, the page says so and waits.
 """
 
