@@ -68,9 +68,12 @@ def test_markers_and_overlay_time_is_reported_only_while_they_are_built() -> Non
     values = {kv.key: kv.value for kv in diagnostics_message(stats, 3.0, _stamp(), "p", "m", "cpu", {}, 1.0)
               .status[0].values}  # fmt: skip
     assert (values["visuals_p50_ms"], values["visuals_cpu_p50_ms"]) == ("6.0", "2.5")
+    assert values["frames_visuals_skipped"] == "0"
+    skipped = diagnostics_message(stats, 3.0, _stamp(), "p", "m", "cpu", {}, 1.0, visuals_skipped=4).status[0]
+    assert {kv.key: kv.value for kv in skipped.values}["frames_visuals_skipped"] == "4"
     stats.rates(30.0)  # nobody listened for 10 s: nothing built, nothing reported
     values = {kv.key for kv in diagnostics_message(stats, 30.0, _stamp(), "p", "m", "cpu", {}, 1.0).status[0].values}
-    assert not {"visuals_p50_ms", "visuals_cpu_p50_ms"} & values
+    assert not {"visuals_p50_ms", "visuals_cpu_p50_ms", "frames_visuals_skipped"} & values
 
 
 def _stamp() -> Time:

@@ -98,8 +98,9 @@ def test_diagnostics_report_real_numbers(graph, vtest_frames) -> None:
 
 
 def test_the_next_frame_does_not_wait_for_a_frames_markers_and_overlay(graph, vtest_frames, monkeypatch) -> None:
-    """Markers and overlay are built beside the frame path: with drawing made slow, the next frame's people come
-    out before the previous frame's overlay (a frame path that drew them itself would wait for it)."""
+    """Markers and overlay are built beside the frame path, for the newest frame only: with drawing made slow, the
+    next frames' people come out before the first frame's overlay (a frame path that drew them itself would wait
+    for it), and of the two frames that came meanwhile only the newer one gets its overlay."""
     _, node, probe = graph
     arrivals: list[tuple[str, int]] = []
     subscriptions = [
@@ -108,18 +109,21 @@ def test_the_next_frame_does_not_wait_for_a_frames_markers_and_overlay(graph, vt
         for topic, msg_type in (("people", PersonArray), ("overlay", Image))
     ]
     time.sleep(1.0)  # matched
-    monkeypatch.setattr(pose_node_module, "draw_people", lambda *a, **k: (time.sleep(2.0), draw_people(*a, **k))[1])
+    monkeypatch.setattr(pose_node_module, "draw_people", lambda *a, **k: (time.sleep(3.0), draw_people(*a, **k))[1])
+    skipped_before = node._visuals.dropped
     try:
         first = probe.send(bgr_frame(vtest_frames[0], sec=1000))
         probe.outputs(first, topics=("people",))
-        second = probe.send(bgr_frame(vtest_frames[1], sec=1001))
-        probe.outputs(second, topics=("people", "overlay"))  # the second overlay comes last
-        probe.outputs(first, topics=("overlay",))
+        for sec in (1001, 1002):  # while the first overlay is drawn
+            last = probe.send(bgr_frame(vtest_frames[sec - 1000], sec=sec))
+            probe.outputs(last, topics=("people",))
+        probe.outputs(last, topics=("overlay",))  # the last overlay comes last
     finally:
         for subscription in subscriptions:
             probe.destroy_subscription(subscription)
-    order = [event for event in arrivals if event[1] in (1000, 1001)]
-    assert order == [("people", 1000), ("people", 1001), ("overlay", 1000), ("overlay", 1001)], order
+    order = [event for event in arrivals if event[1] in (1000, 1001, 1002)]
+    assert order == [("people", 1000), ("people", 1001), ("people", 1002), ("overlay", 1000), ("overlay", 1002)], order
+    assert node._visuals.dropped == skipped_before + 1  # frame 1001's (frames_visuals_skipped in /diagnostics)
     assert node.statistics.visuals_medians() is not None  # their time, for /diagnostics (visuals_p50_ms)
 
 

@@ -114,8 +114,10 @@ def diagnostics_message(
     errors: dict[str, int],
     latency_warning_ms: float,
     latency_reference: str = LATENCY_FROM_STAMP,
+    visuals_skipped: int = 0,
 ) -> DiagnosticArray:
-    """One DiagnosticStatus for pose_node: OK, WARN when p90 latency exceeds the limit or no input arrives."""
+    """One DiagnosticStatus for pose_node: OK, WARN when p90 latency exceeds the limit or no input arrives.
+    `visuals_skipped`: frames whose markers and overlay were replaced by a newer frame's before being built."""
     input_hz, processed_hz = stats.rates(now_s)
     latency = stats.latency_percentiles()
     status = DiagnosticStatus(name=f"{node_name}: pose estimation", hardware_id=device)
@@ -142,6 +144,8 @@ def diagnostics_message(
     visuals = stats.visuals_medians()
     if visuals is not None:  # markers and overlay, for listeners, beside the frame path
         values |= {"visuals_p50_ms": f"{visuals[0]:.1f}", "visuals_cpu_p50_ms": f"{visuals[1]:.1f}"}
+    if visuals is not None or visuals_skipped:
+        values["frames_visuals_skipped"] = str(visuals_skipped)
     values |= {f"errors_{kind}": str(count) for kind, count in sorted(errors.items())}
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     array = DiagnosticArray(status=[status])

@@ -674,6 +674,7 @@ class PoseNode(LifecycleNode):
                 errors,
                 settings.latency_warning_ms,
                 LATENCY_FROM_RECEIPT if self.get_clock().ros_time_is_active else LATENCY_FROM_STAMP,
+                self._visuals.dropped,
             )
         self._diagnostics_pub.publish(message)
 
