@@ -24,6 +24,9 @@ rounds, the same content in every phase.
 and the first phase runs without pose_viewer at all. Per phase: pose_node's delivered FPS (PersonArrays
 received by this script), the CPU time pose_launcher spends per delivered frame (pose_node's own work, less
 sensitive than FPS to other load on the machine), and the CPU use (% of one core) of pose_viewer and Chromium.
+The summary gives, per kind of open page, the FPS ratio to the closed page of the same round, as measured and
+without the machine's drift: (pose_node's CPU share ratio) x (its time per frame with the work the page adds,
+read from pose_node's /diagnostics: the publish stage and the markers and overlay CPU time).
 
     source scripts/env.sh && python bench/bench_viewer_cost.py                 # default config, CPU
     python bench/bench_viewer_cost.py --rounds 12 --mesh-model none --browsers remote remote-compressed
