@@ -46,6 +46,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import rclpy
 import yaml
@@ -57,6 +58,7 @@ from visualization_msgs.msg import MarkerArray
 
 from pose_ros.core import assets
 from pose_ros.msg import PersonArray
+from pose_ros.ros.diagnostics import stage_times
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
@@ -155,13 +157,35 @@ def measure(counter: Counter, seconds: float, launcher_pid: int, pids: list[int]
     ]
 
 
-def added_ms(counter: Counter, listened: bool = True) -> float:
-    """pose_node's median time (ms) per frame publishing people, plus when markers and overlay were `listened`
-    to, the median CPU time of building and publishing them (beside the frame path): the work a page adds.
-    (Without listeners there are none: the 10 s window of the figures may still hold the previous phase's.)"""
-    values = counter.diagnostics
-    visuals = float(values.get("visuals_cpu_p50_ms", 0.0)) if listened else 0.0
-    return float(values.get("stage_publish_p50_ms", "nan")) + visuals
+class Phase(NamedTuple):
+    """What one phase measured."""
+
+    name: str
+    fps: float  # pose_node's delivered frames per second
+    cpu_ms: float  # pose_launcher's CPU time per delivered frame
+    viewer_cpu: float | None  # % of one core
+    browser_cpu: float | None  # % of one core
+    diagnostics: dict[str, str]  # pose_node's /diagnostics figures at the end of the phase (its last 10 s)
+    listened: bool  # something subscribed to markers and overlay
+
+    @property
+    def cores(self) -> float:
+        """pose_node's CPU share: the cores it got."""
+        return self.fps * self.cpu_ms / 1e3
+
+    @property
+    def added_ms(self) -> float:
+        """pose_node's median time (ms) per frame publishing people, plus, when markers and overlay were listened
+        to, the median CPU time of building and publishing them (beside the frame path): the work a page adds.
+        (Without listeners there are none: the 10 s window of the figures may still hold the previous phase's.)"""
+        visuals = float(self.diagnostics.get("visuals_cpu_p50_ms", 0.0)) if self.listened else 0.0
+        return float(self.diagnostics.get("stage_publish_p50_ms", "nan")) + visuals
+
+    @property
+    def stages(self) -> str:
+        """pose_node's frame-path stage medians, e.g. "decode 1.5 · estimate 152.6 · … ms"."""
+        times = stage_times(self.diagnostics)
+        return " · ".join(f"{name} {ms:.1f}" for name, ms in times.items()) + " ms" if times else "–"
 
 
 def settle(counter: Counter, seconds: float) -> None:
@@ -232,7 +256,7 @@ def main() -> None:
         viewer = jpeg_viewer = None
         rclpy.init()
         counter = Counter()
-        rows = []
+        rows: list[Phase] = []
         try:
             settle(counter, 3.0)
             deadline = time.monotonic() + 120
@@ -242,7 +266,7 @@ def main() -> None:
                 settle(counter, 0.5)
             settle(counter, args.settle_s)
             fps, ms, _ = measure(counter, args.phase_s, launcher.pid, [])
-            rows.append(("no pose_viewer", fps, ms, None, None, added_ms(counter, listened=False)))
+            rows.append(Phase("no pose_viewer", fps, ms, None, None, counter.diagnostics, listened=False))
             viewer = subprocess.Popen(["pose_viewer", "--ros-args", "--params-file", str(params)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if "remote-compressed" in args.browsers:  # a second viewer, idle until its page opens
@@ -258,14 +282,15 @@ def main() -> None:
             def closed() -> None:
                 settle(counter, args.settle_s)
                 fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
-                rows.append(("pose_viewer, page closed", fps, ms, viewer_cpu, None, added_ms(counter, listened=False)))
+                rows.append(Phase("pose_viewer, page closed", fps, ms, viewer_cpu, None, counter.diagnostics,
+                                  listened=False))
 
             def as_rviz() -> None:
                 counter.listen_like_rviz(True)  # what pose_node itself pays for markers + overlay (as for RViz)
                 settle(counter, args.settle_s)
                 fps, ms, (viewer_cpu,) = measure(counter, args.phase_s, launcher.pid, [viewer.pid])
-                rows.append(("page closed, markers + overlay subscribed (as RViz)", fps, ms, viewer_cpu, None,
-                             added_ms(counter)))
+                rows.append(Phase("page closed, markers + overlay subscribed (as RViz)", fps, ms, viewer_cpu, None,
+                                  counter.diagnostics, listened=True))
                 counter.listen_like_rviz(False)
 
             def remote(name: str, viewer_process: subprocess.Popen, viewer_port: int) -> None:
@@ -273,7 +298,7 @@ def main() -> None:
                     settle(counter, args.settle_s)
                     fps, ms, (viewer_cpu, reader_cpu) = measure(counter, args.phase_s, launcher.pid,
                                                                 [viewer_process.pid, reader.pid])  # fmt: skip
-                rows.append((name, fps, ms, viewer_cpu, reader_cpu, added_ms(counter)))
+                rows.append(Phase(name, fps, ms, viewer_cpu, reader_cpu, counter.diagnostics, listened=True))
 
             def chromium(last_round: bool) -> None:
                 # A browser of its own per phase, closed after it: a page navigated away from can stay in
@@ -285,8 +310,8 @@ def main() -> None:
                     settle(counter, args.settle_s)
                     fps, ms, (viewer_cpu, browser_cpu) = measure(counter, args.phase_s, launcher.pid,
                                                                  [viewer.pid, browser.process.pid])  # fmt: skip
-                    rows.append(("pose_viewer, page open in Chromium", fps, ms, viewer_cpu, browser_cpu,
-                                 added_ms(counter)))
+                    rows.append(Phase("pose_viewer, page open in Chromium", fps, ms, viewer_cpu, browser_cpu,
+                                      counter.diagnostics, listened=True))
                     if args.screenshot and last_round:
                         save_screenshot(browser, args.screenshot)
 
@@ -320,27 +345,29 @@ def main() -> None:
           f"overlay_transport {node_parameters['overlay_transport']}, {args.phase_s:.1f} s per phase; "
           f"browser viewport {args.window}, browser priority {args.browser_priority}")
     print("| phase | pose_node FPS | pose_node CPU ms/frame | pose_node cores | publish + visuals ms/frame "
-          "| pose_viewer CPU % | browser CPU % |")
-    print("|---|---|---|---|---|---|---|")
-    for name, fps, ms, viewer_cpu, browser_cpu, publish in rows:
-        cells = [f"{v:.0f}" if v is not None else "–" for v in (viewer_cpu, browser_cpu)]
-        print(f"| {name} | {fps:.2f} | {ms:.0f} | {fps * ms / 1e3:.2f} | {publish:.1f} | {cells[0]} | {cells[1]} |")
+          "| pose_viewer CPU % | browser CPU % | pose_node stages p50 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        cells = [f"{v:.0f}" if v is not None else "–" for v in (row.viewer_cpu, row.browser_cpu)]
+        print(f"| {row.name} | {row.fps:.2f} | {row.cpu_ms:.0f} | {row.cores:.2f} | {row.added_ms:.1f} | {cells[0]} "
+              f"| {cells[1]} | {row.stages} |")
     # Ratios within a round (phases a minute apart share the machine's state; a shared machine drifts 2x over
     # minutes), then the median over rounds. FPS = pose_node's CPU share (cores) / its CPU time per frame: the
     # share is steady, the time per frame drifts with the machine (the same frames took 200-400 ms on one day), so
     # the FPS ratio is also given as (share ratio) x (time-per-frame ratio from the work the page adds to
     # pose_node: publishing, and building markers and overlay, measured in pose_node), which leaves the drift out.
-    closed = [r for r in rows if r[0].endswith("closed")]
+    closed = [r for r in rows if r.name.endswith("closed")]
     for where, suffix in (("in a remote browser", "(stand-in)"), ("remotely, viewer taking the JPEG overlay",
                            "(stand-in, compressed)"), ("in Chromium here", "Chromium"),
                           ("nowhere, markers + overlay subscribed", "(as RViz)")):  # fmt: skip
-        opened = [r for r in rows if r[0].endswith(suffix)]
+        opened = [r for r in rows if r.name.endswith(suffix)]
         if not closed or len(opened) != len(closed):
             continue
-        fps = [o[1] / c[1] for o, c in zip(opened, closed, strict=True)]
-        share = [o[1] * o[2] / (c[1] * c[2]) for o, c in zip(opened, closed, strict=True)]
-        work = [c[2] / (c[2] + o[5] - c[5]) for o, c in zip(opened, closed, strict=True)]
-        added = statistics.median(o[5] - c[5] for o, c in zip(opened, closed, strict=True))
+        pairs = list(zip(opened, closed, strict=True))  # one per round
+        fps = [o.fps / c.fps for o, c in pairs]
+        share = [o.cores / c.cores for o, c in pairs]
+        work = [c.cpu_ms / (c.cpu_ms + o.added_ms - c.added_ms) for o, c in pairs]
+        added = statistics.median(o.added_ms - c.added_ms for o, c in pairs)
         estimate = [a * b for a, b in zip(share, work, strict=True)]
         print(f"page open {where} / page closed, median over {len(fps)} rounds: FPS {statistics.median(fps):.3f} "
               f"({', '.join(f'{r:.2f}' for r in sorted(fps))}); without the drift: CPU share "

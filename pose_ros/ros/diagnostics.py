@@ -104,6 +104,17 @@ class FrameStatistics:
         }
 
 
+def stage_key(name: str) -> str:
+    """The /diagnostics key of a frame-path stage's median time."""
+    return f"stage_{name}_p50_ms"
+
+
+def stage_times(values: dict[str, str]) -> dict[str, float]:
+    """The frame-path stage medians (name -> ms, in path order) in a pose_node status's key/value pairs."""
+    return {key.removeprefix("stage_").removesuffix("_p50_ms"): float(value) for key, value in values.items()
+            if key.startswith("stage_") and key.endswith("_p50_ms")}  # fmt: skip
+
+
 def diagnostics_message(
     stats: FrameStatistics,
     now_s: float,
@@ -140,7 +151,7 @@ def diagnostics_message(
     }
     if latency is not None:
         values |= {f"latency_p{p}_ms": f"{v:.1f}" for p, v in zip((50, 90, 99), latency, strict=True)}
-    values |= {f"stage_{name}_p50_ms": f"{ms:.1f}" for name, ms in stats.stage_medians().items()}
+    values |= {stage_key(name): f"{ms:.1f}" for name, ms in stats.stage_medians().items()}
     visuals = stats.visuals_medians()
     if visuals is not None:  # markers and overlay, for listeners, beside the frame path
         values |= {"visuals_p50_ms": f"{visuals[0]:.1f}", "visuals_cpu_p50_ms": f"{visuals[1]:.1f}"}

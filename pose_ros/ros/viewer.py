@@ -44,6 +44,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pose_ros.msg import PersonArray
+from pose_ros.ros.diagnostics import stage_times
 from pose_ros.ros.image_conversion import ImageConversionError, message_to_rgb8, viewable_jpeg
 from pose_ros.ros.marker_wire import WireMarker, decode_marker_array
 from pose_ros.ros.parameters import ParameterSpec, declare_specs
@@ -222,11 +223,13 @@ class PoseViewer(Node):
         # markers and overlay cost pose_node work (it builds them only for subscribers): taken only while a
         # browser shows the page (see _follow_browsers). Key -> (topic, type); the overlay in the configured form.
         self._page_topics: dict[str, tuple[str, type]] = {"markers": ("markers", MarkerArray)}
+        self._overlay_key: str | None = None
         if self.settings.show_overlay and self.settings.overlay_transport == "compressed":
-            self._page_topics["overlay/compressed"] = (transport_topic(self, "overlay", "compressed"), CompressedImage)
+            self._overlay_key = "overlay/compressed"
+            self._page_topics[self._overlay_key] = (transport_topic(self, "overlay", "compressed"), CompressedImage)
         elif self.settings.show_overlay:
-            self._page_topics["overlay"] = ("overlay", Image)
-        self._overlay_key = next((key for key in self._page_topics if key != "markers"), None)
+            self._overlay_key = "overlay"
+            self._page_topics[self._overlay_key] = ("overlay", Image)
         self._latest = {key: LatestMessage() for key in ("people", "camera_info", *self._page_topics)}
         self._diagnostics: dict[str, str] = {}
         self._fy: float | None = None
@@ -486,10 +489,9 @@ class PoseViewer(Node):
             state["fps"] = f"{rates[0]} (input {rates[1]})"
             if "latency_p50_ms" in diagnostics:
                 state["latency"] = f"{diagnostics['latency_p50_ms']} ms (p90 {diagnostics.get('latency_p90_ms', '?')})"
-            stages = [(key.removeprefix("stage_").removesuffix("_p50_ms"), float(value))
-                      for key, value in diagnostics.items() if key.startswith("stage_") and key.endswith("_p50_ms")]
+            stages = stage_times(diagnostics)
             if stages:  # where pose_node's time goes; stages under 0.5 ms left out
-                state["stages"] = " · ".join(f"{name} {ms:.0f}" for name, ms in stages if ms >= 0.5) + " ms"
+                state["stages"] = " · ".join(f"{name} {ms:.0f}" for name, ms in stages.items() if ms >= 0.5) + " ms"
             if "model" not in state and "model" in diagnostics:
                 state["mode"], _, state["model"] = diagnostics["model"].partition("/")
         content = status_markdown(state)
